@@ -1,0 +1,87 @@
+//! Checks every invariant of DESIGN.md in the database. Tests run it after
+//! each scenario; `holdfast-server audit` runs it for operators.
+
+use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement};
+
+use crate::error::DomainResult;
+
+/// One broken invariant, naming the rows that break it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub invariant: &'static str,
+    pub rows: Vec<String>,
+}
+
+/// Each invariant, and the query that lists the rows breaking it.
+const CHECKS: &[(&str, &str)] = &[
+    (
+        "a RESERVED property has exactly one ACTIVE reservation, by its holder, ending at its reserved_until",
+        "SELECT 'property ' || p.id::text AS row FROM property p \
+         WHERE p.status = 'RESERVED' AND ( \
+           (SELECT count(*) FROM reservation r WHERE r.property_id = p.id AND r.status = 'ACTIVE') <> 1 \
+           OR NOT EXISTS (SELECT 1 FROM reservation r WHERE r.property_id = p.id AND r.status = 'ACTIVE' \
+             AND r.agent_id = p.reserved_by_id AND r.expires_at = p.reserved_until))",
+    ),
+    (
+        "an ACTIVE reservation's property is RESERVED",
+        "SELECT 'reservation ' || r.id::text AS row FROM reservation r JOIN property p ON p.id = r.property_id \
+         WHERE r.status = 'ACTIVE' AND p.status <> 'RESERVED'",
+    ),
+    (
+        "a SOLD property has exactly one CONVERTED reservation",
+        "SELECT 'property ' || p.id::text AS row FROM property p WHERE p.status = 'SOLD' \
+         AND (SELECT count(*) FROM reservation r WHERE r.property_id = p.id AND r.status = 'CONVERTED') <> 1",
+    ),
+    (
+        "a CONVERTED reservation's property is SOLD",
+        "SELECT 'reservation ' || r.id::text AS row FROM reservation r JOIN property p ON p.id = r.property_id \
+         WHERE r.status = 'CONVERTED' AND p.status <> 'SOLD'",
+    ),
+    (
+        "a property's holds never overlap in time",
+        "SELECT 'reservation ' || a.id::text || ' and ' || b.id::text AS row \
+         FROM reservation a JOIN reservation b ON a.property_id = b.property_id AND a.id < b.id \
+         WHERE tstzrange(a.created_at, LEAST(a.expires_at, COALESCE(a.ended_at, a.expires_at))) \
+            && tstzrange(b.created_at, LEAST(b.expires_at, COALESCE(b.ended_at, b.expires_at)))",
+    ),
+    (
+        "an ended reservation records when it ended, after it began",
+        "SELECT 'reservation ' || r.id::text AS row FROM reservation r \
+         WHERE r.status <> 'ACTIVE' AND (r.ended_at IS NULL OR r.ended_at < r.created_at)",
+    ),
+    (
+        "an EXPIRED reservation ended no earlier than its expiry, by a job, the sweep or a takeover",
+        "SELECT 'reservation ' || r.id::text AS row FROM reservation r WHERE r.status = 'EXPIRED' \
+         AND (r.ended_at < r.expires_at OR r.end_source NOT IN ('job', 'sweep', 'takeover'))",
+    ),
+    (
+        "a reservation, its property and its agent are in one workspace",
+        "SELECT 'reservation ' || r.id::text AS row FROM reservation r \
+         JOIN property p ON p.id = r.property_id JOIN app_user u ON u.id = r.agent_id \
+         WHERE p.workspace_id <> r.workspace_id OR u.workspace_id <> r.workspace_id",
+    ),
+];
+
+/// Every invariant that does not hold, with up to 20 offending rows each.
+pub async fn audit(db: &impl ConnectionTrait) -> DomainResult<Vec<Violation>> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        row: String,
+    }
+    let mut violations = Vec::new();
+    for (invariant, sql) in CHECKS {
+        let rows = Row::find_by_statement(Statement::from_string(
+            DbBackend::Postgres,
+            format!("{sql} LIMIT 20"),
+        ))
+        .all(db)
+        .await?;
+        if !rows.is_empty() {
+            violations.push(Violation {
+                invariant,
+                rows: rows.into_iter().map(|r| r.row).collect(),
+            });
+        }
+    }
+    Ok(violations)
+}

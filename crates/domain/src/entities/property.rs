@@ -1,0 +1,43 @@
+use sea_orm::entity::prelude::*;
+
+use crate::ids::{ProjectId, PropertyId, UserId, WorkspaceId};
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "property")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: PropertyId,
+    pub workspace_id: WorkspaceId,
+    pub project_id: ProjectId,
+    pub code: String,
+    pub status: PropertyStatus,
+    pub reserved_by_id: Option<UserId>,
+    pub reserved_until: Option<DateTimeUtc>,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+pub enum PropertyStatus {
+    #[sea_orm(string_value = "AVAILABLE")]
+    Available,
+    #[sea_orm(string_value = "RESERVED")]
+    Reserved,
+    #[sea_orm(string_value = "SOLD")]
+    Sold,
+}
+
+impl PropertyStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PropertyStatus::Available => "AVAILABLE",
+            PropertyStatus::Reserved => "RESERVED",
+            PropertyStatus::Sold => "SOLD",
+        }
+    }
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,82 @@
+use sea_orm::entity::prelude::*;
+
+use crate::ids::{PropertyId, ReservationId, UserId, WorkspaceId};
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "reservation")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: ReservationId,
+    pub workspace_id: WorkspaceId,
+    pub property_id: PropertyId,
+    pub agent_id: UserId,
+    pub status: ReservationStatus,
+    pub created_at: DateTimeUtc,
+    pub expires_at: DateTimeUtc,
+    pub ended_at: Option<DateTimeUtc>,
+    pub ended_by_id: Option<UserId>,
+    pub end_source: Option<EndSource>,
+    pub extension_count: i32,
+    pub version: i32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+pub enum ReservationStatus {
+    /// Holds its property right now.
+    #[sea_orm(string_value = "ACTIVE")]
+    Active,
+    /// Ended early by its agent or a manager.
+    #[sea_orm(string_value = "RELEASED")]
+    Released,
+    /// Ran out of time.
+    #[sea_orm(string_value = "EXPIRED")]
+    Expired,
+    /// Became a sale.
+    #[sea_orm(string_value = "CONVERTED")]
+    Converted,
+}
+
+impl ReservationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReservationStatus::Active => "ACTIVE",
+            ReservationStatus::Released => "RELEASED",
+            ReservationStatus::Expired => "EXPIRED",
+            ReservationStatus::Converted => "CONVERTED",
+        }
+    }
+}
+
+/// What ended a reservation; also the `source` label of the releases metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+pub enum EndSource {
+    #[sea_orm(string_value = "agent")]
+    Agent,
+    #[sea_orm(string_value = "manager")]
+    Manager,
+    #[sea_orm(string_value = "job")]
+    Job,
+    #[sea_orm(string_value = "sweep")]
+    Sweep,
+    #[sea_orm(string_value = "takeover")]
+    Takeover,
+}
+
+impl EndSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndSource::Agent => "agent",
+            EndSource::Manager => "manager",
+            EndSource::Job => "job",
+            EndSource::Sweep => "sweep",
+            EndSource::Takeover => "takeover",
+        }
+    }
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

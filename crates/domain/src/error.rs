@@ -1,0 +1,162 @@
+//! The domain's one error type. Every failure of a domain operation is one of
+//! these; the server maps them to GraphQL codes in one place.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{DbErr, RuntimeErr};
+
+use crate::entities::{PropertyStatus, ReservationStatus};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DomainError {
+    /// No such object in the caller's workspace.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+
+    /// The caller's role (or ownership) does not allow this.
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+
+    /// Bad input: a name too long, a duplicate code, too many items.
+    #[error("{0}")]
+    InvalidInput(String),
+
+    /// The property is held or sold.
+    #[error("{}", unavailable_message(*status, *reserved_until))]
+    PropertyUnavailable {
+        status: PropertyStatus,
+        reserved_until: Option<DateTime<Utc>>,
+    },
+
+    /// Release, extend or convert of a reservation that has ended.
+    #[error("the reservation is no longer active (it is {})", status.as_str())]
+    ReservationNotActive { status: ReservationStatus },
+
+    /// The agent holds as many reservations as allowed.
+    #[error("the agent already holds {limit} active reservations, the most allowed")]
+    ReservationLimitReached { limit: u32 },
+
+    /// The reservation was extended as often as allowed.
+    #[error("the reservation was already extended {limit} times, the most allowed")]
+    ExtensionLimitReached { limit: u32 },
+
+    /// A lock could not be had in time; safe to retry.
+    #[error("the property is busy, try again")]
+    Busy,
+
+    /// PostgreSQL cannot be reached.
+    #[error("the database is unavailable")]
+    Unavailable(#[source] DbErr),
+
+    /// Anything else: logged with its cause, never shown to a client.
+    #[error("internal error: {0}")]
+    Internal(#[source] DbErr),
+}
+
+fn unavailable_message(status: PropertyStatus, until: Option<DateTime<Utc>>) -> String {
+    match (status, until) {
+        (PropertyStatus::Reserved, Some(until)) => {
+            format!("the property is RESERVED until {}", until.to_rfc3339())
+        }
+        (status, _) => format!("the property is {}", status.as_str()),
+    }
+}
+
+/// PostgreSQL error codes the domain tells apart.
+mod sqlstate {
+    pub const LOCK_NOT_AVAILABLE: &str = "55P03";
+    pub const DEADLOCK_DETECTED: &str = "40P01";
+    pub const SERIALIZATION_FAILURE: &str = "40001";
+    pub const QUERY_CANCELED: &str = "57014";
+    pub const UNIQUE_VIOLATION: &str = "23505";
+    pub const CHECK_VIOLATION: &str = "23514";
+    /// Class 08 (connection exception) and 57P01..57P03 (shutdown, cannot connect now).
+    pub fn is_connection(code: &str) -> bool {
+        code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
+    }
+}
+
+/// The SQLSTATE of a database error, if the error came from PostgreSQL.
+pub fn sqlstate(err: &DbErr) -> Option<String> {
+    let runtime = match err {
+        DbErr::Exec(e) | DbErr::Query(e) | DbErr::Conn(e) => e,
+        _ => return None,
+    };
+    match runtime {
+        RuntimeErr::SqlxError(e) => e
+            .as_database_error()
+            .and_then(|d| d.code())
+            .map(|c| c.into_owned()),
+        _ => None,
+    }
+}
+
+/// The name of the constraint a database error broke, if any.
+pub fn constraint(err: &DbErr) -> Option<String> {
+    let runtime = match err {
+        DbErr::Exec(e) | DbErr::Query(e) => e,
+        _ => return None,
+    };
+    match runtime {
+        RuntimeErr::SqlxError(e) => e
+            .as_database_error()
+            .and_then(|d| d.constraint())
+            .map(str::to_owned),
+        _ => None,
+    }
+}
+
+pub fn is_unique_violation(err: &DbErr) -> bool {
+    sqlstate(err).as_deref() == Some(sqlstate::UNIQUE_VIOLATION)
+}
+
+pub fn is_check_violation(err: &DbErr) -> bool {
+    sqlstate(err).as_deref() == Some(sqlstate::CHECK_VIOLATION)
+}
+
+fn is_connection_failure(err: &DbErr) -> bool {
+    if let Some(code) = sqlstate(err) {
+        return sqlstate::is_connection(&code);
+    }
+    match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => matches!(
+            e.as_ref(),
+            sea_orm::sqlx::Error::Io(_)
+                | sea_orm::sqlx::Error::Tls(_)
+                | sea_orm::sqlx::Error::PoolTimedOut
+                | sea_orm::sqlx::Error::PoolClosed
+                | sea_orm::sqlx::Error::WorkerCrashed
+        ),
+        _ => false,
+    }
+}
+
+impl From<DbErr> for DomainError {
+    /// Lock timeouts and deadlocks are `Busy` (retry), lost connections are
+    /// `Unavailable`; everything else is internal.
+    fn from(err: DbErr) -> Self {
+        match sqlstate(&err).as_deref() {
+            Some(
+                sqlstate::LOCK_NOT_AVAILABLE
+                | sqlstate::DEADLOCK_DETECTED
+                | sqlstate::SERIALIZATION_FAILURE
+                | sqlstate::QUERY_CANCELED,
+            ) => return DomainError::Busy,
+            _ => {}
+        }
+        if is_connection_failure(&err) {
+            DomainError::Unavailable(err)
+        } else {
+            DomainError::Internal(err)
+        }
+    }
+}
+
+impl DomainError {
+    /// Whether trying the same operation again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, DomainError::Busy | DomainError::Unavailable(_))
+    }
+}
+
+pub type DomainResult<T> = Result<T, DomainError>;

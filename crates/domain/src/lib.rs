@@ -1,0 +1,17 @@
+//! The domain of holdfast: entities, the reservation rules and the locking
+//! repository. No HTTP, no GraphQL, no job queue: the server and the worker
+//! build on this crate and meet in PostgreSQL.
+
+pub mod audit;
+pub mod db;
+pub mod directory;
+pub mod entities;
+pub mod error;
+pub mod ids;
+pub mod job;
+pub mod reads;
+pub mod reservations;
+
+pub use error::{DomainError, DomainResult};
+pub use ids::{ProjectId, PropertyId, ReservationId, UserId, WorkspaceId};
+pub use reservations::{Actor, Policy};

@@ -1,0 +1,324 @@
+//! Reads, always as of the database's now: they select from the `property_now`
+//! and `reservation_now` views (see the first migration) under the tables'
+//! names, so a lapsed hold reads AVAILABLE / EXPIRED whether or not the release
+//! job or the sweep has run yet. Every read is filtered by workspace.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Alias;
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, Order,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Statement,
+};
+
+use crate::entities::{
+    PropertyStatus, ReservationStatus, project, property, reservation, user, workspace,
+};
+use crate::error::DomainResult;
+use crate::ids::{ProjectId, PropertyId, ReservationId, UserId, WorkspaceId};
+
+/// Pages are at most this long, whatever the caller asks.
+pub const MAX_PAGE: u64 = 100;
+
+/// `SELECT ... FROM <view> AS <table>`: the entity's own query, so its column
+/// names and filters apply, reading the as-of-now view instead of the table.
+fn from_view<E: EntityTrait>(view: &str, table: &str) -> Select<E> {
+    let mut select = E::find();
+    QueryTrait::query(&mut select)
+        .from_clear()
+        .from_as(Alias::new(view), Alias::new(table));
+    select
+}
+
+/// Properties as of now.
+pub fn properties_now() -> Select<property::Entity> {
+    from_view("property_now", "property")
+}
+
+/// Reservations as of now.
+pub fn reservations_now() -> Select<reservation::Entity> {
+    from_view("reservation_now", "reservation")
+}
+
+pub async fn workspace(
+    db: &impl ConnectionTrait,
+    id: WorkspaceId,
+) -> DomainResult<Option<workspace::Model>> {
+    Ok(workspace::Entity::find_by_id(id).one(db).await?)
+}
+
+pub async fn user(
+    db: &impl ConnectionTrait,
+    ws: WorkspaceId,
+    id: UserId,
+) -> DomainResult<Option<user::Model>> {
+    Ok(user::Entity::find_by_id(id)
+        .filter(user::Column::WorkspaceId.eq(ws))
+        .one(db)
+        .await?)
+}
+
+pub async fn users_by_ids(
+    db: &impl ConnectionTrait,
+    ws: WorkspaceId,
+    ids: impl IntoIterator<Item = UserId>,
+) -> DomainResult<Vec<user::Model>> {
+    Ok(user::Entity::find()
+        .filter(user::Column::WorkspaceId.eq(ws))
+        .filter(user::Column::Id.is_in(ids))
+        .all(db)
+        .await?)
+}
+
+/// Every user of the workspace, by name.
+pub async fn users(db: &impl ConnectionTrait, ws: WorkspaceId) -> DomainResult<Vec<user::Model>> {
+    Ok(user::Entity::find()
+        .filter(user::Column::WorkspaceId.eq(ws))
+        .order_by_asc(user::Column::Name)
+        .order_by_asc(user::Column::Id)
+        .all(db)
+        .await?)
+}
+
+pub async fn projects_by_ids(
+    db: &impl ConnectionTrait,
+    ws: WorkspaceId,
+    ids: impl IntoIterator<Item = ProjectId>,
+) -> DomainResult<Vec<project::Model>> {
+    Ok(project::Entity::find()
+        .filter(project::Column::WorkspaceId.eq(ws))
+        .filter(project::Column::Id.is_in(ids))
+        .all(db)
+        .await?)
+}
+
+/// Projects in creation order (ids are time-ordered), after the cursor `after`.
+pub async fn projects_page(
+    db: &impl ConnectionTrait,
+    ws: WorkspaceId,
+    after: Option<ProjectId>,
+    limit: u64,
+) -> DomainResult<Vec<project::Model>> {
+    let mut q = project::Entity::find().filter(project::Column::WorkspaceId.eq(ws));
+    if let Some(after) = after {
+        q = q.filter(project::Column::Id.gt(after));
+    }
+    Ok(q.order_by_asc(project::Column::Id)
+        .limit(limit.min(MAX_PAGE + 1))
+        .all(db)
+        .await?)
+}
+
+pub async fn properties_by_ids(
+    db: &impl ConnectionTrait,
+    ws: WorkspaceId,
+    ids: impl IntoIterator<Item = PropertyId>,
+) -> DomainResult<Vec<property::Model>> {
+    Ok(properties_now()
+        .filter(property::Column::WorkspaceId.eq(ws))
+        .filter(property::Column::Id.is_in(ids))
+        .all(db)
+        .await?)
+}
+
+/// Which properties a page lists.
+#[derive(Debug, Clone, Default)]
+pub struct PropertyFilter {
+    pub project_id: Option<ProjectId>,
+    pub status: Option<PropertyStatus>,
+}
+
+/// Properties in code order (then id), after the cursor `(code, id)`.
+pub async fn properties_page(
+    db: &impl ConnectionTrait,
+    ws: WorkspaceId,
+    filter: &PropertyFilter,
+    after: Option<(String, PropertyId)>,
+    limit: u64,
+) -> DomainResult<Vec<property::Model>> {
+    let mut q = properties_now().filter(property::Column::WorkspaceId.eq(ws));
+    if let Some(project) = filter.project_id {
+        q = q.filter(property::Column::ProjectId.eq(project));
+    }
+    if let Some(status) = filter.status {
+        q = q.filter(property::Column::Status.eq(status));
+    }
+    if let Some((code, id)) = after {
+        q = q.filter(
+            Condition::any()
+                .add(property::Column::Code.gt(code.clone()))
+                .add(
+                    Condition::all()
+                        .add(property::Column::Code.eq(code))
+                        .add(property::Column::Id.gt(id)),
+                ),
+        );
+    }
+    Ok(q.order_by(property::Column::Code, Order::Asc)
+        .order_by(property::Column::Id, Order::Asc)
+        .limit(limit.min(MAX_PAGE + 1))
+        .all(db)
+        .await?)
+}
+
+pub async fn reservations_by_ids(
+    db: &impl ConnectionTrait,
+    ws: WorkspaceId,
+    ids: impl IntoIterator<Item = ReservationId>,
+) -> DomainResult<Vec<reservation::Model>> {
+    Ok(reservations_now()
+        .filter(reservation::Column::WorkspaceId.eq(ws))
+        .filter(reservation::Column::Id.is_in(ids))
+        .all(db)
+        .await?)
+}
+
+/// Which reservations a page lists.
+#[derive(Debug, Clone, Default)]
+pub struct ReservationFilter {
+    pub property_id: Option<PropertyId>,
+    pub agent_id: Option<UserId>,
+    pub status: Option<ReservationStatus>,
+}
+
+/// Reservations newest first, after (that is, older than) the cursor
+/// `(created_at, id)`.
+pub async fn reservations_page(
+    db: &impl ConnectionTrait,
+    ws: WorkspaceId,
+    filter: &ReservationFilter,
+    after: Option<(DateTime<Utc>, ReservationId)>,
+    limit: u64,
+) -> DomainResult<Vec<reservation::Model>> {
+    let mut q = reservations_now().filter(reservation::Column::WorkspaceId.eq(ws));
+    if let Some(p) = filter.property_id {
+        q = q.filter(reservation::Column::PropertyId.eq(p));
+    }
+    if let Some(a) = filter.agent_id {
+        q = q.filter(reservation::Column::AgentId.eq(a));
+    }
+    if let Some(s) = filter.status {
+        q = q.filter(reservation::Column::Status.eq(s));
+    }
+    if let Some((created_at, id)) = after {
+        q = q.filter(
+            Condition::any()
+                .add(reservation::Column::CreatedAt.lt(created_at))
+                .add(
+                    Condition::all()
+                        .add(reservation::Column::CreatedAt.eq(created_at))
+                        .add(reservation::Column::Id.lt(id)),
+                ),
+        );
+    }
+    Ok(q.order_by(reservation::Column::CreatedAt, Order::Desc)
+        .order_by(reservation::Column::Id, Order::Desc)
+        .limit(limit.min(MAX_PAGE + 1))
+        .all(db)
+        .await?)
+}
+
+/// The reservations that hold a property right now, of these agents.
+pub async fn active_reservations_of_agents(
+    db: &impl ConnectionTrait,
+    ws: WorkspaceId,
+    agents: impl IntoIterator<Item = UserId>,
+) -> DomainResult<Vec<reservation::Model>> {
+    Ok(reservations_now()
+        .filter(reservation::Column::WorkspaceId.eq(ws))
+        .filter(reservation::Column::AgentId.is_in(agents))
+        .filter(reservation::Column::Status.eq(ReservationStatus::Active))
+        .order_by(reservation::Column::CreatedAt, Order::Desc)
+        .all(db)
+        .await?)
+}
+
+/// The reservation that holds each of these properties right now, if any.
+pub async fn active_reservations_of_properties(
+    db: &impl ConnectionTrait,
+    ws: WorkspaceId,
+    properties: impl IntoIterator<Item = PropertyId>,
+) -> DomainResult<Vec<reservation::Model>> {
+    Ok(reservations_now()
+        .filter(reservation::Column::WorkspaceId.eq(ws))
+        .filter(reservation::Column::PropertyId.is_in(properties))
+        .filter(reservation::Column::Status.eq(ReservationStatus::Active))
+        .all(db)
+        .await?)
+}
+
+/// A project's plots by their status as of now. Computed on every read, never
+/// stored: a stored counter drifts, and would make every reservation of a
+/// project queue on one row.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromQueryResult)]
+pub struct PlotCounts {
+    pub total: i64,
+    pub available: i64,
+    pub reserved: i64,
+    pub sold: i64,
+}
+
+pub async fn plot_counts(
+    db: &impl ConnectionTrait,
+    ws: WorkspaceId,
+    projects: &[ProjectId],
+) -> DomainResult<HashMap<ProjectId, PlotCounts>> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        project_id: ProjectId,
+        total: i64,
+        available: i64,
+        reserved: i64,
+        sold: i64,
+    }
+    if projects.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let placeholders: Vec<String> = (2..projects.len() + 2).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT project_id, count(*) AS total, \
+           count(*) FILTER (WHERE status = 'AVAILABLE' \
+             OR (status = 'RESERVED' AND reserved_until <= now())) AS available, \
+           count(*) FILTER (WHERE status = 'RESERVED' AND reserved_until > now()) AS reserved, \
+           count(*) FILTER (WHERE status = 'SOLD') AS sold \
+         FROM property WHERE workspace_id = $1 AND project_id IN ({}) GROUP BY project_id",
+        placeholders.join(", ")
+    );
+    let values = std::iter::once(ws.0.into()).chain(projects.iter().map(|p| p.0.into()));
+    let rows = Row::find_by_statement(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        sql,
+        values,
+    ))
+    .all(db)
+    .await?;
+    let mut out: HashMap<ProjectId, PlotCounts> = projects
+        .iter()
+        .map(|p| (*p, PlotCounts::default()))
+        .collect();
+    for r in rows {
+        out.insert(
+            r.project_id,
+            PlotCounts {
+                total: r.total,
+                available: r.available,
+                reserved: r.reserved,
+                sold: r.sold,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// The database's clock: the one "now" of holdfast.
+pub async fn db_now(db: &impl ConnectionTrait) -> DomainResult<DateTime<Utc>> {
+    let row = db
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT clock_timestamp() AS now",
+        ))
+        .await?
+        .ok_or_else(|| sea_orm::DbErr::Custom("no row from clock_timestamp()".into()))?;
+    Ok(row.try_get("", "now")?)
+}

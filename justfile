@@ -1,0 +1,36 @@
+# holdfast: `just` lists the recipes.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+default:
+    @just --list
+
+# Run the service with demo data: migrate, seed a demo workspace, start the worker and the server (GraphiQL ready)
+dev: services
+    scripts/dev.sh
+
+# Make sure PostgreSQL and Redis are running (local servers, or docker compose)
+services:
+    scripts/services.sh
+
+# Create the database if needed and apply every pending migration
+migrate: services
+    cargo run -q --bin holdfast-server -- migrate
+
+# Run the whole test suite (needs PostgreSQL and Redis; starts them if it can)
+test: services
+    cargo nextest run --workspace --profile ci
+
+# Format, lint (warnings are errors) and test
+check:
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets -- -D warnings
+    just test
+
+# Benchmarks and load test (see docs/BENCHMARKS.md)
+bench: services
+    scripts/bench.sh
+
+# Write the server's GraphQL SDL to schema.graphql
+schema:
+    cargo run -q --bin holdfast-server -- print-schema > schema.graphql
