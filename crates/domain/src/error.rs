@@ -135,14 +135,14 @@ impl From<DbErr> for DomainError {
     /// Lock timeouts and deadlocks are `Busy` (retry), lost connections are
     /// `Unavailable`; everything else is internal.
     fn from(err: DbErr) -> Self {
-        match sqlstate(&err).as_deref() {
-            Some(
-                sqlstate::LOCK_NOT_AVAILABLE
-                | sqlstate::DEADLOCK_DETECTED
-                | sqlstate::SERIALIZATION_FAILURE
-                | sqlstate::QUERY_CANCELED,
-            ) => return DomainError::Busy,
-            _ => {}
+        if let Some(
+            sqlstate::LOCK_NOT_AVAILABLE
+            | sqlstate::DEADLOCK_DETECTED
+            | sqlstate::SERIALIZATION_FAILURE
+            | sqlstate::QUERY_CANCELED,
+        ) = sqlstate(&err).as_deref()
+        {
+            return DomainError::Busy;
         }
         if is_connection_failure(&err) {
             DomainError::Unavailable(err)

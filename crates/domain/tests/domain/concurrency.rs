@@ -120,15 +120,15 @@ async fn many_agents_racing_over_many_plots_never_double_book_or_exceed_the_limi
                     Err(e) => panic!("unexpected error: {e:?}"),
                 };
                 *outcomes.entry(outcome).or_default() += 1;
-                if held.len() == 2 || round % 3 == 2 {
-                    if let Some(id) = held.pop() {
-                        let ended = if round % 10 == 9 {
-                            reservations::convert(&conn, &agent, id).await
-                        } else {
-                            reservations::release(&conn, &agent, id).await
-                        };
-                        ended.expect("end own active hold");
-                    }
+                if (held.len() == 2 || round % 3 == 2)
+                    && let Some(id) = held.pop()
+                {
+                    let ended = if round % 10 == 9 {
+                        reservations::convert(&conn, &agent, id).await
+                    } else {
+                        reservations::release(&conn, &agent, id).await
+                    };
+                    ended.expect("end own active hold");
                 }
             }
             outcomes
