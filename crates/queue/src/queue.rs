@@ -1,0 +1,187 @@
+//! `ReleaseQueue`: a handle on one release-job queue, shared by every request
+//! of the server and by the worker. It connects lazily and bounds every call,
+//! so a Redis outage makes a call fail fast instead of hanging a request.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use apalis::prelude::{TaskBuilder, TaskId};
+use apalis_redis::{Config, ConnectionManager, RedisStorage};
+use chrono::{DateTime, Utc};
+use holdfast_domain::job::ReleaseReservation;
+use redis::aio::ConnectionManagerConfig;
+use tokio::sync::OnceCell;
+
+use crate::QueueError;
+use crate::storage::{ReleaseStorage, storage_config, validate_queue_name};
+
+/// How long `schedule` and `ping` may take, connecting included.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+
+#[derive(Clone)]
+pub struct ReleaseQueue {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: redis::Client,
+    queue_name: String,
+    config: Config,
+    timeout: Duration,
+    /// Made on first use: `new` must not need Redis, nor a runtime.
+    conn: OnceCell<ConnectionManager>,
+}
+
+impl std::fmt::Debug for ReleaseQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReleaseQueue")
+            .field("queue", &self.inner.queue_name)
+            .field("timeout", &self.inner.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReleaseQueue {
+    /// Connects lazily: fails only on a malformed URL or queue name, never
+    /// because Redis is down.
+    pub fn new(redis_url: &str, queue_name: &str) -> Result<Self, QueueError> {
+        validate_queue_name(queue_name)?;
+        let client = redis::Client::open(redis_url).map_err(QueueError::InvalidUrl)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                client,
+                queue_name: queue_name.to_owned(),
+                config: storage_config(queue_name),
+                timeout: DEFAULT_TIMEOUT,
+                conn: OnceCell::new(),
+            }),
+        })
+    }
+
+    /// The same queue with another bound on `schedule` and `ping`.
+    pub fn with_timeout(self, timeout: Duration) -> Self {
+        let inner = &self.inner;
+        Self {
+            inner: Arc::new(Inner {
+                client: inner.client.clone(),
+                queue_name: inner.queue_name.clone(),
+                config: inner.config.clone(),
+                timeout,
+                conn: inner.conn.clone(),
+            }),
+        }
+    }
+
+    pub fn queue_name(&self) -> &str {
+        &self.inner.queue_name
+    }
+
+    /// The apalis-redis configuration of this queue.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The shared, self-reconnecting connection. Creating it does no I/O; the
+    /// first command connects.
+    pub async fn connection(&self) -> Result<ConnectionManager, QueueError> {
+        let conn = self
+            .inner
+            .conn
+            .get_or_try_init(|| async {
+                // Fail fast and let the caller retry: a request or a poll must
+                // not wait through a long reconnect back-off.
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(Duration::from_secs(1)))
+                    .set_response_timeout(Some(Duration::from_secs(2)))
+                    .set_number_of_retries(2)
+                    .set_max_delay(Duration::from_millis(500));
+                ConnectionManager::new_lazy_with_config(self.inner.client.clone(), config)
+            })
+            .await?;
+        Ok(conn.clone())
+    }
+
+    /// The apalis-redis storage the worker consumes this queue through.
+    pub async fn storage(&self) -> Result<ReleaseStorage, QueueError> {
+        Ok(RedisStorage::new(self.connection().await?).with_config(self.inner.config.clone()))
+    }
+
+    /// Schedules the job to run at `due`, rounded up to the next whole second
+    /// (the queue's resolution) so that it never runs before `due`. A job
+    /// whose task id is already queued is not queued twice; the id names the
+    /// reservation's version, so an extension's job is a new one.
+    pub async fn schedule(
+        &self,
+        job: &ReleaseReservation,
+        due: DateTime<Utc>,
+    ) -> Result<(), QueueError> {
+        let payload = serde_json::to_vec(job)?;
+        let task = TaskBuilder::new(payload)
+            .task_id(TaskId::from_string(job.task_id()))
+            .run_at_timestamp(due_timestamp(due))
+            .build();
+        let (queued, scheduled) = self
+            .bounded(async {
+                let mut conn = self.connection().await?;
+                Ok(
+                    apalis_redis::queries::push_tasks(&mut conn, &self.inner.config, &[task])
+                        .await?,
+                )
+            })
+            .await?;
+        if queued + scheduled == 0 {
+            tracing::debug!(job.id = %job.task_id(), "release job already queued");
+        }
+        Ok(())
+    }
+
+    /// Whether Redis answers (for `/readyz`).
+    pub async fn ping(&self) -> Result<(), QueueError> {
+        self.bounded(async {
+            let mut conn = self.connection().await?;
+            redis::cmd("PING").query_async::<()>(&mut conn).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn bounded<T>(
+        &self,
+        work: impl Future<Output = Result<T, QueueError>>,
+    ) -> Result<T, QueueError> {
+        tokio::time::timeout(self.inner.timeout, work)
+            .await
+            .map_err(|_| QueueError::Timeout(self.inner.timeout))?
+    }
+}
+
+/// Whole seconds since the epoch, rounded up.
+fn due_timestamp(due: DateTime<Utc>) -> u64 {
+    let secs = due.timestamp() + i64::from(due.timestamp_subsec_nanos() > 0);
+    u64::try_from(secs).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn due_times_are_rounded_up_to_whole_seconds() {
+        let whole = DateTime::from_timestamp(1_700_000_000, 0).expect("time");
+        let later = DateTime::from_timestamp(1_700_000_000, 1).expect("time");
+        assert_eq!(due_timestamp(whole), 1_700_000_000);
+        assert_eq!(due_timestamp(later), 1_700_000_001);
+    }
+
+    #[test]
+    fn a_malformed_url_is_refused_at_once() {
+        assert!(matches!(
+            ReleaseQueue::new("http://nope", "q"),
+            Err(QueueError::InvalidUrl(_))
+        ));
+        assert!(matches!(
+            ReleaseQueue::new("redis://127.0.0.1:6379", "a b"),
+            Err(QueueError::InvalidQueueName { .. })
+        ));
+    }
+}
