@@ -1,0 +1,130 @@
+//! Building and running the server: what the binary's `serve` does, and what
+//! tests start on 127.0.0.1:0 with a config of their own.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use anyhow::Context as _;
+use axum::Router;
+use holdfast_domain::db::{self, PoolSettings};
+use holdfast_queue::ReleaseQueue;
+use sea_orm::DatabaseConnection;
+
+use crate::auth::Tokens;
+use crate::config::Config;
+use crate::graphql::{self, Services};
+use crate::http::{self, AppState};
+use crate::metrics;
+
+/// The pool settings a config asks for.
+pub fn pool_settings(config: &Config) -> PoolSettings {
+    PoolSettings {
+        max_connections: config.db_max_connections,
+        lock_timeout: config.lock_timeout,
+        acquire_timeout: config.db_timeout,
+        application_name: "holdfast-server".to_owned(),
+        ..PoolSettings::default()
+    }
+}
+
+/// The lazy PostgreSQL pool: the server starts (and reports not ready)
+/// while the database is down.
+pub async fn connect_db(config: &Config) -> anyhow::Result<DatabaseConnection> {
+    db::connect(&config.database_url, &pool_settings(config))
+        .await
+        .context("DATABASE_URL")
+}
+
+/// The signing keys, warning when they are the development default.
+pub fn tokens(config: &Config) -> Tokens {
+    let (secret, is_default) = config.jwt_secret();
+    if is_default {
+        tracing::warn!(
+            "HOLDFAST_JWT_SECRET is not set: using the development secret; anyone can mint tokens"
+        );
+    }
+    Tokens::new(secret.as_bytes())
+}
+
+/// A server bound to its address, ready to run.
+pub struct Application {
+    listener: tokio::net::TcpListener,
+    router: Router,
+    addr: SocketAddr,
+}
+
+impl Application {
+    pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        config.validate()?;
+        let db = connect_db(config).await?;
+        let queue = ReleaseQueue::new(&config.redis_url, &config.queue).context("REDIS_URL")?;
+        let tokens = tokens(config);
+        let services = Services {
+            db: db.clone(),
+            policy: config.policy(),
+            queue: queue.clone(),
+            tokens: tokens.clone(),
+        };
+        let state = AppState {
+            schema: graphql::schema(services, config.is_production()),
+            db,
+            tokens,
+            queue,
+            metrics: metrics::handle(),
+        };
+        let router = http::router(state, config.is_production());
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("HOLDFAST_LISTEN: cannot bind {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, "listening on http://{addr}/graphql");
+        Ok(Self {
+            listener,
+            router,
+            addr,
+        })
+    }
+
+    /// The address bound (the real port when the config asked for port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests finish.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => tracing::info!("SIGINT: finishing in-flight requests"),
+        () = terminate => tracing::info!("SIGTERM: finishing in-flight requests"),
+    }
+}

@@ -1,0 +1,275 @@
+//! The command line: `serve` (the default), `migrate`, `bootstrap`, `token`,
+//! `seed-demo` and `print-schema` (CONTRACT.md, "Binaries and commands").
+//! A bad setting stops the program with one line naming it and exit code 2.
+
+use std::process::ExitCode;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{CommandFactory, Parser, Subcommand};
+use holdfast_domain::entities::user;
+use holdfast_domain::{UserId, directory};
+use holdfast_migrations::{Migrator, MigratorTrait};
+use sea_orm::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sea_orm::{Database, EntityTrait};
+
+use crate::app::{self, Application};
+use crate::config::Config;
+use crate::{graphql, logging, seed};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "holdfast-server",
+    version,
+    about = "The GraphQL server of holdfast"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: Config,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Serve HTTP on HOLDFAST_LISTEN until SIGINT/SIGTERM (the default).
+    Serve,
+    /// Create the database if it does not exist and apply pending migrations.
+    Migrate,
+    /// Create a workspace and its first ADMIN; print {"workspaceId","userId","token"}.
+    Bootstrap {
+        #[arg(long)]
+        workspace: String,
+        #[arg(long)]
+        admin_email: String,
+        /// Defaults to the part of the email before the @.
+        #[arg(long)]
+        admin_name: Option<String>,
+    },
+    /// Print a fresh bearer token for an existing user.
+    Token {
+        #[arg(long)]
+        user_id: UserId,
+        #[arg(long, default_value = "30d", value_parser = parse_ttl)]
+        ttl: Duration,
+    },
+    /// Create (or reuse) a demo workspace and print its users and tokens.
+    SeedDemo,
+    /// Print the GraphQL SDL.
+    PrintSchema,
+}
+
+fn parse_ttl(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (expected a duration such as 1h or 30d)"))
+}
+
+/// Runs the binary: parse, check, then do the command.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return report_usage_error(&err),
+    };
+    if let Err(err) = cli.config.validate() {
+        eprintln!("holdfast-server: {err}");
+        return ExitCode::from(2);
+    }
+    logging::init(&cli.config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("holdfast-server: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("holdfast-server: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One line for a bad flag or variable, naming the setting; help and
+/// version are printed as clap prints them.
+fn report_usage_error(err: &clap::Error) -> ExitCode {
+    match err.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = err.print();
+            return if err.exit_code() == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            };
+        }
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation => {
+            let arg = match err.get(ContextKind::InvalidArg) {
+                Some(ContextValue::String(arg)) => arg.clone(),
+                _ => String::from("a setting"),
+            };
+            let value = match err.get(ContextKind::InvalidValue) {
+                Some(ContextValue::String(v)) => v.clone(),
+                _ => String::new(),
+            };
+            let why = match (
+                std::error::Error::source(err),
+                err.get(ContextKind::ValidValue),
+            ) {
+                (Some(source), _) => source.to_string(),
+                (None, Some(ContextValue::Strings(valid))) => {
+                    format!("expected one of {}", valid.join(", "))
+                }
+                _ => "not a valid value".to_owned(),
+            };
+            eprintln!(
+                "holdfast-server: invalid {}: {value:?}: {why}",
+                setting_name(&arg)
+            );
+        }
+        _ => {
+            let rendered = err.render().to_string();
+            let first = rendered.lines().next().unwrap_or("invalid arguments");
+            eprintln!("holdfast-server: {}", first.trim_start_matches("error: "));
+        }
+    }
+    ExitCode::from(2)
+}
+
+/// "HOLDFAST_RESERVATION_TTL (--reservation-ttl)" for clap's
+/// "--reservation-ttl <RESERVATION_TTL>".
+fn setting_name(arg: &str) -> String {
+    let flag = arg.split_whitespace().next().unwrap_or(arg);
+    let long = flag.trim_start_matches("--");
+    let env = Cli::command()
+        .get_arguments()
+        .find(|a| a.get_long() == Some(long))
+        .and_then(|a| a.get_env().map(|e| e.to_string_lossy().into_owned()));
+    match env {
+        Some(env) => format!("{env} ({flag})"),
+        None => flag.to_owned(),
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = cli.config;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(&config).await,
+        Command::Migrate => migrate(&config.database_url).await,
+        Command::Bootstrap {
+            workspace,
+            admin_email,
+            admin_name,
+        } => {
+            let admin_name = admin_name.unwrap_or_else(|| {
+                admin_email
+                    .split('@')
+                    .next()
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or("Admin")
+                    .to_owned()
+            });
+            let db = app::connect_db(&config).await?;
+            let (ws, admin) =
+                directory::create_workspace(&db, &workspace, &admin_email, &admin_name).await?;
+            let token = app::tokens(&config).mint(
+                admin.id,
+                ws.id,
+                crate::graphql::mutation::NEW_USER_TOKEN_TTL,
+            )?;
+            let out = serde_json::json!({
+                "workspaceId": ws.id.to_string(),
+                "userId": admin.id.to_string(),
+                "token": token,
+            });
+            println!("{out}");
+            Ok(())
+        }
+        Command::Token { user_id, ttl } => {
+            let db = app::connect_db(&config).await?;
+            let user = user::Entity::find_by_id(user_id)
+                .one(&db)
+                .await?
+                .with_context(|| format!("no user with id {user_id}"))?;
+            if !user.active {
+                anyhow::bail!("user {user_id} is deactivated");
+            }
+            println!(
+                "{}",
+                app::tokens(&config).mint(user.id, user.workspace_id, ttl)?
+            );
+            Ok(())
+        }
+        Command::SeedDemo => {
+            let db = app::connect_db(&config).await?;
+            let demo = seed::seed_demo(&db, &app::tokens(&config)).await?;
+            let port = config.listen.port();
+            let url = format!("http://127.0.0.1:{port}/graphql");
+            print!("{}", seed::describe(&demo, &url));
+            Ok(())
+        }
+        Command::PrintSchema => {
+            print!("{}", graphql::sdl());
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: &Config) -> anyhow::Result<()> {
+    let app = Application::build(config).await?;
+    app.run_until(app::shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Creates the database named in `url` if it is missing, then applies every
+/// pending migration. Running it twice is harmless.
+pub async fn migrate(url: &str) -> anyhow::Result<()> {
+    let options = PgConnectOptions::from_str(url).context("DATABASE_URL")?;
+    if let Some(name) = options.get_database().map(str::to_owned) {
+        let admin = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone().database("postgres"))
+            .await
+            .context("connecting to PostgreSQL's `postgres` database to create the database")?;
+        let exists: Option<(i32,)> =
+            sea_orm::sqlx::query_as("SELECT 1 FROM pg_database WHERE datname = $1")
+                .bind(&name)
+                .fetch_optional(&admin)
+                .await?;
+        if exists.is_none() {
+            let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+            match sea_orm::sqlx::query(sea_orm::sqlx::AssertSqlSafe(format!(
+                "CREATE DATABASE {quoted}"
+            )))
+            .execute(&admin)
+            .await
+            {
+                Ok(_) => tracing::info!(database = %name, "created the database"),
+                // Another migrate created it meanwhile: just as good.
+                Err(e)
+                    if e.as_database_error()
+                        .and_then(|d| d.code())
+                        .is_some_and(|c| c == "42P04") => {}
+                Err(e) => return Err(e).context("creating the database"),
+            }
+        }
+        admin.close().await;
+    }
+    let db = Database::connect(url)
+        .await
+        .context("connecting to DATABASE_URL")?;
+    Migrator::up(&db, None)
+        .await
+        .context("applying migrations")?;
+    tracing::info!("migrations applied");
+    db.close().await?;
+    Ok(())
+}

@@ -1,0 +1,141 @@
+//! The schema's mutations. Roles and ownership are the domain's to enforce;
+//! this layer authenticates, parses ids, schedules release jobs after the
+//! commit and counts outcomes.
+
+use std::time::Duration;
+
+use async_graphql::{Context, ID, Object, Result};
+use holdfast_domain::entities::EndSource;
+use holdfast_domain::{ProjectId, PropertyId, ReservationId, directory, reservations};
+
+use super::context::{actor, parse_id, services};
+use super::types::{CreatedUser, ProjectNode, PropertyNode, ReservationNode, Role, UserNode};
+use crate::error::ApiError;
+use crate::{jobs, metrics};
+
+/// How long the token handed out with a new user lasts.
+pub const NEW_USER_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+pub struct Mutation;
+
+#[Object]
+impl Mutation {
+    /// Reserve an available property for the caller for the configured hold time (24 hours by default).
+    async fn reserve_property(
+        &self,
+        ctx: &Context<'_>,
+        property_id: ID,
+    ) -> Result<ReservationNode> {
+        let actor = actor(ctx)?;
+        let property_id: PropertyId = parse_id("property id", &property_id)?;
+        let svc = services(ctx)?;
+        let result = reservations::reserve(&svc.db, &svc.policy, &actor, property_id).await;
+        metrics::reservation_outcome(result.as_ref().map(|_| ()));
+        let reserved = result.map_err(ApiError::from)?;
+        if reserved.taken_over.is_some() {
+            metrics::release(EndSource::Takeover);
+        }
+        jobs::schedule_release(&svc.queue, &reserved.reservation).await;
+        Ok(ReservationNode(reserved.reservation))
+    }
+
+    /// End an active reservation early: its agent, a manager or an admin.
+    async fn release_reservation(
+        &self,
+        ctx: &Context<'_>,
+        reservation_id: ID,
+    ) -> Result<ReservationNode> {
+        let actor = actor(ctx)?;
+        let id: ReservationId = parse_id("reservation id", &reservation_id)?;
+        let svc = services(ctx)?;
+        let changed = reservations::release(&svc.db, &actor, id)
+            .await
+            .map_err(ApiError::from)?;
+        if let Some(source) = changed.reservation.end_source {
+            metrics::release(source);
+        }
+        Ok(ReservationNode(changed.reservation))
+    }
+
+    /// Push expiresAt to one hold time from now: managers and admins only, at most the configured number of times.
+    async fn extend_reservation(
+        &self,
+        ctx: &Context<'_>,
+        reservation_id: ID,
+    ) -> Result<ReservationNode> {
+        let actor = actor(ctx)?;
+        let id: ReservationId = parse_id("reservation id", &reservation_id)?;
+        let svc = services(ctx)?;
+        let changed = reservations::extend(&svc.db, &svc.policy, &actor, id)
+            .await
+            .map_err(ApiError::from)?;
+        // The job of the earlier version will find nothing to do; this one
+        // releases the hold at its new time.
+        jobs::schedule_release(&svc.queue, &changed.reservation).await;
+        Ok(ReservationNode(changed.reservation))
+    }
+
+    /// Turn an active reservation into a sale; the property becomes SOLD: its agent, a manager or an admin.
+    async fn convert_reservation(
+        &self,
+        ctx: &Context<'_>,
+        reservation_id: ID,
+    ) -> Result<ReservationNode> {
+        let actor = actor(ctx)?;
+        let id: ReservationId = parse_id("reservation id", &reservation_id)?;
+        let svc = services(ctx)?;
+        let changed = reservations::convert(&svc.db, &actor, id)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(ReservationNode(changed.reservation))
+    }
+
+    /// Managers and admins only.
+    async fn create_project(&self, ctx: &Context<'_>, name: String) -> Result<ProjectNode> {
+        let actor = actor(ctx)?;
+        let svc = services(ctx)?;
+        let project = directory::create_project(&svc.db, &actor, &name)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(ProjectNode(project))
+    }
+
+    /// Add properties with these codes to a project, all or none: managers and admins only, at most 1000 at once.
+    async fn add_properties(
+        &self,
+        ctx: &Context<'_>,
+        project_id: ID,
+        codes: Vec<String>,
+    ) -> Result<Vec<PropertyNode>> {
+        let actor = actor(ctx)?;
+        let project_id: ProjectId = parse_id("project id", &project_id)?;
+        let svc = services(ctx)?;
+        let added = directory::add_properties(&svc.db, &actor, project_id, &codes)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(added.into_iter().map(PropertyNode).collect())
+    }
+
+    /// Admins only.
+    async fn create_user(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+        email: String,
+        role: Role,
+    ) -> Result<CreatedUser> {
+        let actor = actor(ctx)?;
+        let svc = services(ctx)?;
+        let user = directory::create_user(&svc.db, &actor, &name, &email, role.into())
+            .await
+            .map_err(ApiError::from)?;
+        let token = svc
+            .tokens
+            .mint(user.id, user.workspace_id, NEW_USER_TOKEN_TTL)
+            .map_err(|e| ApiError::Internal(format!("could not sign a token: {e}")))?;
+        Ok(CreatedUser {
+            user: UserNode(user),
+            token,
+        })
+    }
+}

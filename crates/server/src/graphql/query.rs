@@ -1,0 +1,110 @@
+//! The schema's queries. Every read is scoped to the caller's workspace: an id
+//! of another workspace reads as null, exactly like an id that does not exist.
+
+use async_graphql::{Context, ID, Object, Result};
+use holdfast_domain::reads::{self, PropertyFilter, ReservationFilter};
+use holdfast_domain::{ProjectId, PropertyId, ReservationId, UserId};
+
+use super::connection;
+use super::context::{loaders, parse_id, require_manager, services, session};
+use super::types::{
+    ProjectNode, PropertyNode, PropertyStatus, ReservationNode, ReservationStatus, UserNode,
+    project_page, property_page, reservation_page,
+};
+use crate::error::ApiError;
+
+pub struct Query;
+
+#[Object]
+impl Query {
+    /// The caller.
+    async fn me(&self, ctx: &Context<'_>) -> Result<UserNode> {
+        Ok(UserNode(session(ctx)?.user.clone()))
+    }
+
+    async fn project(&self, ctx: &Context<'_>, id: ID) -> Result<Option<ProjectNode>> {
+        session(ctx)?;
+        let id: ProjectId = parse_id("project id", &id)?;
+        let row = loaders(ctx)?.load_one(id).await.map_err(ApiError::from)?;
+        Ok(row.map(ProjectNode))
+    }
+
+    #[graphql(complexity = "connection::complexity(first, child_complexity)")]
+    async fn projects(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<connection::ProjectConnection> {
+        project_page(ctx, first, after).await
+    }
+
+    async fn property(&self, ctx: &Context<'_>, id: ID) -> Result<Option<PropertyNode>> {
+        session(ctx)?;
+        let id: PropertyId = parse_id("property id", &id)?;
+        let row = loaders(ctx)?.load_one(id).await.map_err(ApiError::from)?;
+        Ok(row.map(PropertyNode))
+    }
+
+    #[graphql(complexity = "connection::complexity(first, child_complexity)")]
+    async fn properties(
+        &self,
+        ctx: &Context<'_>,
+        project_id: Option<ID>,
+        status: Option<PropertyStatus>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<connection::PropertyConnection> {
+        session(ctx)?;
+        let filter = PropertyFilter {
+            project_id: project_id
+                .as_ref()
+                .map(|id| parse_id("project id", id))
+                .transpose()?,
+            status: status.map(Into::into),
+        };
+        property_page(ctx, filter, first, after).await
+    }
+
+    async fn reservation(&self, ctx: &Context<'_>, id: ID) -> Result<Option<ReservationNode>> {
+        session(ctx)?;
+        let id: ReservationId = parse_id("reservation id", &id)?;
+        let row = loaders(ctx)?.load_one(id).await.map_err(ApiError::from)?;
+        Ok(row.map(ReservationNode))
+    }
+
+    /// Newest first.
+    #[graphql(complexity = "connection::complexity(first, child_complexity)")]
+    async fn reservations(
+        &self,
+        ctx: &Context<'_>,
+        property_id: Option<ID>,
+        agent_id: Option<ID>,
+        status: Option<ReservationStatus>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<connection::ReservationConnection> {
+        session(ctx)?;
+        let filter = ReservationFilter {
+            property_id: property_id
+                .as_ref()
+                .map(|id| parse_id::<PropertyId>("property id", id))
+                .transpose()?,
+            agent_id: agent_id
+                .as_ref()
+                .map(|id| parse_id::<UserId>("agent id", id))
+                .transpose()?,
+            status: status.map(Into::into),
+        };
+        reservation_page(ctx, filter, first, after).await
+    }
+
+    /// Managers and admins only.
+    async fn users(&self, ctx: &Context<'_>) -> Result<Vec<UserNode>> {
+        let actor = require_manager(ctx)?;
+        let rows = reads::users(&services(ctx)?.db, actor.workspace_id)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(rows.into_iter().map(UserNode).collect())
+    }
+}

@@ -1,0 +1,422 @@
+//! The schema's object types and enums. Entities do not derive GraphQL
+//! types (the domain knows nothing of transport): each type here wraps a
+//! domain model and resolves its links through the request's loaders.
+
+use async_graphql::{ComplexObject, Context, Enum, ID, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+use holdfast_domain::entities::{project, property, reservation, user};
+use holdfast_domain::reads::{self, PropertyFilter, ReservationFilter};
+use holdfast_domain::{ProjectId, PropertyId, ReservationId};
+
+use super::connection;
+use super::context::{loaders, services, session};
+use super::loaders::{ActiveOfAgent, ActiveOfProperty, CountsOf};
+use crate::error::{ApiError, ApiResult};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[graphql(name = "Role", remote = "holdfast_domain::entities::Role")]
+pub enum Role {
+    Admin,
+    Manager,
+    SalesAgent,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[graphql(
+    name = "PropertyStatus",
+    remote = "holdfast_domain::entities::PropertyStatus"
+)]
+pub enum PropertyStatus {
+    Available,
+    Reserved,
+    Sold,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[graphql(
+    name = "ReservationStatus",
+    remote = "holdfast_domain::entities::ReservationStatus"
+)]
+pub enum ReservationStatus {
+    /// Holds its property right now.
+    Active,
+    /// Ended early by its agent or a manager.
+    Released,
+    /// Ran out of time.
+    Expired,
+    /// Became a sale; its property is SOLD.
+    Converted,
+}
+
+fn id(uuid: impl std::fmt::Display) -> ID {
+    ID(uuid.to_string())
+}
+
+fn count(n: i64) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// A row the caller's workspace must have, because another row points at it.
+fn present<T>(what: &'static str, row: Option<T>) -> ApiResult<T> {
+    row.ok_or(ApiError::Domain(holdfast_domain::DomainError::NotFound(
+        what,
+    )))
+}
+
+#[derive(Clone)]
+pub struct UserNode(pub user::Model);
+
+#[Object(name = "User")]
+impl UserNode {
+    async fn id(&self) -> ID {
+        id(self.0.id)
+    }
+
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    async fn email(&self) -> &str {
+        &self.0.email
+    }
+
+    async fn role(&self) -> Role {
+        self.0.role.into()
+    }
+
+    /// The user's reservations that hold a property right now.
+    async fn active_reservations(&self, ctx: &Context<'_>) -> Result<Vec<ReservationNode>> {
+        let rows = loaders(ctx)?
+            .load_one(ActiveOfAgent(self.0.id))
+            .await
+            .map_err(ApiError::from)?
+            .unwrap_or_default();
+        Ok(rows.into_iter().map(ReservationNode).collect())
+    }
+}
+
+#[derive(Clone)]
+pub struct ProjectNode(pub project::Model);
+
+impl ProjectNode {
+    async fn counts(&self, ctx: &Context<'_>) -> Result<reads::PlotCounts> {
+        Ok(loaders(ctx)?
+            .load_one(CountsOf(self.0.id))
+            .await
+            .map_err(ApiError::from)?
+            .unwrap_or_default())
+    }
+}
+
+#[Object(name = "Project")]
+impl ProjectNode {
+    async fn id(&self) -> ID {
+        id(self.0.id)
+    }
+
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    async fn total_plots(&self, ctx: &Context<'_>) -> Result<i32> {
+        Ok(count(self.counts(ctx).await?.total))
+    }
+
+    /// Always equal to the number of this project's properties whose status reads AVAILABLE now.
+    async fn available_plots(&self, ctx: &Context<'_>) -> Result<i32> {
+        Ok(count(self.counts(ctx).await?.available))
+    }
+
+    async fn reserved_plots(&self, ctx: &Context<'_>) -> Result<i32> {
+        Ok(count(self.counts(ctx).await?.reserved))
+    }
+
+    async fn sold_plots(&self, ctx: &Context<'_>) -> Result<i32> {
+        Ok(count(self.counts(ctx).await?.sold))
+    }
+
+    #[graphql(complexity = "connection::complexity(first, child_complexity)")]
+    async fn properties(
+        &self,
+        ctx: &Context<'_>,
+        status: Option<PropertyStatus>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<connection::PropertyConnection> {
+        let filter = PropertyFilter {
+            project_id: Some(self.0.id),
+            status: status.map(Into::into),
+        };
+        property_page(ctx, filter, first, after).await
+    }
+}
+
+#[derive(Clone)]
+pub struct PropertyNode(pub property::Model);
+
+#[Object(name = "Property")]
+impl PropertyNode {
+    async fn id(&self) -> ID {
+        id(self.0.id)
+    }
+
+    /// The plot's code, unique within its project (for example A-017).
+    async fn code(&self) -> &str {
+        &self.0.code
+    }
+
+    async fn project(&self, ctx: &Context<'_>) -> Result<ProjectNode> {
+        let row = loaders(ctx)?
+            .load_one(self.0.project_id)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(ProjectNode(present("project", row)?))
+    }
+
+    /// The status as of now: a reservation whose time has run out never reads RESERVED.
+    async fn status(&self) -> PropertyStatus {
+        self.0.status.into()
+    }
+
+    async fn reserved_by(&self, ctx: &Context<'_>) -> Result<Option<UserNode>> {
+        let Some(user) = self.0.reserved_by_id else {
+            return Ok(None);
+        };
+        let row = loaders(ctx)?.load_one(user).await.map_err(ApiError::from)?;
+        Ok(row.map(UserNode))
+    }
+
+    async fn reserved_until(&self) -> Option<DateTime<Utc>> {
+        self.0.reserved_until
+    }
+
+    async fn active_reservation(&self, ctx: &Context<'_>) -> Result<Option<ReservationNode>> {
+        let row = loaders(ctx)?
+            .load_one(ActiveOfProperty(self.0.id))
+            .await
+            .map_err(ApiError::from)?;
+        Ok(row.map(ReservationNode))
+    }
+
+    /// Every reservation this property has had, newest first.
+    #[graphql(complexity = "connection::complexity(first, child_complexity)")]
+    async fn reservations(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<connection::ReservationConnection> {
+        let filter = ReservationFilter {
+            property_id: Some(self.0.id),
+            ..Default::default()
+        };
+        reservation_page(ctx, filter, first, after).await
+    }
+}
+
+#[derive(Clone)]
+pub struct ReservationNode(pub reservation::Model);
+
+#[Object(name = "Reservation")]
+impl ReservationNode {
+    async fn id(&self) -> ID {
+        id(self.0.id)
+    }
+
+    async fn property(&self, ctx: &Context<'_>) -> Result<PropertyNode> {
+        let row = loaders(ctx)?
+            .load_one(self.0.property_id)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(PropertyNode(present("property", row)?))
+    }
+
+    async fn agent(&self, ctx: &Context<'_>) -> Result<UserNode> {
+        let row = loaders(ctx)?
+            .load_one(self.0.agent_id)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(UserNode(present("user", row)?))
+    }
+
+    /// The status as of now: an ACTIVE reservation past its expiresAt reads EXPIRED.
+    async fn status(&self) -> ReservationStatus {
+        self.0.status.into()
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    async fn expires_at(&self) -> DateTime<Utc> {
+        self.0.expires_at
+    }
+
+    /// When the end was recorded: by the person who released or converted it, or,
+    /// for one that ran out of time, by the release job, the sweep or a takeover.
+    /// So for an expired reservation it trails expiresAt by the release lag, and is
+    /// null until something has recorded it (while status already reads EXPIRED).
+    async fn ended_at(&self) -> Option<DateTime<Utc>> {
+        self.0.ended_at
+    }
+
+    /// Who ended it: null while active, and when it expired.
+    async fn ended_by(&self, ctx: &Context<'_>) -> Result<Option<UserNode>> {
+        let Some(user) = self.0.ended_by_id else {
+            return Ok(None);
+        };
+        let row = loaders(ctx)?.load_one(user).await.map_err(ApiError::from)?;
+        Ok(row.map(UserNode))
+    }
+
+    async fn extension_count(&self) -> i32 {
+        self.0.extension_count
+    }
+}
+
+/// A new user, and their token.
+#[derive(SimpleObject)]
+pub struct CreatedUser {
+    pub user: UserNode,
+    /// A bearer token for the new user; shown once.
+    pub token: String,
+}
+
+/// A status change of a property: what the live-updates subscription
+/// delivers. Registered now so the schema's names are complete.
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct PropertyChange {
+    #[graphql(skip)]
+    pub property: property::Model,
+    pub previous_status: PropertyStatus,
+    pub status: PropertyStatus,
+    pub at: DateTime<Utc>,
+}
+
+#[ComplexObject]
+impl PropertyChange {
+    async fn property(&self) -> PropertyNode {
+        PropertyNode(self.property.clone())
+    }
+}
+
+/// One page of properties, in code order.
+pub async fn property_page(
+    ctx: &Context<'_>,
+    filter: PropertyFilter,
+    first: Option<i32>,
+    after: Option<String>,
+) -> Result<connection::PropertyConnection> {
+    let first = connection::page_size(first)?;
+    let session = session(ctx)?;
+    let after_key = match &after {
+        Some(cursor) => {
+            let parts = connection::decode_cursor("property", cursor, 2)?;
+            let id: PropertyId = parts[1]
+                .parse()
+                .map_err(|_| ApiError::BadInput("malformed cursor".into()))?;
+            Some((parts[0].clone(), id))
+        }
+        None => None,
+    };
+    let rows = reads::properties_page(
+        &services(ctx)?.db,
+        session.workspace.id,
+        &filter,
+        after_key,
+        first + 1,
+    )
+    .await
+    .map_err(ApiError::from)?;
+    Ok(connection::Page::new(
+        rows,
+        first,
+        after.is_some(),
+        |p| connection::encode_cursor("property", &[&p.code, &p.id.to_string()]),
+        PropertyNode,
+    )
+    .into())
+}
+
+/// One page of reservations, newest first.
+pub async fn reservation_page(
+    ctx: &Context<'_>,
+    filter: ReservationFilter,
+    first: Option<i32>,
+    after: Option<String>,
+) -> Result<connection::ReservationConnection> {
+    let first = connection::page_size(first)?;
+    let session = session(ctx)?;
+    let after_key = match &after {
+        Some(cursor) => {
+            let parts = connection::decode_cursor("reservation", cursor, 2)?;
+            let bad = || ApiError::BadInput("malformed cursor".into());
+            let at = DateTime::parse_from_rfc3339(&parts[0])
+                .map_err(|_| bad())?
+                .with_timezone(&Utc);
+            let id: ReservationId = parts[1].parse().map_err(|_| bad())?;
+            Some((at, id))
+        }
+        None => None,
+    };
+    let rows = reads::reservations_page(
+        &services(ctx)?.db,
+        session.workspace.id,
+        &filter,
+        after_key,
+        first + 1,
+    )
+    .await
+    .map_err(ApiError::from)?;
+    Ok(connection::Page::new(
+        rows,
+        first,
+        after.is_some(),
+        |r| {
+            let at = r
+                .created_at
+                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+            connection::encode_cursor("reservation", &[&at, &r.id.to_string()])
+        },
+        ReservationNode,
+    )
+    .into())
+}
+
+/// One page of projects, in creation order.
+pub async fn project_page(
+    ctx: &Context<'_>,
+    first: Option<i32>,
+    after: Option<String>,
+) -> Result<connection::ProjectConnection> {
+    let first = connection::page_size(first)?;
+    let session = session(ctx)?;
+    let after_key: Option<ProjectId> = match &after {
+        Some(cursor) => {
+            let parts = connection::decode_cursor("project", cursor, 1)?;
+            Some(
+                parts[0]
+                    .parse()
+                    .map_err(|_| ApiError::BadInput("malformed cursor".into()))?,
+            )
+        }
+        None => None,
+    };
+    let rows = reads::projects_page(
+        &services(ctx)?.db,
+        session.workspace.id,
+        after_key,
+        first + 1,
+    )
+    .await
+    .map_err(ApiError::from)?;
+    Ok(connection::Page::new(
+        rows,
+        first,
+        after.is_some(),
+        |p| connection::encode_cursor("project", &[&p.id.to_string()]),
+        ProjectNode,
+    )
+    .into())
+}

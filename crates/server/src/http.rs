@@ -1,0 +1,170 @@
+//! The HTTP surface: POST /graphql (and GraphiQL on GET in development),
+//! /healthz, /readyz and /metrics, with the body limit and the per-request
+//! authentication that GraphQL resolvers read.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_graphql::http::GraphiQLSource;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use holdfast_queue::ReleaseQueue;
+use metrics_exporter_prometheus::PrometheusHandle;
+use sea_orm::DatabaseConnection;
+use serde_json::json;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::{self, Tokens};
+use crate::error::{Code, ensure_coded};
+use crate::graphql::{HoldfastSchema, Loaders, RequestAuth};
+use crate::metrics;
+
+/// The largest request body accepted (CONTRACT.md: 1 MiB).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// How long /readyz waits for each dependency.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Clone)]
+pub struct AppState {
+    pub schema: HoldfastSchema,
+    pub db: DatabaseConnection,
+    pub tokens: Tokens,
+    pub queue: ReleaseQueue,
+    pub metrics: PrometheusHandle,
+}
+
+pub fn router(state: AppState, production: bool) -> Router {
+    let graphql = if production {
+        // Not 405: in production there is simply nothing to GET here.
+        post(graphql).get(|| async { StatusCode::NOT_FOUND })
+    } else {
+        post(graphql).get(graphiql)
+    };
+    Router::new()
+        .route("/graphql", graphql)
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(render_metrics))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// A response shaped like a GraphQL one, for requests refused before they
+/// reach the schema.
+fn refused(status: StatusCode, message: String) -> Response {
+    let code = Code::BadUserInput;
+    let body = json!({
+        "errors": [{
+            "message": message,
+            "extensions": { "code": code.as_str(), "status": status.as_u16() },
+        }]
+    });
+    (status, Json(body)).into_response()
+}
+
+async fn graphql(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let started = Instant::now();
+    let request: async_graphql::Request = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(e) => {
+            return refused(
+                StatusCode::BAD_REQUEST,
+                format!("the body is not a GraphQL request in JSON: {e}"),
+            );
+        }
+    };
+
+    let header = headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or("\u{0}"));
+    let session = match auth::bearer(header) {
+        Ok(token) => auth::authenticate(&state.db, &state.tokens, token).await,
+        Err(e) => Err(e),
+    };
+    let request = match session {
+        Ok(session) => {
+            let loaders = Loaders::for_request(state.db.clone(), session.workspace.id);
+            request
+                .data(RequestAuth(Ok(Arc::new(session))))
+                .data(loaders)
+        }
+        Err(e) => request.data(RequestAuth(Err(e.into()))),
+    };
+
+    let mut response = state.schema.execute(request).await;
+    for err in &mut response.errors {
+        ensure_coded(err);
+    }
+    metrics::graphql_request(started.elapsed());
+    Json(response).into_response()
+}
+
+async fn graphiql() -> Html<String> {
+    Html(
+        GraphiQLSource::build()
+            .endpoint("/graphql")
+            .title("holdfast GraphiQL: put your token in Headers as {\"Authorization\": \"Bearer ...\"}")
+            .finish(),
+    )
+}
+
+async fn healthz() -> impl IntoResponse {
+    Json(json!({ "status": "ok" }))
+}
+
+/// 200 when PostgreSQL and Redis both answer, else 503 naming what is down.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let (postgres, redis) = tokio::join!(
+        tokio::time::timeout(READY_TIMEOUT, state.db.ping()),
+        tokio::time::timeout(READY_TIMEOUT, state.queue.ping()),
+    );
+    let postgres = match postgres {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {READY_TIMEOUT:?}")),
+    };
+    let redis = match redis {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {READY_TIMEOUT:?}")),
+    };
+    let mut down = Vec::new();
+    let mut checks = serde_json::Map::new();
+    for (name, result) in [("postgres", postgres), ("redis", redis)] {
+        match result {
+            Ok(()) => {
+                checks.insert(name.into(), json!({ "status": "up" }));
+            }
+            Err(error) => {
+                tracing::warn!(dependency = name, %error, "not ready");
+                down.push(name);
+                checks.insert(name.into(), json!({ "status": "down", "error": error }));
+            }
+        }
+    }
+    let status = if down.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "status": if down.is_empty() { "ready" } else { "unavailable" },
+        "down": down,
+        "checks": checks,
+    });
+    (status, Json(body)).into_response()
+}
+
+async fn render_metrics(State(state): State<AppState>) -> Response {
+    state.metrics.run_upkeep();
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}

@@ -1,0 +1,17 @@
+//! holdfast-server: the GraphQL server of holdfast, as a library so that the
+//! binary and the tests start exactly the same app (`Application`).
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod jobs;
+pub mod logging;
+pub mod metrics;
+pub mod seed;
+
+pub use app::Application;
+pub use config::Config;

@@ -1,0 +1,86 @@
+//! The server's Prometheus series (CONTRACT.md, "Metrics"): their names live
+//! here only, and so does the one process-wide recorder.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use holdfast_domain::DomainError;
+use holdfast_domain::entities::EndSource;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub const RESERVATIONS_TOTAL: &str = "holdfast_reservations_total";
+pub const RELEASES_TOTAL: &str = "holdfast_releases_total";
+pub const GRAPHQL_REQUEST_DURATION: &str = "holdfast_graphql_request_duration_seconds";
+pub const ENQUEUE_FAILURES_TOTAL: &str = "holdfast_release_jobs_enqueue_failures_total";
+
+/// The recorder is global to the process (the `metrics` facade has one), so
+/// every app built in one process (tests build many) shares it.
+pub fn handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full(GRAPHQL_REQUEST_DURATION.to_owned()),
+                    &[
+                        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                        10.0,
+                    ],
+                )
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            // Fails only when another recorder was installed first; the
+            // handle then renders nothing, which beats refusing to start.
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed");
+            }
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    metrics::describe_counter!(
+        RESERVATIONS_TOTAL,
+        "reserveProperty calls by outcome: reserved, unavailable, limit, busy, error"
+    );
+    metrics::describe_counter!(
+        RELEASES_TOTAL,
+        "reservations ended before or at their time, by source"
+    );
+    metrics::describe_histogram!(
+        GRAPHQL_REQUEST_DURATION,
+        metrics::Unit::Seconds,
+        "time to answer one GraphQL request"
+    );
+    metrics::describe_counter!(
+        ENQUEUE_FAILURES_TOTAL,
+        "release jobs that could not be scheduled in Redis (the sweep releases those holds)"
+    );
+}
+
+/// Counts a `reserveProperty` by how it ended.
+pub fn reservation_outcome(result: Result<(), &DomainError>) {
+    let outcome = match result {
+        Ok(()) => "reserved",
+        Err(DomainError::PropertyUnavailable { .. }) => "unavailable",
+        Err(DomainError::ReservationLimitReached { .. }) => "limit",
+        Err(DomainError::Busy) => "busy",
+        Err(_) => "error",
+    };
+    metrics::counter!(RESERVATIONS_TOTAL, "outcome" => outcome).increment(1);
+}
+
+pub fn release(source: EndSource) {
+    metrics::counter!(RELEASES_TOTAL, "source" => source.as_str()).increment(1);
+}
+
+pub fn graphql_request(elapsed: Duration) {
+    metrics::histogram!(GRAPHQL_REQUEST_DURATION).record(elapsed.as_secs_f64());
+}
+
+pub fn enqueue_failure() {
+    metrics::counter!(ENQUEUE_FAILURES_TOTAL).increment(1);
+}

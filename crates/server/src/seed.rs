@@ -1,0 +1,157 @@
+//! `seed-demo`: a demo workspace to try GraphiQL with at once. Running it
+//! again reuses what is there (found by name and email) and mints new tokens.
+
+use std::time::Duration;
+
+use holdfast_domain::entities::{Role, project, property, user, workspace};
+use holdfast_domain::{Actor, directory};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+};
+
+use crate::auth::Tokens;
+
+pub const DEMO_WORKSPACE: &str = "Holdfast Demo";
+pub const DEMO_PROJECT: &str = "Riverside Gardens";
+/// Demo tokens last as long as `token`'s default.
+const TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+const ADMIN: (&str, &str) = ("Ada Admin", "admin@demo.holdfast.test");
+const OTHERS: &[(&str, &str, Role)] = &[
+    ("Max Manager", "manager@demo.holdfast.test", Role::Manager),
+    ("Alice Agent", "alice@demo.holdfast.test", Role::SalesAgent),
+    ("Bob Agent", "bob@demo.holdfast.test", Role::SalesAgent),
+    ("Carol Agent", "carol@demo.holdfast.test", Role::SalesAgent),
+];
+
+/// What the demo holds, for printing.
+pub struct Demo {
+    pub workspace: workspace::Model,
+    pub project: project::Model,
+    pub plots: u64,
+    /// Users with a fresh token each, admin first.
+    pub users: Vec<(user::Model, String)>,
+}
+
+fn plot_codes() -> Vec<String> {
+    let a = (1..=40).map(|i| format!("A-{i:03}"));
+    let b = (1..=10).map(|i| format!("B-{i:03}"));
+    a.chain(b).collect()
+}
+
+async fn find_user(
+    db: &DatabaseConnection,
+    ws: &workspace::Model,
+    email: &str,
+) -> anyhow::Result<Option<user::Model>> {
+    Ok(user::Entity::find()
+        .filter(user::Column::WorkspaceId.eq(ws.id))
+        .filter(user::Column::Email.eq(email))
+        .one(db)
+        .await?)
+}
+
+pub async fn seed_demo(db: &DatabaseConnection, tokens: &Tokens) -> anyhow::Result<Demo> {
+    let existing = workspace::Entity::find()
+        .filter(workspace::Column::Name.eq(DEMO_WORKSPACE))
+        .order_by_asc(workspace::Column::CreatedAt)
+        .one(db)
+        .await?;
+    let (ws, admin) = match existing {
+        Some(ws) => {
+            let admin = find_user(db, &ws, ADMIN.1).await?.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "the demo workspace exists but its admin {} is gone",
+                    ADMIN.1
+                )
+            })?;
+            (ws, admin)
+        }
+        None => directory::create_workspace(db, DEMO_WORKSPACE, ADMIN.1, ADMIN.0).await?,
+    };
+    let actor = Actor {
+        user_id: admin.id,
+        workspace_id: ws.id,
+        role: admin.role,
+    };
+
+    let mut users = vec![admin];
+    for (name, email, role) in OTHERS {
+        let user = match find_user(db, &ws, email).await? {
+            Some(user) => user,
+            None => directory::create_user(db, &actor, name, email, *role).await?,
+        };
+        users.push(user);
+    }
+
+    let project = match project::Entity::find()
+        .filter(project::Column::WorkspaceId.eq(ws.id))
+        .filter(project::Column::Name.eq(DEMO_PROJECT))
+        .one(db)
+        .await?
+    {
+        Some(project) => project,
+        None => directory::create_project(db, &actor, DEMO_PROJECT).await?,
+    };
+    let plots = property::Entity::find()
+        .filter(property::Column::ProjectId.eq(project.id))
+        .count(db)
+        .await?;
+    let plots = if plots == 0 {
+        let codes = plot_codes();
+        directory::add_properties(db, &actor, project.id, &codes).await?;
+        codes.len() as u64
+    } else {
+        plots
+    };
+
+    let users = users
+        .into_iter()
+        .map(|u| {
+            let token = tokens.mint(u.id, u.workspace_id, TOKEN_TTL)?;
+            Ok((u, token))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(Demo {
+        workspace: ws,
+        project,
+        plots,
+        users,
+    })
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Admin => "ADMIN",
+        Role::Manager => "MANAGER",
+        Role::SalesAgent => "SALES_AGENT",
+    }
+}
+
+/// The demo, and how to try it in GraphiQL at `graphiql_url`.
+pub fn describe(demo: &Demo, graphiql_url: &str) -> String {
+    let mut out = format!(
+        "Demo workspace \"{}\" ({}), project \"{}\" ({}) with {} plots.\n\nUsers and bearer tokens (valid 30 days):\n",
+        demo.workspace.name, demo.workspace.id, demo.project.name, demo.project.id, demo.plots
+    );
+    for (user, token) in &demo.users {
+        out.push_str(&format!(
+            "  {:<12} {:<12} {:<28} {}\n",
+            role_name(user.role),
+            user.name,
+            user.email,
+            token
+        ));
+    }
+    let agent_token = demo
+        .users
+        .iter()
+        .find(|(u, _)| u.role == Role::SalesAgent)
+        .map_or("", |(_, t)| t.as_str());
+    out.push_str(&format!(
+        "\nTry it: open {graphiql_url}, and paste this in GraphiQL's Headers pane (bottom left):\n\n  {{\"Authorization\": \"Bearer {agent_token}\"}}\n\n\
+         then run:\n\n  {{ projects {{ nodes {{ name availablePlots properties(first: 5, status: AVAILABLE) {{ nodes {{ id code status }} }} }} }} }}\n\n\
+         and reserve one of those plots:\n\n  mutation {{ reserveProperty(propertyId: \"<an id from above>\") {{ id status expiresAt property {{ code status }} }} }}\n"
+    ));
+    out
+}
