@@ -1,0 +1,193 @@
+//! The release job's handler: the domain's idempotent `expire`, and what each
+//! of its outcomes means for the queue (done, retry soon, retry with
+//! back-off, or give up).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use apalis::prelude::{AbortError, Attempt, BoxDynError, Data, RetryAfterError, TaskId};
+use chrono::{DateTime, Utc};
+use holdfast_domain::DomainError;
+use holdfast_domain::entities::ReservationStatus;
+use holdfast_domain::job::ReleaseReservation;
+use holdfast_domain::reservations::{self, ExpireOutcome};
+use sea_orm::DatabaseConnection;
+use serde::{Deserialize, Serialize};
+use tracing::{Instrument, debug, info, warn};
+
+use crate::telemetry;
+
+/// What a release job did; every one of these is final (no retry).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// The reservation was ended as EXPIRED and its property freed.
+    Released {
+        expires_at: DateTime<Utc>,
+        ended_at: DateTime<Utc>,
+        lag_seconds: f64,
+    },
+    /// It had ended already: released, converted, or expired by the sweep,
+    /// a takeover or an earlier run of this job.
+    AlreadyEnded {
+        #[serde(with = "status_name")]
+        status: ReservationStatus,
+    },
+    /// It was extended: the job of its new version will release it.
+    Superseded { current_version: i32 },
+    /// No such reservation in that workspace (deleted, or a bad payload).
+    NotFound,
+}
+
+/// A reservation status as its database name (the domain's enum is not serde).
+mod status_name {
+    use holdfast_domain::entities::ReservationStatus;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(status: &ReservationStatus, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(status.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ReservationStatus, D::Error> {
+        let name = String::deserialize(d)?;
+        [
+            ReservationStatus::Active,
+            ReservationStatus::Released,
+            ReservationStatus::Expired,
+            ReservationStatus::Converted,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+        .ok_or_else(|| D::Error::custom(format!("unknown reservation status {name}")))
+    }
+}
+
+/// Why a release job did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum ReleaseError {
+    /// The job ran before `expires_at` (clocks differ by a second or so):
+    /// run it again shortly.
+    #[error("the reservation is not due until {expires_at}")]
+    NotDue { expires_at: DateTime<Utc> },
+    /// The database is unreachable or busy: retry with back-off.
+    #[error("transient failure, will retry: {0}")]
+    Transient(#[source] DomainError),
+    /// Anything else: retrying cannot help.
+    #[error("permanent failure: {0}")]
+    Permanent(#[source] DomainError),
+}
+
+/// Runs one release job against the database. Tests call this directly,
+/// without Redis; the queue calls it through [`release_task`].
+pub async fn handle_release(
+    job: &ReleaseReservation,
+    db: &DatabaseConnection,
+) -> Result<Outcome, ReleaseError> {
+    let outcome = reservations::expire(db, job.workspace_id, job.reservation_id, job.version)
+        .await
+        .map_err(|e| {
+            if e.is_transient() {
+                ReleaseError::Transient(e)
+            } else {
+                ReleaseError::Permanent(e)
+            }
+        })?;
+    match outcome {
+        ExpireOutcome::Expired(changed) => {
+            let r = &changed.reservation;
+            // `expire` always sets ended_at; the database's now is the fallback.
+            let ended_at = r.ended_at.unwrap_or_else(Utc::now);
+            telemetry::record_release("job", r.expires_at, ended_at);
+            let lag_seconds = telemetry::lag_seconds(r.expires_at, ended_at);
+            info!(
+                property.id = %r.property_id,
+                lag_seconds,
+                "released an expired reservation"
+            );
+            Ok(Outcome::Released {
+                expires_at: r.expires_at,
+                ended_at,
+                lag_seconds,
+            })
+        }
+        ExpireOutcome::NotActive(status) => {
+            debug!(
+                status = status.as_str(),
+                "reservation already ended, nothing to do"
+            );
+            Ok(Outcome::AlreadyEnded { status })
+        }
+        ExpireOutcome::StaleVersion { current } => {
+            debug!(
+                current_version = current,
+                "reservation was extended, nothing to do"
+            );
+            Ok(Outcome::Superseded {
+                current_version: current,
+            })
+        }
+        ExpireOutcome::NotFound => {
+            info!("reservation not found, nothing to do");
+            Ok(Outcome::NotFound)
+        }
+        ExpireOutcome::NotDue { expires_at } => Err(ReleaseError::NotDue { expires_at }),
+    }
+}
+
+/// What every release job shares.
+#[derive(Debug, Clone)]
+pub struct JobContext {
+    pub db: DatabaseConnection,
+}
+
+/// The apalis task: [`handle_release`] in a span naming the job, with its
+/// errors told apart the way apalis-redis understands them. A plain error is
+/// retried (apalis-redis reschedules it `attempt` seconds later, up to 25
+/// attempts, whatever `max_attempts` says); an `AbortError` is never retried.
+pub async fn release_task(
+    job: ReleaseReservation,
+    ctx: Data<Arc<JobContext>>,
+    task_id: TaskId,
+    attempt: Attempt,
+) -> Result<Outcome, BoxDynError> {
+    let span = tracing::info_span!(
+        "release_job",
+        job.id = %task_id,
+        job.attempt = attempt.current(),
+        reservation.id = %job.reservation_id,
+        workspace.id = %job.workspace_id,
+        reservation.version = job.version,
+    );
+    async move {
+        let in_flight = metrics::gauge!(telemetry::RELEASE_JOBS_IN_FLIGHT);
+        in_flight.increment(1.0);
+        let result = handle_release(&job, &ctx.db).await;
+        in_flight.decrement(1.0);
+        let label = match &result {
+            Ok(Outcome::Released { .. }) => "released",
+            Ok(_) => "nothing_to_do",
+            Err(ReleaseError::NotDue { .. }) => "not_due",
+            Err(ReleaseError::Transient(_)) => "retry",
+            Err(ReleaseError::Permanent(_)) => "failed",
+        };
+        metrics::counter!(telemetry::RELEASE_JOBS_TOTAL, "outcome" => label).increment(1);
+        match result {
+            Ok(outcome) => Ok(outcome),
+            Err(ReleaseError::NotDue { expires_at }) => {
+                let wait = (expires_at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+                debug!(?wait, "ran before its time, running it again shortly");
+                Err(RetryAfterError::new(ReleaseError::NotDue { expires_at }, wait).into())
+            }
+            Err(e @ ReleaseError::Transient(_)) => {
+                warn!(error = %e, "release job failed, will retry");
+                Err(e.into())
+            }
+            Err(e @ ReleaseError::Permanent(_)) => {
+                warn!(error = %e, "release job failed for good; the sweep is the safety net");
+                Err(AbortError::new(e).into())
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
