@@ -1,0 +1,443 @@
+//! Test support: a workspace with agents and plots in a database of its own,
+//! a private Redis queue (its keys deleted at the end), and workers started
+//! in-process (`App`, as the binary does) or as the real binary.
+
+use std::future::Future;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use holdfast_domain::audit::audit;
+use holdfast_domain::db::{PoolSettings, connect};
+use holdfast_domain::directory;
+use holdfast_domain::entities::{Role, property, reservation};
+use holdfast_domain::job::ReleaseReservation;
+use holdfast_domain::reads::{self, PlotCounts};
+use holdfast_domain::reservations::reserve;
+use holdfast_domain::{Actor, Policy, ProjectId, PropertyId, ReservationId};
+use holdfast_queue::ReleaseQueue;
+use holdfast_testkit::TestDb;
+use holdfast_worker::{App, Config};
+use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+pub type Reservation = reservation::Model;
+
+/// Logs of the code under test, only when `TEST_LOG` is set.
+pub fn init_test_log() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        holdfast_worker::telemetry::init_tracing(
+            "info,holdfast_worker=debug",
+            holdfast_worker::config::LogFormat::Pretty,
+        );
+    }
+}
+
+/// A workspace with an admin, a manager and a project; a queue of its own.
+pub struct World {
+    pub conn: DatabaseConnection,
+    pub admin: Actor,
+    pub manager: Actor,
+    pub project: ProjectId,
+    pub queue: ReleaseQueue,
+    pub queue_name: String,
+    pub db_url: String,
+    // Last, so that the pool closes before the database is dropped.
+    _db: TestDb,
+}
+
+impl World {
+    pub async fn new() -> World {
+        init_test_log();
+        let db = TestDb::new().await;
+        let settings = PoolSettings {
+            max_connections: 8,
+            ..PoolSettings::default()
+        };
+        let conn = connect(&db.url, &settings).await.expect("connect");
+        let (ws, admin) =
+            directory::create_workspace(&conn, "Acme Homes", "admin@acme.test", "Ada")
+                .await
+                .expect("workspace");
+        let admin = Actor {
+            user_id: admin.id,
+            workspace_id: ws.id,
+            role: Role::Admin,
+        };
+        let manager = directory::create_user(&conn, &admin, "Max", "max@acme.test", Role::Manager)
+            .await
+            .expect("manager");
+        let manager = Actor {
+            user_id: manager.id,
+            workspace_id: ws.id,
+            role: Role::Manager,
+        };
+        let project = directory::create_project(&conn, &manager, "Seaview")
+            .await
+            .expect("project")
+            .id;
+        let queue_name = holdfast_testkit::unique_queue();
+        let queue = ReleaseQueue::new(&holdfast_testkit::redis_url(), &queue_name).expect("queue");
+        World {
+            conn,
+            admin,
+            manager,
+            project,
+            queue,
+            queue_name,
+            db_url: db.url.clone(),
+            _db: db,
+        }
+    }
+
+    pub async fn agent(&self) -> Actor {
+        let email = format!("agent-{}@acme.test", uuid::Uuid::new_v4().simple());
+        let user =
+            directory::create_user(&self.conn, &self.admin, "Agent", &email, Role::SalesAgent)
+                .await
+                .expect("agent");
+        Actor {
+            user_id: user.id,
+            workspace_id: self.admin.workspace_id,
+            role: Role::SalesAgent,
+        }
+    }
+
+    pub async fn plots(&self, n: usize) -> Vec<PropertyId> {
+        let codes: Vec<String> = (0..n)
+            .map(|i| {
+                format!(
+                    "P-{i:04}-{}",
+                    &uuid::Uuid::new_v4().simple().to_string()[..6]
+                )
+            })
+            .collect();
+        directory::add_properties(&self.conn, &self.manager, self.project, &codes)
+            .await
+            .expect("plots")
+            .into_iter()
+            .map(|p| p.id)
+            .collect()
+    }
+
+    /// Holds of `ttl` on `n` new plots, one agent each.
+    pub async fn reserve_many(&self, n: usize, ttl: Duration) -> Vec<Reservation> {
+        let policy = policy(ttl);
+        let mut out = Vec::with_capacity(n);
+        for plot in self.plots(n).await {
+            let agent = self.agent().await;
+            let r = reserve(&self.conn, &policy, &agent, plot)
+                .await
+                .expect("reserve")
+                .reservation;
+            out.push(r);
+        }
+        out
+    }
+
+    /// Schedules the release job the way the server does after a commit.
+    pub async fn schedule(&self, r: &Reservation) {
+        self.queue
+            .schedule(&job(r), r.expires_at)
+            .await
+            .expect("schedule");
+    }
+
+    pub async fn stored(&self, id: ReservationId) -> Reservation {
+        reservation::Entity::find_by_id(id)
+            .one(&self.conn)
+            .await
+            .expect("query")
+            .expect("reservation")
+    }
+
+    pub async fn stored_property(&self, id: PropertyId) -> property::Model {
+        property::Entity::find_by_id(id)
+            .one(&self.conn)
+            .await
+            .expect("query")
+            .expect("property")
+    }
+
+    /// Makes a reservation lapse a second ago, as if its hold time had run out.
+    pub async fn lapse(&self, id: ReservationId) {
+        self.sql(&format!(
+            "UPDATE reservation SET created_at = created_at - interval '1 day', \
+               expires_at = clock_timestamp() - interval '1 second' WHERE id = '{id}'; \
+             UPDATE property SET reserved_until = r.expires_at FROM reservation r \
+               WHERE r.id = '{id}' AND property.id = r.property_id AND property.status = 'RESERVED'"
+        ))
+        .await;
+    }
+
+    pub async fn sql(&self, sql: &str) {
+        self.conn.execute_unprepared(sql).await.expect(sql);
+    }
+
+    pub async fn counts(&self) -> PlotCounts {
+        reads::plot_counts(&self.conn, self.admin.workspace_id, &[self.project])
+            .await
+            .expect("counts")[&self.project]
+    }
+
+    /// Every invariant of DESIGN.md holds.
+    pub async fn audit_clean(&self) {
+        let violations = audit(&self.conn).await.expect("audit");
+        assert!(violations.is_empty(), "invariants broken: {violations:#?}");
+    }
+
+    /// Waits until every reservation has ended; returns them as stored.
+    pub async fn wait_all_ended(
+        &self,
+        ids: &[ReservationId],
+        within: Duration,
+    ) -> Vec<Reservation> {
+        let deadline = Instant::now() + within;
+        loop {
+            let mut all = Vec::with_capacity(ids.len());
+            for id in ids {
+                all.push(self.stored(*id).await);
+            }
+            if all.iter().all(|r| r.ended_at.is_some()) {
+                return all;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} of {} reservations still active after {within:?}",
+                all.iter().filter(|r| r.ended_at.is_none()).count(),
+                ids.len()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The worker's settings for this world, as flags (flags win over any
+    /// variable the test's environment may have set).
+    pub fn config(&self, sweep: &str) -> Config {
+        Config::load(self.args(sweep)).expect("config")
+    }
+
+    pub fn args(&self, sweep: &str) -> Vec<String> {
+        [
+            "holdfast-worker",
+            "--database-url",
+            &self.db_url,
+            "--redis-url",
+            &holdfast_testkit::redis_url(),
+            "--queue",
+            &self.queue_name,
+            "--sweep-schedule",
+            sweep,
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--worker-concurrency",
+            "8",
+            "--shutdown-timeout",
+            "10s",
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
+    }
+
+    /// Starts a worker in this process, as the binary would.
+    pub async fn spawn_worker(&self, sweep: &str) -> TestWorker {
+        let app = App::build(self.config(sweep)).await.expect("build");
+        let addr = app.metrics_addr();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(app.run_until(async move {
+            let _ = stopped.await;
+        }));
+        TestWorker {
+            addr,
+            stop: Some(stop),
+            handle: Some(handle),
+        }
+    }
+
+    /// Starts the real binary; returns once it listens.
+    pub async fn spawn_binary(&self, sweep: &str) -> BinaryWorker {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_holdfast-worker"))
+            .args(&self.args(sweep)[1..])
+            .env("HOLDFAST_LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn holdfast-worker");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = tokio::time::timeout(Duration::from_secs(20), async {
+            while let Some(line) = lines.next_line().await.expect("read log") {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                    && let Some(addr) = v.get("addr").and_then(|a| a.as_str())
+                {
+                    return addr.parse::<std::net::SocketAddr>().expect("addr");
+                }
+            }
+            panic!("holdfast-worker exited before listening");
+        })
+        .await
+        .expect("holdfast-worker listens within 20 s");
+        // Keep draining its logs so that it never blocks on a full pipe.
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if std::env::var_os("TEST_LOG").is_some() {
+                    println!("{line}");
+                }
+            }
+        });
+        BinaryWorker { child, addr }
+    }
+
+    pub async fn redis(&self) -> redis::aio::ConnectionManager {
+        self.queue.connection().await.expect("redis")
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let name = self.queue_name.clone();
+        let url = holdfast_testkit::redis_url();
+        // Drop may run inside a runtime: clean up on a thread of its own.
+        let _ = std::thread::spawn(move || {
+            let Ok(client) = redis::Client::open(url) else {
+                return;
+            };
+            let Ok(mut conn) = client.get_connection() else {
+                return;
+            };
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(format!("{name}:*"))
+                .query(&mut conn)
+                .unwrap_or_default();
+            if !keys.is_empty() {
+                let _: Result<(), _> = redis::cmd("DEL").arg(keys).query(&mut conn);
+            }
+            // apalis-redis lists every queue in one global key.
+            let _: Result<(), _> = redis::cmd("ZREM")
+                .arg("core:apalis:queues:list")
+                .arg(format!("{name}:workers"))
+                .query(&mut conn);
+        })
+        .join();
+    }
+}
+
+pub fn policy(ttl: Duration) -> Policy {
+    Policy {
+        ttl,
+        max_extensions: 2,
+        max_active_per_agent: 0,
+    }
+}
+
+pub fn job(r: &Reservation) -> ReleaseReservation {
+    ReleaseReservation {
+        workspace_id: r.workspace_id,
+        reservation_id: r.id,
+        version: r.version,
+    }
+}
+
+/// Seconds from `expires_at` to `ended_at`.
+pub fn lag(r: &Reservation) -> f64 {
+    let ended: DateTime<Utc> = r.ended_at.expect("ended");
+    (ended - r.expires_at).num_milliseconds() as f64 / 1000.0
+}
+
+/// A worker running in this process.
+pub struct TestWorker {
+    pub addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestWorker {
+    /// Stops it as SIGTERM would, and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(handle) = self.handle.take() {
+            tokio::time::timeout(Duration::from_secs(15), handle)
+                .await
+                .expect("worker stops within 15 s")
+                .expect("join")
+                .expect("worker ran");
+        }
+    }
+
+    pub async fn metrics(&self) -> String {
+        get(self.addr, "/metrics").await.1
+    }
+}
+
+impl Drop for TestWorker {
+    fn drop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            handle.abort();
+        }
+    }
+}
+
+/// The real binary, running.
+pub struct BinaryWorker {
+    pub child: Child,
+    pub addr: std::net::SocketAddr,
+}
+
+impl BinaryWorker {
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("running")
+    }
+
+    pub async fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid().to_string())
+            .status()
+            .await
+            .expect("kill");
+        assert!(status.success(), "kill -{signal}");
+    }
+
+    pub async fn wait(&mut self, within: Duration) -> std::process::ExitStatus {
+        tokio::time::timeout(within, self.child.wait())
+            .await
+            .expect("exits in time")
+            .expect("wait")
+    }
+}
+
+/// GET on a worker's HTTP side: (status, body).
+pub async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let resp = reqwest::get(format!("http://{addr}{path}"))
+        .await
+        .expect("GET");
+    let status = resp.status().as_u16();
+    (status, resp.text().await.expect("body"))
+}
+
+/// The value of one sample (`name{labels}`) in Prometheus text, 0 if absent.
+pub fn sample(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Polls `check` until it holds, or fails after `within`.
+pub async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while !check().await {
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,9 @@
+//! holdfast-worker against the real PostgreSQL and Redis: each test has a
+//! database and a queue of its own, and hold times of a few seconds.
+
+mod delayed_jobs;
+mod handler;
+mod helpers;
+mod process;
+mod replicas;
+mod sweep;
