@@ -1,0 +1,326 @@
+//! The built binary: bootstrap, token, seed-demo, migrate, print-schema, bad
+//! settings, and a graceful stop on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use holdfast_testkit::TestDb;
+use sea_orm::{ConnectionTrait, Database, TransactionTrait};
+use serde_json::{Value, json};
+
+use crate::helpers::{TEST_SECRET, spawn_app_on};
+
+const BIN: &str = env!("CARGO_BIN_EXE_holdfast-server");
+
+/// The binary with only the settings given here (nothing inherited).
+fn server(db: &TestDb) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear()
+        .env("DATABASE_URL", &db.url)
+        .env("HOLDFAST_JWT_SECRET", TEST_SECRET)
+        .env("HOLDFAST_QUEUE", holdfast_testkit::unique_queue())
+        .env("REDIS_URL", holdfast_testkit::redis_url())
+        .env("RUST_LOG", "warn");
+    cmd
+}
+
+async fn run(mut cmd: Command) -> Output {
+    tokio::task::spawn_blocking(move || cmd.output().expect("run holdfast-server"))
+        .await
+        .expect("join")
+}
+
+fn stdout(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "exit {:?}: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone()).expect("utf-8")
+}
+
+#[tokio::test]
+async fn bootstrap_prints_the_workspace_the_admin_and_a_working_token() {
+    let db = TestDb::new().await;
+    let mut cmd = server(&db);
+    cmd.args([
+        "bootstrap",
+        "--workspace",
+        "Acme Homes",
+        "--admin-email",
+        "ada@acme.test",
+    ]);
+    let out = stdout(&run(cmd).await);
+    let printed: Value = serde_json::from_str(out.trim()).expect("one JSON object");
+    for key in ["workspaceId", "userId", "token"] {
+        assert!(printed[key].is_string(), "{key} missing: {printed}");
+    }
+
+    // `token` mints another one for the same user.
+    let mut cmd = server(&db);
+    cmd.args([
+        "token",
+        "--user-id",
+        printed["userId"].as_str().expect("id"),
+        "--ttl",
+        "1h",
+    ]);
+    let second = stdout(&run(cmd).await).trim().to_owned();
+
+    let app = spawn_app_on(db, |_| {}).await;
+    for token in [printed["token"].as_str().expect("token"), second.as_str()] {
+        let data = app.ok(token, "{ me { id name role } }", json!({})).await;
+        assert_eq!(data["me"]["id"], printed["userId"]);
+        assert_eq!(data["me"]["role"], json!("ADMIN"));
+        assert_eq!(data["me"]["name"], json!("ada"));
+    }
+}
+
+#[tokio::test]
+async fn seed_demo_twice_reuses_the_workspace_and_its_agent_token_reserves_a_plot() {
+    let db = TestDb::new().await;
+    let first = stdout(
+        &run({
+            let mut c = server(&db);
+            c.arg("seed-demo");
+            c
+        })
+        .await,
+    );
+    let second = stdout(
+        &run({
+            let mut c = server(&db);
+            c.arg("seed-demo");
+            c
+        })
+        .await,
+    );
+    let header = |out: &str| out.lines().next().expect("a first line").to_owned();
+    assert_eq!(
+        header(&first),
+        header(&second),
+        "the same workspace and project"
+    );
+    assert!(first.contains("with 50 plots"), "{first}");
+
+    // The newcomer's path: paste the printed header, list plots, reserve one.
+    let token = second
+        .split("\"Authorization\": \"Bearer ")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a token to paste")
+        .to_owned();
+    let app = spawn_app_on(db, |_| {}).await;
+    let data = app
+        .ok(
+            &token,
+            "{ me { role } projects { nodes { name availablePlots properties(first: 5, status: AVAILABLE) { nodes { id code } } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(data["me"]["role"], json!("SALES_AGENT"));
+    let projects = data["projects"]["nodes"].as_array().expect("projects");
+    assert_eq!(projects.len(), 1, "seeding twice made one project: {data}");
+    assert_eq!(projects[0]["availablePlots"], json!(50));
+    let plot = projects[0]["properties"]["nodes"][0]["id"]
+        .as_str()
+        .expect("a plot");
+    let body = app.reserve(&token, plot).await;
+    assert_eq!(
+        body["data"]["reserveProperty"]["status"],
+        json!("ACTIVE"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn migrate_creates_a_missing_database_and_running_it_twice_is_harmless() {
+    let name = format!("hf_migrate_{}", uuid::Uuid::new_v4().simple());
+    let url = format!("{}/{name}", holdfast_testkit::server_url());
+    for _ in 0..2 {
+        let mut cmd = Command::new(BIN);
+        cmd.env_clear()
+            .env("DATABASE_URL", &url)
+            .env("RUST_LOG", "warn")
+            .arg("migrate");
+        stdout(&run(cmd).await);
+    }
+    let db = Database::connect(&url).await.expect("the database exists");
+    db.execute_unprepared("SELECT count(*) FROM reservation")
+        .await
+        .expect("the tables exist");
+    db.close().await.ok();
+    let admin = Database::connect(format!("{}/postgres", holdfast_testkit::server_url()))
+        .await
+        .expect("connect");
+    admin
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await
+        .expect("drop");
+}
+
+#[tokio::test]
+async fn print_schema_prints_the_sdl() {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear().arg("print-schema");
+    let out = stdout(&run(cmd).await);
+    assert_eq!(out, holdfast_server::graphql::sdl());
+}
+
+/// Environment, flags, and the setting the error must name.
+type BadSetting = (
+    &'static [(&'static str, &'static str)],
+    &'static [&'static str],
+    &'static str,
+);
+
+#[tokio::test]
+async fn a_bad_setting_exits_2_with_one_line_naming_it() {
+    let cases: &[BadSetting] = &[
+        (
+            &[("HOLDFAST_RESERVATION_TTL", "banana")],
+            &[],
+            "HOLDFAST_RESERVATION_TTL",
+        ),
+        (
+            &[],
+            &["--max-extensions", "many"],
+            "HOLDFAST_MAX_EXTENSIONS",
+        ),
+        (&[("REDIS_URL", "http://nope")], &[], "REDIS_URL"),
+        (&[("DATABASE_URL", "mysql://x")], &[], "DATABASE_URL"),
+        (&[("HOLDFAST_LISTEN", "nowhere")], &[], "HOLDFAST_LISTEN"),
+        (&[("HOLDFAST_ENV", "staging")], &[], "HOLDFAST_ENV"),
+        (
+            &[("HOLDFAST_ENV", "production")],
+            &[],
+            "HOLDFAST_JWT_SECRET",
+        ),
+        (
+            &[
+                ("HOLDFAST_ENV", "production"),
+                ("HOLDFAST_JWT_SECRET", "short"),
+            ],
+            &[],
+            "HOLDFAST_JWT_SECRET",
+        ),
+    ];
+    for (env, args, setting) in cases {
+        let mut cmd = Command::new(BIN);
+        cmd.env_clear()
+            .envs(env.iter().copied())
+            .args(*args)
+            .arg("print-schema");
+        let out = run(cmd).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{env:?} {args:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+        assert!(stderr.contains(setting), "{setting} named: {stderr}");
+        assert!(out.stdout.is_empty(), "nothing on stdout");
+    }
+}
+
+#[tokio::test]
+async fn sigterm_lets_the_request_in_flight_finish_then_exits_0() {
+    let db = TestDb::new().await;
+    // A workspace, an agent and a plot, straight through the domain.
+    let conn = db.connect().await;
+    let (ws, admin) =
+        holdfast_domain::directory::create_workspace(&conn, "Acme", "a@acme.test", "Ada")
+            .await
+            .expect("workspace");
+    let actor = holdfast_domain::Actor {
+        user_id: admin.id,
+        workspace_id: ws.id,
+        role: admin.role,
+    };
+    let project = holdfast_domain::directory::create_project(&conn, &actor, "Riverside")
+        .await
+        .expect("project");
+    let plots =
+        holdfast_domain::directory::add_properties(&conn, &actor, project.id, &["A-1".to_owned()])
+            .await
+            .expect("plots");
+    let tokens = holdfast_server::auth::Tokens::new(TEST_SECRET.as_bytes());
+    let token = tokens
+        .mint(admin.id, ws.id, Duration::from_secs(600))
+        .expect("token");
+
+    let mut child = server(&db)
+        .env("HOLDFAST_LISTEN", "127.0.0.1:0")
+        .env("RUST_LOG", "info")
+        .env("HOLDFAST_LOG_FORMAT", "json")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start the server");
+    let stderr = child.stderr.take().expect("stderr");
+    let (addr_tx, addr_rx) = tokio::sync::oneshot::channel::<String>();
+    std::thread::spawn(move || {
+        let mut addr_tx = Some(addr_tx);
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                let addr = rest.split('/').next().unwrap_or_default().to_owned();
+                if let Some(tx) = addr_tx.take() {
+                    let _ = tx.send(addr);
+                }
+            }
+        }
+    });
+    let addr = tokio::time::timeout(Duration::from_secs(20), addr_rx)
+        .await
+        .expect("the server logs its address")
+        .expect("an address");
+
+    // Hold the plot's row so the reservation waits inside the server.
+    let other = Database::connect(&db.url).await.expect("connect");
+    let txn = other.begin().await.expect("begin");
+    txn.execute_unprepared(&format!(
+        "SELECT id FROM property WHERE id = '{}' FOR UPDATE",
+        plots[0].id
+    ))
+    .await
+    .expect("lock");
+    let client = reqwest::Client::new();
+    let in_flight = tokio::spawn({
+        let url = format!("http://{addr}/graphql");
+        let plot = plots[0].id.to_string();
+        async move {
+            client
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({
+                    "query": "mutation($id: ID!) { reserveProperty(propertyId: $id) { status } }",
+                    "variables": { "id": plot },
+                }))
+                .send()
+                .await
+                .expect("the request in flight gets an answer")
+                .json::<Value>()
+                .await
+                .expect("json")
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pid = child.id().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    txn.rollback().await.expect("release the row");
+
+    let body = in_flight.await.expect("join");
+    assert_eq!(
+        body["data"]["reserveProperty"]["status"],
+        json!("ACTIVE"),
+        "{body}"
+    );
+    let status = tokio::task::spawn_blocking(move || child.wait().expect("wait"))
+        .await
+        .expect("join");
+    assert_eq!(status.code(), Some(0), "exit 0 after SIGTERM");
+}

@@ -1,0 +1,12 @@
+//! End-to-end tests of holdfast-server: the real app on 127.0.0.1:0, a fresh
+//! database per test, requests over HTTP.
+
+mod auth;
+mod cli;
+mod concurrency;
+mod errors;
+mod helpers;
+mod http;
+mod lifecycle;
+mod roles;
+mod schema;
