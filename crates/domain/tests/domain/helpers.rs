@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use holdfast_domain::audit::audit;
 use holdfast_domain::db::{PoolSettings, connect};
 use holdfast_domain::directory;
@@ -15,7 +17,7 @@ pub struct World {
     pub project: ProjectId,
     pub policy: Policy,
     // Last, so that the pool closes before the database is dropped.
-    _db: TestDb,
+    _db: Arc<TestDb>,
 }
 
 impl World {
@@ -24,8 +26,14 @@ impl World {
     }
 
     pub async fn with_pool(settings: PoolSettings) -> World {
-        let db = TestDb::new().await;
+        let db = Arc::new(TestDb::new().await);
         let conn = connect(&db.url, &settings).await.expect("connect");
+        Self::in_database(db, conn).await
+    }
+
+    /// A new workspace in an existing database: for tests that make many
+    /// worlds, where a database per world would cost more than the test.
+    pub async fn in_database(db: Arc<TestDb>, conn: DatabaseConnection) -> World {
         let (ws, admin) =
             directory::create_workspace(&conn, "Acme Homes", "admin@acme.test", "Ada")
                 .await
@@ -103,11 +111,12 @@ impl World {
         self.conn.execute_unprepared(sql).await.expect(sql);
     }
 
-    /// Makes a reservation lapse a second ago, as if its hold time had run out.
+    /// Makes a reservation lapse, as if its hold time had run out: its end
+    /// moves to just after its start, which keeps the plot's history coherent
+    /// (no hold of the same plot can overlap it).
     pub async fn lapse(&self, id: ReservationId) {
         self.sql(&format!(
-            "UPDATE reservation SET created_at = created_at - interval '1 day', \
-               expires_at = clock_timestamp() - interval '1 second' WHERE id = '{id}'; \
+            "UPDATE reservation SET expires_at = created_at + interval '1 microsecond' WHERE id = '{id}'; \
              UPDATE property SET reserved_until = r.expires_at FROM reservation r \
                WHERE r.id = '{id}' AND r.status = 'ACTIVE' AND property.id = r.property_id"
         ))

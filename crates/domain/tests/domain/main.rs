@@ -7,6 +7,7 @@ mod concurrency;
 mod directory;
 mod errors;
 mod expiry;
+mod model;
 mod reserve;
 mod safety_nets;
 mod sweep;
