@@ -13,7 +13,7 @@ use holdfast_domain::entities::user;
 use holdfast_domain::{UserId, directory};
 use holdfast_migrations::{Migrator, MigratorTrait};
 use sea_orm::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sea_orm::{Database, EntityTrait};
+use sea_orm::{ConnectOptions, Database, EntityTrait};
 
 use crate::app::{self, Application};
 use crate::config::Config;
@@ -263,7 +263,10 @@ pub async fn migrate(url: &str) -> anyhow::Result<()> {
         }
         admin.close().await;
     }
-    let db = Database::connect(url)
+    let mut options = ConnectOptions::new(url.to_owned());
+    // Every migration statement at INFO would bury what the command says.
+    options.sqlx_logging(false);
+    let db = Database::connect(options)
         .await
         .context("connecting to DATABASE_URL")?;
     Migrator::up(&db, None)

@@ -17,6 +17,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use sea_orm::DatabaseConnection;
 use serde_json::json;
 use tower_http::trace::TraceLayer;
+use tracing::Instrument;
 
 use crate::auth::{self, Tokens};
 use crate::error::{Code, ensure_coded};
@@ -79,24 +80,42 @@ async fn graphql(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
         }
     };
 
+    let span = tracing::info_span!(
+        "graphql",
+        operation = request.operation_name.as_deref().unwrap_or(""),
+        user.id = tracing::field::Empty,
+        workspace.id = tracing::field::Empty,
+    );
     let header = headers
         .get(header::AUTHORIZATION)
         .map(|v| v.to_str().unwrap_or("\u{0}"));
     let session = match auth::bearer(header) {
-        Ok(token) => auth::authenticate(&state.db, &state.tokens, token).await,
+        Ok(token) => {
+            auth::authenticate(&state.db, &state.tokens, token)
+                .instrument(span.clone())
+                .await
+        }
         Err(e) => Err(e),
     };
     let request = match session {
         Ok(session) => {
+            span.record("user.id", tracing::field::display(session.user.id));
+            span.record(
+                "workspace.id",
+                tracing::field::display(session.workspace.id),
+            );
             let loaders = Loaders::for_request(state.db.clone(), session.workspace.id);
             request
                 .data(RequestAuth(Ok(Arc::new(session))))
                 .data(loaders)
         }
-        Err(e) => request.data(RequestAuth(Err(e.into()))),
+        Err(e) => {
+            let _entered = span.enter();
+            request.data(RequestAuth(Err(e.into())))
+        }
     };
 
-    let mut response = state.schema.execute(request).await;
+    let mut response = state.schema.execute(request).instrument(span).await;
     for err in &mut response.errors {
         ensure_coded(err);
     }

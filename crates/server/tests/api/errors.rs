@@ -272,3 +272,23 @@ async fn a_reservation_stands_when_redis_is_down() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn a_database_failure_is_internal_and_tells_the_client_nothing() {
+    let app = spawn_app().await;
+    let ws = app.bootstrap("Acme").await;
+    let (_, plots) = app.project(&ws.admin.token, "Riverside", &["A-1"]).await;
+    // A schema the server does not expect: a real failure inside PostgreSQL
+    // that is neither a lock timeout nor a lost connection.
+    app.db
+        .execute_unprepared("ALTER TABLE reservation RENAME TO reservation_moved")
+        .await
+        .expect("rename");
+    let body = app.reserve(&ws.admin.token, &plots[0]).await;
+    assert_error(&body, "INTERNAL", 500);
+    let message = body["errors"][0]["message"].as_str().expect("message");
+    assert_eq!(message, "internal error", "no detail: {body}");
+    assert!(
+        !body.to_string().contains("reservation_moved") && !body.to_string().contains("relation")
+    );
+}
