@@ -2,6 +2,7 @@
 //! a private Redis queue (its keys deleted at the end), and workers started
 //! in-process (`App`, as the binary does) or as the real binary.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -18,7 +19,10 @@ use holdfast_domain::{Actor, Policy, ProjectId, PropertyId, ReservationId};
 use holdfast_queue::ReleaseQueue;
 use holdfast_testkit::TestDb;
 use holdfast_worker::{App, Config};
-use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait};
+use redis::AsyncCommands;
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, TransactionTrait,
+};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -219,12 +223,16 @@ impl World {
     }
 
     pub fn args(&self, sweep: &str) -> Vec<String> {
+        self.args_with_redis(sweep, &holdfast_testkit::redis_url())
+    }
+
+    pub fn args_with_redis(&self, sweep: &str, redis_url: &str) -> Vec<String> {
         [
             "holdfast-worker",
             "--database-url",
             &self.db_url,
             "--redis-url",
-            &holdfast_testkit::redis_url(),
+            redis_url,
             "--queue",
             &self.queue_name,
             "--sweep-schedule",
@@ -243,7 +251,11 @@ impl World {
 
     /// Starts a worker in this process, as the binary would.
     pub async fn spawn_worker(&self, sweep: &str) -> TestWorker {
-        let app = App::build(self.config(sweep)).await.expect("build");
+        self.spawn_worker_with(self.config(sweep)).await
+    }
+
+    pub async fn spawn_worker_with(&self, config: Config) -> TestWorker {
+        let app = App::build(config).await.expect("build");
         let addr = app.metrics_addr();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(app.run_until(async move {
@@ -294,6 +306,51 @@ impl World {
 
     pub async fn redis(&self) -> redis::aio::ConnectionManager {
         self.queue.connection().await.expect("redis")
+    }
+
+    /// Holds the rows of the reservations' plots, so that a worker that takes
+    /// their jobs is stuck on them (each attempt waits for the lock) until the
+    /// transaction ends.
+    pub async fn lock_plots(&self, rs: &[Reservation]) -> DatabaseTransaction {
+        let blocker = self.conn.begin().await.expect("begin");
+        let plots: Vec<String> = rs.iter().map(|r| format!("'{}'", r.property_id)).collect();
+        blocker
+            .execute_unprepared(&format!(
+                "SELECT 1 FROM property WHERE id IN ({}) FOR UPDATE",
+                plots.join(", ")
+            ))
+            .await
+            .expect("lock plots");
+        blocker
+    }
+
+    /// The ids of the jobs some worker holds in flight right now.
+    pub async fn in_flight(&self) -> HashSet<String> {
+        let mut redis = self.redis().await;
+        let pattern = format!("{}:*", self.queue.config().inflight_jobs_set());
+        let sets: Vec<String> = redis.keys(&pattern).await.expect("keys");
+        let mut ids = HashSet::new();
+        for set in sets {
+            let members: Vec<String> = redis.smembers(&set).await.expect("smembers");
+            ids.extend(members);
+        }
+        ids
+    }
+
+    /// Waits until some worker holds at least one job; returns what it holds.
+    pub async fn wait_in_flight(&self, within: Duration) -> HashSet<String> {
+        let deadline = Instant::now() + within;
+        loop {
+            let held = self.in_flight().await;
+            if !held.is_empty() {
+                return held;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no job in flight within {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 
@@ -439,5 +496,73 @@ where
     while !check().await {
         assert!(Instant::now() < deadline, "{what}: not within {within:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A TCP proxy in front of Redis that a test can cut and restore: an outage
+/// of the shared Redis, for one test only.
+pub struct RedisProxy {
+    pub url: String,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    connections: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl RedisProxy {
+    pub async fn start() -> RedisProxy {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let target = holdfast_testkit::redis_url()
+            .trim_start_matches("redis://")
+            .trim_end_matches('/')
+            .to_owned();
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let connections = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let accept = {
+            let (up, connections) = (up.clone(), connections.clone());
+            tokio::spawn(async move {
+                while let Ok((mut client, _)) = listener.accept().await {
+                    if !up.load(Ordering::SeqCst) {
+                        drop(client);
+                        continue;
+                    }
+                    let target = target.clone();
+                    let task = tokio::spawn(async move {
+                        if let Ok(mut server) = tokio::net::TcpStream::connect(&target).await {
+                            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                        }
+                    });
+                    connections.lock().expect("lock").push(task.abort_handle());
+                }
+            })
+        };
+        RedisProxy {
+            url: format!("redis://{addr}"),
+            up,
+            connections,
+            accept,
+        }
+    }
+
+    /// Drops every connection, and every new one until `restore`.
+    pub fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        for c in self.connections.lock().expect("lock").drain(..) {
+            c.abort();
+        }
+    }
+
+    pub fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for RedisProxy {
+    fn drop(&mut self) {
+        self.cut();
+        self.accept.abort();
     }
 }

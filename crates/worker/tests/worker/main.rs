@@ -4,6 +4,7 @@
 mod delayed_jobs;
 mod handler;
 mod helpers;
+mod outage;
 mod process;
 mod replicas;
 mod sweep;

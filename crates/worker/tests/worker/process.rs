@@ -1,13 +1,10 @@
 //! The real `holdfast-worker` binary: settings, signals, and a crash.
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use holdfast_domain::entities::{EndSource, ReservationStatus};
-use redis::AsyncCommands;
-use sea_orm::{ConnectionTrait, TransactionTrait};
 
-use crate::helpers::{World, eventually, get, lag};
+use crate::helpers::{World, get, lag};
 
 #[tokio::test]
 async fn a_bad_setting_stops_the_worker_with_exit_code_2_and_one_line_naming_it() {
@@ -24,18 +21,39 @@ async fn a_bad_setting_stops_the_worker_with_exit_code_2_and_one_line_naming_it(
     assert!(stderr.contains("seconds field"), "{stderr}");
 }
 
-#[tokio::test]
-async fn sigterm_stops_the_worker_gracefully_with_exit_code_0() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_the_job_in_hand_finish_then_the_worker_exits_0() {
     let w = World::new().await;
+    let r = w.reserve_many(1, Duration::from_secs(1)).await.remove(0);
+    w.schedule(&r).await;
+    let blocker = w.lock_plots(std::slice::from_ref(&r)).await;
     let mut worker = w.spawn_binary("*/1 * * * * *").await;
     assert_eq!(get(worker.addr, "/healthz").await.0, 200);
     let (status, body) = get(worker.addr, "/readyz").await;
     assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("\"postgres\":\"ok\"") && body.contains("\"redis\":\"ok\""),
+        "{body}"
+    );
+    w.wait_in_flight(Duration::from_secs(10)).await;
 
     worker.signal("TERM").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        worker.child.try_wait().expect("try_wait").is_none(),
+        "still finishing the job in hand"
+    );
+    blocker.rollback().await.expect("unlock");
 
     let status = worker.wait(Duration::from_secs(15)).await;
     assert_eq!(status.code(), Some(0), "{status:?}");
+    let ended = w.stored(r.id).await;
+    assert_eq!(
+        ended.status,
+        ReservationStatus::Expired,
+        "the job in hand was finished"
+    );
+    assert!(w.in_flight().await.is_empty(), "and acknowledged");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -45,39 +63,11 @@ async fn a_worker_killed_with_sigkill_while_jobs_are_due_loses_none_of_them() {
     for r in &rs {
         w.schedule(r).await;
     }
-    // Hold the plots' rows, so that the worker takes the due jobs and is
-    // stuck on them (each attempt waits for the lock) when it is killed.
-    let blocker = w.conn.begin().await.expect("begin");
-    let plots: Vec<String> = rs.iter().map(|r| format!("'{}'", r.property_id)).collect();
-    blocker
-        .execute_unprepared(&format!(
-            "SELECT 1 FROM property WHERE id IN ({}) FOR UPDATE",
-            plots.join(", ")
-        ))
-        .await
-        .expect("lock plots");
+    let blocker = w.lock_plots(&rs).await;
     let mut first = w.spawn_binary("off").await;
+    let held = w.wait_in_flight(Duration::from_secs(10)).await;
 
-    let mut redis = w.redis().await;
-    let pattern = format!("{}:*", w.queue.config().inflight_jobs_set());
-    let held = std::sync::Arc::new(std::sync::Mutex::new(HashSet::<String>::new()));
-    eventually(Duration::from_secs(10), "the worker holds due jobs", || {
-        let (mut redis, pattern, held) = (redis.clone(), pattern.clone(), held.clone());
-        async move {
-            let sets: Vec<String> = redis.keys(&pattern).await.expect("keys");
-            let mut ids = HashSet::new();
-            for set in sets {
-                let members: Vec<String> = redis.smembers(&set).await.expect("smembers");
-                ids.extend(members);
-            }
-            let found = !ids.is_empty();
-            *held.lock().expect("lock") = ids;
-            found
-        }
-    })
-    .await;
     first.child.kill().await.expect("SIGKILL");
-    let held = held.lock().expect("lock").clone();
     println!("jobs in flight when the worker was killed: {}", held.len());
     blocker.rollback().await.expect("unlock plots");
     for r in &rs {
@@ -100,11 +90,7 @@ async fn a_worker_killed_with_sigkill_while_jobs_are_due_loses_none_of_them() {
         // in-flight jobs went back to the queue.
         assert_eq!(r.end_source, Some(EndSource::Job));
     }
-    let inflight: Vec<String> = redis.keys(&pattern).await.expect("keys");
-    for set in inflight {
-        let left: Vec<String> = redis.smembers(&set).await.expect("smembers");
-        assert!(left.is_empty(), "{set} still holds {left:?}");
-    }
+    assert!(w.in_flight().await.is_empty(), "no job left in flight");
     second.signal("TERM").await;
     assert_eq!(second.wait(Duration::from_secs(15)).await.code(), Some(0));
     w.audit_clean().await;

@@ -5,14 +5,17 @@ use std::time::Duration;
 
 use holdfast_domain::entities::{EndSource, ReservationStatus};
 
-use crate::helpers::{World, lag, sample};
+use redis::AsyncCommands;
+
+use crate::helpers::{World, eventually, lag, sample};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_and_a_sweep_every_second_end_every_reservation_exactly_once() {
     let w = World::new().await;
     let a = w.spawn_worker("* * * * * *").await;
     let b = w.spawn_worker("* * * * * *").await;
-    let rs = w.reserve_many(24, Duration::from_secs(2)).await;
+    // Long enough for all to be reserved and scheduled before the first lapses.
+    let rs = w.reserve_many(24, Duration::from_secs(4)).await;
     // Two thirds get their job; the rest are left to the sweep, as if their
     // push had failed.
     for r in rs
@@ -25,9 +28,16 @@ async fn two_workers_and_a_sweep_every_second_end_every_reservation_exactly_once
     }
 
     let ids: Vec<_> = rs.iter().map(|r| r.id).collect();
-    let ended = w.wait_all_ended(&ids, Duration::from_secs(15)).await;
-    // Let any duplicate that was going to happen, happen.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let ended = w.wait_all_ended(&ids, Duration::from_secs(20)).await;
+    // Every job runs too (the sweep, due at the same whole second, usually
+    // wins the race): wait for all 16 to be acknowledged.
+    let done = w.queue.config().done_jobs_set();
+    let redis = w.redis().await;
+    eventually(Duration::from_secs(10), "every job ran", || {
+        let (mut redis, done) = (redis.clone(), done.clone());
+        async move { redis.scard::<_, u64>(&done).await.expect("scard") == 16 }
+    })
+    .await;
 
     let mut by_job = 0;
     for r in &ended {
@@ -54,6 +64,11 @@ async fn two_workers_and_a_sweep_every_second_end_every_reservation_exactly_once
     let sweeps = sample(&metrics, "holdfast_releases_total{source=\"sweep\"}");
     assert_eq!(jobs + sweeps, 24.0, "{metrics}");
     assert_eq!(jobs, f64::from(by_job), "{metrics}");
+    let nothing_to_do = sample(
+        &metrics,
+        "holdfast_release_jobs_total{outcome=\"nothing_to_do\"}",
+    );
+    assert_eq!(jobs + nothing_to_do, 16.0, "every job ran once: {metrics}");
     // Each tick was claimed by one replica; the other skipped it.
     assert!(
         sample(&metrics, "holdfast_sweeps_total{outcome=\"skipped\"}") >= 1.0,
