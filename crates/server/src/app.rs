@@ -56,7 +56,8 @@ pub struct Application {
 impl Application {
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
         config.validate()?;
-        let db = connect_db(config).await?;
+        let mut db = connect_db(config).await?;
+        metrics::count_statements(&mut db);
         let queue = ReleaseQueue::new(&config.redis_url, &config.queue).context("REDIS_URL")?;
         let tokens = tokens(config);
         let services = Services {

@@ -12,6 +12,7 @@ pub const RESERVATIONS_TOTAL: &str = "holdfast_reservations_total";
 pub const RELEASES_TOTAL: &str = "holdfast_releases_total";
 pub const GRAPHQL_REQUEST_DURATION: &str = "holdfast_graphql_request_duration_seconds";
 pub const ENQUEUE_FAILURES_TOTAL: &str = "holdfast_release_jobs_enqueue_failures_total";
+pub const DB_STATEMENTS_TOTAL: &str = "holdfast_db_statements_total";
 
 /// The recorder is global to the process (the `metrics` facade has one), so
 /// every app built in one process (tests build many) shares it.
@@ -59,6 +60,10 @@ fn describe() {
         ENQUEUE_FAILURES_TOTAL,
         "release jobs that could not be scheduled in Redis (the sweep releases those holds)"
     );
+    metrics::describe_counter!(
+        DB_STATEMENTS_TOTAL,
+        "SQL statements sent to PostgreSQL: shows whether a list costs one query per item"
+    );
 }
 
 /// Counts a `reserveProperty` by how it ended.
@@ -83,4 +88,12 @@ pub fn graphql_request(elapsed: Duration) {
 
 pub fn enqueue_failure() {
     metrics::counter!(ENQUEUE_FAILURES_TOTAL).increment(1);
+}
+
+/// Counts every statement the pool runs.
+pub fn count_statements(db: &mut sea_orm::DatabaseConnection) {
+    db.set_metric_callback(|info| {
+        let failed = if info.failed { "true" } else { "false" };
+        metrics::counter!(DB_STATEMENTS_TOTAL, "failed" => failed).increment(1);
+    });
 }

@@ -8,5 +8,6 @@ mod errors;
 mod helpers;
 mod http;
 mod lifecycle;
+mod lists;
 mod roles;
 mod schema;
