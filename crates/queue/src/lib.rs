@@ -6,10 +6,12 @@
 //! (`HOLDFAST_QUEUE`), so several deployments or tests can share one Redis.
 
 mod error;
+mod housekeeping;
 mod queue;
 mod storage;
 
 pub use error::QueueError;
+pub use housekeeping::Retention;
 pub use queue::ReleaseQueue;
 pub use storage::{
     HEARTBEAT_INTERVAL, MISSED_HEARTBEATS, POLL_INTERVAL, ReleaseStorage, storage_config,

@@ -2,6 +2,8 @@
 //! (200 while the process runs) and `/readyz` (200 when PostgreSQL and Redis
 //! answer, 503 with a JSON body naming what is down).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Json;
@@ -18,6 +20,9 @@ use serde_json::json;
 /// What the probes look at.
 #[derive(Clone)]
 pub struct Probes {
+    /// Whether the job worker is consuming (false while it restarts after a
+    /// Redis outage); shown, not part of readiness.
+    pub consuming: Arc<AtomicBool>,
     pub db: DatabaseConnection,
     pub queue: ReleaseQueue,
     pub metrics: PrometheusHandle,
@@ -60,6 +65,7 @@ async fn readyz(State(p): State<Probes>) -> impl IntoResponse {
         "status": if pg.is_ok() && redis.is_ok() { "ready" } else { "unavailable" },
         "postgres": status(&pg),
         "redis": status(&redis),
+        "jobs": if p.consuming.load(Ordering::Relaxed) { "consuming" } else { "starting" },
     });
     let code = if pg.is_ok() && redis.is_ok() {
         StatusCode::OK

@@ -4,6 +4,7 @@
 //! over [`App`], so tests start the same worker the binary starts.
 
 pub mod config;
+pub mod housekeeping;
 pub mod http;
 pub mod jobs;
 pub mod release;
@@ -92,7 +93,9 @@ impl App {
         let (stop_tx, stop_rx) = watch::channel(false);
         info!(%addr, replica = %replica, queue = %config.queue, "holdfast-worker listening (metrics, healthz, readyz)");
 
+        let consuming = Arc::new(AtomicBool::new(false));
         let router = http::router(http::Probes {
+            consuming: consuming.clone(),
             db: db.clone(),
             queue: queue.clone(),
             metrics: telemetry::metrics(),
@@ -106,13 +109,16 @@ impl App {
                 .into_future(),
         );
 
-        let consuming = Arc::new(AtomicBool::new(false));
         let jobs = tokio::spawn(jobs::run_jobs(
             queue.clone(),
             Arc::new(release::JobContext { db: db.clone() }),
             config.worker_concurrency as usize,
             replica.clone(),
             consuming,
+            stop_rx.clone(),
+        ));
+        let housekeeping = tokio::spawn(housekeeping::run_housekeeping(
+            queue.clone(),
             stop_rx.clone(),
         ));
         let sweeps = match &config.sweep_schedule {
@@ -158,6 +164,7 @@ impl App {
                 abort.abort();
             }
         }
+        housekeeping.abort();
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), http).await;
         db.close().await.ok();
         info!("holdfast-worker stopped");

@@ -171,23 +171,67 @@ pub async fn release_task(
             Err(ReleaseError::Permanent(_)) => "failed",
         };
         metrics::counter!(telemetry::RELEASE_JOBS_TOTAL, "outcome" => label).increment(1);
-        match result {
-            Ok(outcome) => Ok(outcome),
-            Err(ReleaseError::NotDue { expires_at }) => {
-                let wait = (expires_at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
-                debug!(?wait, "ran before its time, running it again shortly");
-                Err(RetryAfterError::new(ReleaseError::NotDue { expires_at }, wait).into())
-            }
-            Err(e @ ReleaseError::Transient(_)) => {
-                warn!(error = %e, "release job failed, will retry");
-                Err(e.into())
-            }
-            Err(e @ ReleaseError::Permanent(_)) => {
-                warn!(error = %e, "release job failed for good; the sweep is the safety net");
-                Err(AbortError::new(e).into())
-            }
-        }
+        for_the_queue(result)
     }
     .instrument(span)
     .await
+}
+
+/// Tells apalis-redis what to do with the job: a plain error is retried with
+/// its back-off, a `RetryAfterError` too (the job ran early), and an
+/// `AbortError` goes to the dead set at once.
+fn for_the_queue(result: Result<Outcome, ReleaseError>) -> Result<Outcome, BoxDynError> {
+    match result {
+        Ok(outcome) => Ok(outcome),
+        Err(ReleaseError::NotDue { expires_at }) => {
+            let wait = (expires_at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+            debug!(?wait, "ran before its time, running it again shortly");
+            Err(RetryAfterError::new(ReleaseError::NotDue { expires_at }, wait).into())
+        }
+        Err(e @ ReleaseError::Transient(_)) => {
+            warn!(error = %e, "release job failed, will retry");
+            Err(e.into())
+        }
+        Err(e @ ReleaseError::Permanent(_)) => {
+            warn!(error = %e, "release job failed for good; the sweep is the safety net");
+            Err(AbortError::new(e).into())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permanent_failures_are_aborted_and_others_retried() {
+        let db_err = || sea_orm::DbErr::Custom("boom".to_owned());
+        let permanent = for_the_queue(Err(ReleaseError::Permanent(
+            DomainError::Internal(db_err()),
+        )))
+        .expect_err("error");
+        assert!(
+            permanent.downcast_ref::<AbortError>().is_some(),
+            "not retried 25 times"
+        );
+
+        let transient =
+            for_the_queue(Err(ReleaseError::Transient(DomainError::Busy))).expect_err("error");
+        assert!(transient.downcast_ref::<AbortError>().is_none(), "retried");
+        assert!(transient.downcast_ref::<RetryAfterError>().is_none());
+
+        let early = for_the_queue(Err(ReleaseError::NotDue {
+            expires_at: Utc::now() + chrono::Duration::seconds(1),
+        }))
+        .expect_err("error");
+        assert!(
+            early.downcast_ref::<RetryAfterError>().is_some(),
+            "retried shortly"
+        );
+
+        assert_eq!(
+            for_the_queue(Ok(Outcome::NotFound)).expect("done"),
+            Outcome::NotFound
+        );
+    }
 }

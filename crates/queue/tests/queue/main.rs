@@ -7,7 +7,7 @@ use apalis::prelude::*;
 use chrono::Utc;
 use holdfast_domain::job::ReleaseReservation;
 use holdfast_domain::{ReservationId, WorkspaceId};
-use holdfast_queue::{QueueError, ReleaseQueue, validate_queue_name};
+use holdfast_queue::{QueueError, ReleaseQueue, Retention, validate_queue_name};
 use redis::AsyncCommands;
 
 /// A private queue, whose keys are deleted when the test ends.
@@ -132,12 +132,8 @@ async fn forward(job: ReleaseReservation, tx: Data<Sender>) -> Result<(), BoxDyn
     tx.send(job).map_err(|e| BoxDynError::from(e.to_string()))
 }
 
-#[tokio::test]
-async fn the_worker_storage_hands_back_the_job_the_server_scheduled() {
-    let q = TestQueue::new();
-    let j = job(3);
-    q.queue.schedule(&j, Utc::now()).await.expect("schedule");
-
+/// Runs an apalis worker on the queue until it has handled one job.
+async fn consume_one(q: &TestQueue) -> ReleaseReservation {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<ReleaseReservation>();
     let storage = q
         .queue
@@ -154,25 +150,83 @@ async fn the_worker_storage_hands_back_the_job_the_server_scheduled() {
         let _ = stop_rx.await;
         Ok::<(), std::io::Error>(())
     }));
-
     let got = tokio::time::timeout(Duration::from_secs(5), rx.recv())
         .await
         .expect("the job ran within 5 s")
         .expect("a job");
-    assert_eq!(got, j);
     stop_tx.send(()).expect("stop");
     tokio::time::timeout(Duration::from_secs(5), running)
         .await
         .expect("worker stops")
         .expect("join")
         .expect("worker ran");
+    got
+}
 
+#[tokio::test]
+async fn the_worker_storage_hands_back_the_job_the_server_scheduled() {
+    let q = TestQueue::new();
+    let j = job(3);
+    q.queue.schedule(&j, Utc::now()).await.expect("schedule");
+
+    let got = consume_one(&q).await;
+
+    assert_eq!(got, j);
     let mut conn = q.conn().await;
     let done: Vec<String> = conn
         .smembers(q.queue.config().done_jobs_set())
         .await
         .expect("smembers");
     assert_eq!(done, vec![j.task_id()], "the job was acknowledged");
+}
+
+#[tokio::test]
+async fn finished_jobs_are_forgotten_after_their_retention_but_not_before() {
+    let q = TestQueue::new();
+    let finished = job(1);
+    let waiting = job(1);
+    q.queue
+        .schedule(&finished, Utc::now())
+        .await
+        .expect("schedule");
+    consume_one(&q).await;
+    q.queue
+        .schedule(&waiting, Utc::now() + chrono::Duration::hours(1))
+        .await
+        .expect("schedule");
+    let config = q.queue.config().clone();
+    let mut conn = q.conn().await;
+
+    let kept = q
+        .queue
+        .purge_finished(Retention::default())
+        .await
+        .expect("purge");
+    assert_eq!(kept, 0, "finished a moment ago: kept for an hour");
+
+    let removed = q
+        .queue
+        .purge_finished(Retention {
+            done: Duration::ZERO,
+            ..Retention::default()
+        })
+        .await
+        .expect("purge");
+
+    assert_eq!(removed, 1);
+    let done: Vec<String> = conn.smembers(config.done_jobs_set()).await.expect("done");
+    assert!(done.is_empty(), "{done:?}");
+    let payloads: Vec<String> = conn.hkeys(config.job_data_hash()).await.expect("data");
+    assert_eq!(
+        payloads,
+        vec![waiting.task_id()],
+        "the waiting job is untouched"
+    );
+    let meta: bool = conn
+        .exists(format!("{}:{}", config.job_meta_hash(), finished.task_id()))
+        .await
+        .expect("exists");
+    assert!(!meta, "its metadata is gone");
 }
 
 #[tokio::test]
