@@ -4,12 +4,14 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use holdfast_domain::DomainError;
 use holdfast_domain::entities::EndSource;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 pub const RESERVATIONS_TOTAL: &str = "holdfast_reservations_total";
 pub const RELEASES_TOTAL: &str = "holdfast_releases_total";
+pub const RELEASE_LAG_SECONDS: &str = "holdfast_release_lag_seconds";
 pub const GRAPHQL_REQUEST_DURATION: &str = "holdfast_graphql_request_duration_seconds";
 pub const ENQUEUE_FAILURES_TOTAL: &str = "holdfast_release_jobs_enqueue_failures_total";
 pub const DB_STATEMENTS_TOTAL: &str = "holdfast_db_statements_total";
@@ -28,6 +30,16 @@ pub fn handle() -> PrometheusHandle {
                         10.0,
                     ],
                 )
+                .and_then(|b| {
+                    // The worker's buckets, so both series aggregate.
+                    b.set_buckets_for_metric(
+                        Matcher::Full(RELEASE_LAG_SECONDS.to_owned()),
+                        &[
+                            0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+                            1800.0,
+                        ],
+                    )
+                })
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
@@ -50,6 +62,11 @@ fn describe() {
     metrics::describe_counter!(
         RELEASES_TOTAL,
         "reservations ended before or at their time, by source"
+    );
+    metrics::describe_histogram!(
+        RELEASE_LAG_SECONDS,
+        metrics::Unit::Seconds,
+        "time from a hold's expiresAt to its release"
     );
     metrics::describe_histogram!(
         GRAPHQL_REQUEST_DURATION,
@@ -80,6 +97,17 @@ pub fn reservation_outcome(result: Result<(), &DomainError>) {
 
 pub fn release(source: EndSource) {
     metrics::counter!(RELEASES_TOTAL, "source" => source.as_str()).increment(1);
+}
+
+/// A lapsed hold that a new reservation ended: counted, with how long after
+/// its `expires_at` that happened (both times are the database's clock).
+pub fn takeover(expires_at: DateTime<Utc>, ended_at: Option<DateTime<Utc>>) {
+    release(EndSource::Takeover);
+    if let Some(ended_at) = ended_at {
+        let lag = (ended_at - expires_at).to_std().unwrap_or(Duration::ZERO);
+        metrics::histogram!(RELEASE_LAG_SECONDS, "source" => EndSource::Takeover.as_str())
+            .record(lag.as_secs_f64());
+    }
 }
 
 pub fn graphql_request(elapsed: Duration) {

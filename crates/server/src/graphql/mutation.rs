@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use async_graphql::{Context, ID, Object, Result};
-use holdfast_domain::entities::EndSource;
 use holdfast_domain::{ProjectId, PropertyId, ReservationId, directory, reservations};
 
 use super::context::{actor, parse_id, services};
@@ -32,8 +31,8 @@ impl Mutation {
         let result = reservations::reserve(&svc.db, &svc.policy, &actor, property_id).await;
         metrics::reservation_outcome(result.as_ref().map(|_| ()));
         let reserved = result.map_err(ApiError::from)?;
-        if reserved.taken_over.is_some() {
-            metrics::release(EndSource::Takeover);
+        if let Some(lapsed) = &reserved.taken_over {
+            metrics::takeover(lapsed.expires_at, lapsed.ended_at);
         }
         jobs::schedule_release(&svc.queue, &reserved.reservation).await;
         Ok(ReservationNode(reserved.reservation))

@@ -237,3 +237,84 @@ async fn properties_page_through_in_code_order_with_opaque_cursors() {
         .await;
     assert_error(&body, "BAD_USER_INPUT", 400);
 }
+
+#[tokio::test]
+async fn a_lapsed_hold_reads_expired_and_another_agent_takes_the_plot_over() {
+    let app =
+        crate::helpers::spawn_app_with(|c| c.reservation_ttl = std::time::Duration::from_secs(1))
+            .await;
+    let ws = app.bootstrap("Acme").await;
+    let alice = app.member(&ws, Role::SalesAgent, "Alice").await;
+    let bob = app.member(&ws, Role::SalesAgent, "Bob").await;
+    let (project, plots) = app.project(&ws.admin.token, "Riverside", &["A-1"]).await;
+    let body = app.reserve(&alice.token, &plots[0]).await;
+    let first = body["data"]["reserveProperty"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+
+    // No worker runs here: reads alone say the hold is over.
+    let data = app
+        .ok(
+            &alice.token,
+            "query($r: ID!, $p: ID!) { reservation(id: $r) { status endedAt } property(id: $p) { status reservedBy { id } } \
+             me { activeReservations { id } } }",
+            json!({ "r": first, "p": plots[0] }),
+        )
+        .await;
+    assert_eq!(data["reservation"]["status"], json!("EXPIRED"));
+    assert_eq!(data["property"]["status"], json!("AVAILABLE"));
+    assert_eq!(data["property"]["reservedBy"], json!(null));
+    assert_eq!(data["me"]["activeReservations"], json!([]));
+    assert_eq!(
+        counts(&app, &alice.token, &project).await,
+        json!([1, 1, 0, 0])
+    );
+    let body = app
+        .gql(
+            Some(&alice.token),
+            "mutation($r: ID!) { releaseReservation(reservationId: $r) { id } }",
+            json!({ "r": first }),
+        )
+        .await;
+    assert_error(&body, "RESERVATION_NOT_ACTIVE", 409);
+
+    let body = app.reserve(&bob.token, &plots[0]).await;
+    assert_eq!(
+        body["data"]["reserveProperty"]["status"],
+        json!("ACTIVE"),
+        "{body}"
+    );
+    let data = app
+        .ok(
+            &alice.token,
+            "query($r: ID!) { reservation(id: $r) { status endedAt endedBy { id } } }",
+            json!({ "r": first }),
+        )
+        .await;
+    assert_eq!(data["reservation"]["status"], json!("EXPIRED"));
+    assert!(
+        data["reservation"]["endedAt"].is_string(),
+        "the takeover recorded the end"
+    );
+    assert_eq!(data["reservation"]["endedBy"], json!(null));
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("holdfast_releases_total{source=\"takeover\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("holdfast_release_lag_seconds_bucket{source=\"takeover\""),
+        "{metrics}"
+    );
+    app.assert_consistent().await;
+}
