@@ -174,6 +174,13 @@ mod tests {
     }
 
     #[test]
+    fn a_queue_is_made_without_redis_and_without_a_runtime() {
+        // Nothing listens on port 1, and no runtime runs this test.
+        let queue = ReleaseQueue::new("redis://127.0.0.1:1", "q").expect("lazy");
+        assert_eq!(queue.queue_name(), "q");
+    }
+
+    #[test]
     fn a_malformed_url_is_refused_at_once() {
         assert!(matches!(
             ReleaseQueue::new("http://nope", "q"),

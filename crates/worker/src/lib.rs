@@ -91,7 +91,14 @@ impl App {
             replica,
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
-        info!(%addr, replica = %replica, queue = %config.queue, "holdfast-worker listening (metrics, healthz, readyz)");
+        info!(
+            %addr,
+            replica = %replica,
+            queue = %config.queue,
+            env = ?config.environment,
+            concurrency = config.worker_concurrency,
+            "holdfast-worker listening (metrics, healthz, readyz)"
+        );
 
         let consuming = Arc::new(AtomicBool::new(false));
         let router = http::router(http::Probes {

@@ -2,18 +2,20 @@
 //! of its outcomes means for the queue (done, retry soon, retry with
 //! back-off, or give up).
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
 use apalis::prelude::{AbortError, Attempt, BoxDynError, Data, RetryAfterError, TaskId};
 use chrono::{DateTime, Utc};
+use futures::FutureExt;
 use holdfast_domain::DomainError;
 use holdfast_domain::entities::ReservationStatus;
 use holdfast_domain::job::ReleaseReservation;
 use holdfast_domain::reservations::{self, ExpireOutcome};
 use sea_orm::DatabaseConnection;
 use serde::{Deserialize, Serialize};
-use tracing::{Instrument, debug, info, warn};
+use tracing::{Instrument, debug, error, info, warn};
 
 use crate::telemetry;
 
@@ -161,8 +163,17 @@ pub async fn release_task(
     async move {
         let in_flight = metrics::gauge!(telemetry::RELEASE_JOBS_IN_FLIGHT);
         in_flight.increment(1.0);
-        let result = handle_release(&job, &ctx.db).await;
+        // A panic must not take the worker (and every job in hand) down: the
+        // job is given up on, and the sweep releases its hold.
+        let result = AssertUnwindSafe(handle_release(&job, &ctx.db))
+            .catch_unwind()
+            .await;
         in_flight.decrement(1.0);
+        let Ok(result) = result else {
+            metrics::counter!(telemetry::RELEASE_JOBS_TOTAL, "outcome" => "panicked").increment(1);
+            error!("release job panicked; the sweep is the safety net");
+            return Err(AbortError::new("the release job panicked").into());
+        };
         let label = match &result {
             Ok(Outcome::Released { .. }) => "released",
             Ok(_) => "nothing_to_do",
