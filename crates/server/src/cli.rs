@@ -135,9 +135,19 @@ fn report_usage_error(err: &clap::Error) -> ExitCode {
             );
         }
         _ => {
+            // clap spreads one error over several lines (the missing
+            // arguments, a tip, the usage): keep what names the problem.
             let rendered = err.render().to_string();
-            let first = rendered.lines().next().unwrap_or("invalid arguments");
-            eprintln!("holdfast-server: {}", first.trim_start_matches("error: "));
+            let message: Vec<&str> = rendered
+                .lines()
+                .map(str::trim)
+                .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+                .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
+                .collect();
+            eprintln!(
+                "holdfast-server: {}",
+                message.join(" ").trim_start_matches("error: ")
+            );
         }
     }
     ExitCode::from(2)

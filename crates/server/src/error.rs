@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use async_graphql::{ErrorExtensionValues, Value};
 use holdfast_domain::DomainError;
-use holdfast_domain::entities::PropertyStatus;
 
 /// A failure of a GraphQL resolver. It deliberately does not implement
 /// `Display`: async-graphql turns anything `Display` into an error without a
@@ -138,7 +137,7 @@ fn domain_error(err: &DomainError) -> async_graphql::Error {
             let ext = gql
                 .extensions
                 .get_or_insert_with(ErrorExtensionValues::default);
-            ext.set("propertyStatus", property_status_name(*status));
+            ext.set("propertyStatus", status.as_str());
             ext.set(
                 "reservedUntil",
                 reserved_until.map_or(Value::Null, |t| Value::from(t.to_rfc3339())),
@@ -147,10 +146,6 @@ fn domain_error(err: &DomainError) -> async_graphql::Error {
         }
         other => coded(code, other.to_string()),
     }
-}
-
-fn property_status_name(status: PropertyStatus) -> &'static str {
-    status.as_str()
 }
 
 impl From<ApiError> for async_graphql::Error {
