@@ -2,6 +2,7 @@
 //! database and a queue of its own, and hold times of a few seconds.
 
 mod delayed_jobs;
+mod full_cycle;
 mod handler;
 mod helpers;
 mod outage;
