@@ -62,6 +62,15 @@ pub enum Command {
     PrintSchema,
 }
 
+/// What `bootstrap` prints, in CONTRACT.md's order.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Bootstrapped {
+    workspace_id: String,
+    user_id: String,
+    token: String,
+}
+
 fn parse_ttl(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (expected a duration such as 1h or 30d)"))
 }
@@ -194,12 +203,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 ws.id,
                 crate::graphql::mutation::NEW_USER_TOKEN_TTL,
             )?;
-            let out = serde_json::json!({
-                "workspaceId": ws.id.to_string(),
-                "userId": admin.id.to_string(),
-                "token": token,
-            });
-            println!("{out}");
+            let out = Bootstrapped {
+                workspace_id: ws.id.to_string(),
+                user_id: admin.id.to_string(),
+                token,
+            };
+            println!("{}", serde_json::to_string(&out)?);
             Ok(())
         }
         Command::Token { user_id, ttl } => {

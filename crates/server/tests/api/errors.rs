@@ -292,3 +292,48 @@ async fn a_database_failure_is_internal_and_tells_the_client_nothing() {
         !body.to_string().contains("reservation_moved") && !body.to_string().contains("relation")
     );
 }
+
+#[tokio::test]
+async fn a_name_too_long_too_many_codes_or_a_taken_email_are_bad_user_input() {
+    let app = spawn_app().await;
+    let ws = app.bootstrap("Acme").await;
+    let body = app
+        .gql(
+            Some(&ws.admin.token),
+            "mutation($n: String!) { createProject(name: $n) { id } }",
+            json!({ "n": "x".repeat(201) }),
+        )
+        .await;
+    assert_error(&body, "BAD_USER_INPUT", 400);
+
+    let (project, _) = app.project(&ws.admin.token, "Riverside", &["A-1"]).await;
+    let codes: Vec<String> = (0..1001).map(|i| format!("C-{i}")).collect();
+    let body = app
+        .gql(
+            Some(&ws.admin.token),
+            "mutation($p: ID!, $codes: [String!]!) { addProperties(projectId: $p, codes: $codes) { id } }",
+            json!({ "p": project, "codes": codes }),
+        )
+        .await;
+    assert_error(&body, "BAD_USER_INPUT", 400);
+
+    let create = "mutation($e: String!) { createUser(name: \"Alice\", email: $e, role: SALES_AGENT) { token } }";
+    app.ok(&ws.admin.token, create, json!({ "e": "alice@example.com" }))
+        .await;
+    let body = app
+        .gql(
+            Some(&ws.admin.token),
+            create,
+            json!({ "e": "alice@example.com" }),
+        )
+        .await;
+    assert_error(&body, "BAD_USER_INPUT", 400);
+    let body = app
+        .gql(
+            Some(&ws.admin.token),
+            create,
+            json!({ "e": "not-an-email" }),
+        )
+        .await;
+    assert_error(&body, "BAD_USER_INPUT", 400);
+}
