@@ -60,3 +60,77 @@ async fn a_page_of_fifty_plots_with_their_links_costs_as_many_queries_as_a_page_
         "a handful of batched statements, not one per plot: {fifty}"
     );
 }
+
+#[tokio::test]
+async fn lists_filter_by_project_status_agent_and_reservation_status() {
+    let app = spawn_app().await;
+    let ws = app.bootstrap("Acme").await;
+    let alice = app.member(&ws, Role::SalesAgent, "Alice").await;
+    let bob = app.member(&ws, Role::SalesAgent, "Bob").await;
+    let (riverside, plots) = app
+        .project(&ws.admin.token, "Riverside", &["A-1", "A-2", "A-3"])
+        .await;
+    app.project(&ws.admin.token, "Hillside", &["H-1"]).await;
+    let a1 = app.reserve(&alice.token, &plots[0]).await;
+    let a1 = a1["data"]["reserveProperty"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let b2 = app.reserve(&bob.token, &plots[1]).await;
+    let b2 = b2["data"]["reserveProperty"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    app.ok(
+        &bob.token,
+        "mutation($r: ID!) { releaseReservation(reservationId: $r) { id } }",
+        json!({ "r": b2 }),
+    )
+    .await;
+
+    let data = app
+        .ok(
+            &ws.admin.token,
+            "query($p: ID!, $alice: ID!) { \
+               reserved: properties(projectId: $p, status: RESERVED) { nodes { code reservedBy { name } } } \
+               available: properties(projectId: $p, status: AVAILABLE) { nodes { code } } \
+               all: properties { nodes { code } } \
+               ofAlice: reservations(agentId: $alice) { nodes { id } } \
+               released: reservations(status: RELEASED) { nodes { id } } \
+               active: reservations(status: ACTIVE) { nodes { id agent { name } } } \
+               projects { nodes { name totalPlots } } \
+               users { name role } }",
+            json!({ "p": riverside, "alice": alice.id }),
+        )
+        .await;
+    assert_eq!(
+        data["reserved"]["nodes"],
+        json!([{ "code": "A-1", "reservedBy": { "name": "Alice" } }])
+    );
+    assert_eq!(
+        data["available"]["nodes"],
+        json!([{ "code": "A-2" }, { "code": "A-3" }])
+    );
+    assert_eq!(
+        data["all"]["nodes"],
+        json!([{ "code": "A-1" }, { "code": "A-2" }, { "code": "A-3" }, { "code": "H-1" }])
+    );
+    assert_eq!(data["ofAlice"]["nodes"], json!([{ "id": a1 }]));
+    assert_eq!(data["released"]["nodes"], json!([{ "id": b2 }]));
+    assert_eq!(
+        data["active"]["nodes"],
+        json!([{ "id": a1, "agent": { "name": "Alice" } }])
+    );
+    assert_eq!(
+        data["projects"]["nodes"],
+        json!([{ "name": "Riverside", "totalPlots": 3 }, { "name": "Hillside", "totalPlots": 1 }])
+    );
+    assert_eq!(
+        data["users"],
+        json!([
+            { "name": "Admin", "role": "ADMIN" },
+            { "name": "Alice", "role": "SALES_AGENT" },
+            { "name": "Bob", "role": "SALES_AGENT" },
+        ])
+    );
+}
