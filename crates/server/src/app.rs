@@ -3,6 +3,8 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use anyhow::Context as _;
 use axum::Router;
@@ -51,13 +53,14 @@ pub struct Application {
     listener: tokio::net::TcpListener,
     router: Router,
     addr: SocketAddr,
+    statements: Arc<AtomicU64>,
 }
 
 impl Application {
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
         config.validate()?;
         let mut db = connect_db(config).await?;
-        metrics::count_statements(&mut db);
+        let statements = metrics::count_statements(&mut db);
         let queue = ReleaseQueue::new(&config.redis_url, &config.queue).context("REDIS_URL")?;
         let tokens = tokens(config);
         let services = Services {
@@ -83,12 +86,19 @@ impl Application {
             listener,
             router,
             addr,
+            statements,
         })
     }
 
     /// The address bound (the real port when the config asked for port 0).
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// How many SQL statements this app has run so far: shows whether a
+    /// request's cost grows with the length of a list.
+    pub fn statement_counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.statements)
     }
 
     /// Serves until `shutdown` completes, then lets in-flight requests finish.

@@ -1,7 +1,8 @@
 //! The server's Prometheus series (CONTRACT.md, "Metrics"): their names live
 //! here only, and so does the one process-wide recorder.
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -118,10 +119,16 @@ pub fn enqueue_failure() {
     metrics::counter!(ENQUEUE_FAILURES_TOTAL).increment(1);
 }
 
-/// Counts every statement the pool runs.
-pub fn count_statements(db: &mut sea_orm::DatabaseConnection) {
-    db.set_metric_callback(|info| {
+/// Counts every statement the pool runs, in the process-wide series and in
+/// a counter of this pool's own (which tests read, undisturbed by other apps
+/// in the same process).
+pub fn count_statements(db: &mut sea_orm::DatabaseConnection) -> Arc<AtomicU64> {
+    let own = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&own);
+    db.set_metric_callback(move |info| {
+        counter.fetch_add(1, Ordering::Relaxed);
         let failed = if info.failed { "true" } else { "false" };
         metrics::counter!(DB_STATEMENTS_TOTAL, "failed" => failed).increment(1);
     });
+    own
 }

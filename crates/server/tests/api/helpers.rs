@@ -3,6 +3,8 @@
 //! send GraphQL over HTTP.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use holdfast_domain::entities::Role;
 use holdfast_domain::{UserId, WorkspaceId, directory};
@@ -20,6 +22,8 @@ pub struct TestApp {
     pub db: DatabaseConnection,
     pub client: reqwest::Client,
     pub tokens: Tokens,
+    /// SQL statements the app has run.
+    pub statements: Arc<AtomicU64>,
     _shutdown: oneshot::Sender<()>,
     // Dropped last: the database goes away after the app stops using it.
     pub test_db: TestDb,
@@ -77,6 +81,7 @@ pub async fn spawn_app_on(test_db: TestDb, adjust: impl FnOnce(&mut Config)) -> 
     adjust(&mut config);
     let app = Application::build(&config).await.expect("build the app");
     let addr = app.addr();
+    let statements = app.statement_counter();
     let (tx, rx) = oneshot::channel::<()>();
     tokio::spawn(app.run_until(async {
         let _ = rx.await;
@@ -89,6 +94,7 @@ pub async fn spawn_app_on(test_db: TestDb, adjust: impl FnOnce(&mut Config)) -> 
         db,
         client: reqwest::Client::new(),
         tokens,
+        statements,
         _shutdown: tx,
         test_db,
     }
