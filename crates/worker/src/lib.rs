@@ -21,7 +21,7 @@ use holdfast_queue::ReleaseQueue;
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 pub use config::{Config, SweepSchedule};
 pub use release::{Outcome, ReleaseError, handle_release};
@@ -147,9 +147,24 @@ impl App {
             }
         };
 
-        shutdown.await;
-        info!(timeout = ?config.shutdown_timeout, "shutting down: taking no new jobs, finishing those in hand");
+        // The job loop only ends when told to; if it ends (a panic) the
+        // worker is useless, so stop, exit non-zero, and let the supervisor
+        // restart the process.
+        let mut jobs = jobs;
+        let crashed = tokio::select! {
+            _ = shutdown => None,
+            ended = &mut jobs => Some(ended),
+        };
         let _ = stop_tx.send(true);
+        if let Some(ended) = crashed {
+            error!(?ended, "the release job worker stopped unexpectedly");
+            if let Some(sweeps) = sweeps {
+                sweeps.abort();
+            }
+            housekeeping.abort();
+            anyhow::bail!("the release job worker stopped unexpectedly");
+        }
+        info!(timeout = ?config.shutdown_timeout, "shutting down: taking no new jobs, finishing those in hand");
 
         let aborts: Vec<_> = std::iter::once(jobs.abort_handle())
             .chain(sweeps.as_ref().map(|s| s.abort_handle()))

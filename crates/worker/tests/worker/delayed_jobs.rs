@@ -34,12 +34,15 @@ async fn a_reservation_is_released_by_its_delayed_job_within_two_seconds_after_i
             PropertyStatus::Available
         );
     }
+    // Counted right after the commit that the loop above saw.
+    eventually(Duration::from_secs(2), "three releases counted", || async {
+        sample(
+            &worker.metrics().await,
+            "holdfast_releases_total{source=\"job\"}",
+        ) == 3.0
+    })
+    .await;
     let metrics = worker.metrics().await;
-    assert_eq!(
-        sample(&metrics, "holdfast_releases_total{source=\"job\"}"),
-        3.0,
-        "{metrics}"
-    );
     assert!(
         metrics.contains("holdfast_release_lag_seconds_bucket"),
         "{metrics}"

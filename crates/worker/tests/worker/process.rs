@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use holdfast_domain::entities::{EndSource, ReservationStatus};
 
-use crate::helpers::{World, get, lag};
+use crate::helpers::{World, eventually, get, lag};
 
 #[tokio::test]
 async fn a_bad_setting_stops_the_worker_with_exit_code_2_and_one_line_naming_it() {
@@ -90,7 +90,11 @@ async fn a_worker_killed_with_sigkill_while_jobs_are_due_loses_none_of_them() {
         // in-flight jobs went back to the queue.
         assert_eq!(r.end_source, Some(EndSource::Job));
     }
-    assert!(w.in_flight().await.is_empty(), "no job left in flight");
+    // The acknowledgements follow the commits by a moment.
+    eventually(Duration::from_secs(5), "no job left in flight", || async {
+        w.in_flight().await.is_empty()
+    })
+    .await;
     second.signal("TERM").await;
     assert_eq!(second.wait(Duration::from_secs(15)).await.code(), Some(0));
     w.audit_clean().await;
