@@ -1,5 +1,5 @@
 //! The command line: `serve` (the default), `migrate`, `bootstrap`, `token`,
-//! `seed-demo` and `print-schema` (CONTRACT.md, "Binaries and commands").
+//! `seed-demo`, `print-schema` and `audit` (CONTRACT.md, "Binaries and commands").
 //! A bad setting stops the program with one line naming it and exit code 2.
 
 use std::process::ExitCode;
@@ -60,6 +60,9 @@ pub enum Command {
     SeedDemo,
     /// Print the GraphQL SDL.
     PrintSchema,
+    /// Check every invariant of DESIGN.md in the database; print each broken
+    /// one with its rows and exit 1, or exit 0 when all hold.
+    Audit,
 }
 
 /// What `bootstrap` prints, in CONTRACT.md's order.
@@ -236,6 +239,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::PrintSchema => {
             print!("{}", graphql::sdl());
+            Ok(())
+        }
+        Command::Audit => {
+            let db = app::connect_db(&config).await?;
+            let violations = holdfast_domain::audit::audit(&db).await?;
+            for v in &violations {
+                println!("broken: {}", v.invariant);
+                for row in &v.rows {
+                    println!("  {row}");
+                }
+            }
+            if !violations.is_empty() {
+                anyhow::bail!("{} invariant(s) broken", violations.len());
+            }
+            println!("every invariant holds");
             Ok(())
         }
     }
