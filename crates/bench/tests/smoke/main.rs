@@ -1,0 +1,184 @@
+//! A smoke run of the load generator, so that it keeps working: the real
+//! server in-process on 127.0.0.1:0 over a fresh database, a small project,
+//! four agents, and each scenario for a second or two. Only correctness is
+//! asserted (invariants, one winner in `hot`), never timing.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use holdfast_bench::client::AgentClient;
+use holdfast_bench::invariants::{self, Seen};
+use holdfast_bench::outcome::{Op, Outcome};
+use holdfast_bench::scenarios::{self, Scenario, Target};
+use holdfast_bench::setup;
+use holdfast_domain::db::{self, PoolSettings};
+use holdfast_server::auth::Tokens;
+use holdfast_server::{Application, Config};
+use holdfast_testkit::TestDb;
+use sea_orm::DatabaseConnection;
+use tokio::sync::oneshot;
+
+const SECRET: &str = "a-bench-smoke-secret-that-is-at-least-32-bytes";
+const AGENTS: u32 = 4;
+const PLOTS: u64 = 2000;
+
+struct Bench {
+    db: DatabaseConnection,
+    url: String,
+    project_id: String,
+    clients: Vec<AgentClient>,
+    queue: String,
+    _shutdown: oneshot::Sender<()>,
+    // Dropped last: the database goes away after the app stops using it.
+    _test_db: TestDb,
+}
+
+impl Bench {
+    async fn start() -> Bench {
+        let test_db = TestDb::new().await;
+        let queue = holdfast_testkit::unique_queue();
+        let config = Config {
+            database_url: test_db.url.clone(),
+            redis_url: holdfast_testkit::redis_url(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            jwt_secret: Some(SECRET.to_owned()),
+            queue: queue.clone(),
+            max_active_per_agent: 0,
+            db_max_connections: 10,
+            ..Config::default()
+        };
+        let app = Application::build(&config).await.expect("build the app");
+        let url = format!("http://{}/graphql", app.addr());
+        let (tx, rx) = oneshot::channel::<()>();
+        tokio::spawn(app.run_until(async {
+            let _ = rx.await;
+        }));
+        let db = db::connect(&test_db.url, &PoolSettings::default())
+            .await
+            .expect("connect");
+        let seeded = setup::seed(&db, PLOTS, AGENTS).await.expect("seed");
+        let tokens = Tokens::new(SECRET.as_bytes());
+        let ws = seeded.workspace_id.parse().expect("workspace id");
+        let clients = seeded
+            .agent_ids
+            .iter()
+            .map(|id| {
+                let token = tokens
+                    .mint(id.parse().expect("user id"), ws, Duration::from_secs(3600))
+                    .expect("mint");
+                AgentClient::new(id, &token, &url).expect("client")
+            })
+            .collect();
+        Bench {
+            db,
+            url,
+            project_id: seeded.project_id,
+            clients,
+            queue,
+            _shutdown: tx,
+            _test_db: test_db,
+        }
+    }
+
+    async fn target(&self) -> Target {
+        Target {
+            clients: self.clients.clone(),
+            project_id: self.project_id.clone(),
+            plots: Arc::new(
+                setup::available_plots(&self.db, &self.project_id)
+                    .await
+                    .expect("plots"),
+            ),
+        }
+    }
+
+    async fn run(&self, scenario: Scenario, seconds: u64) -> scenarios::RunReport {
+        let target = self.target().await;
+        let since = invariants::db_now(&self.db).await.expect("now");
+        let report = scenarios::run(scenario, &target, Some(Duration::from_secs(seconds)), None)
+            .await
+            .expect("run");
+        let s = &report.summary;
+        assert_eq!(
+            s.count_outcome(Outcome::Error) + s.count_outcome(Outcome::Transport),
+            0,
+            "{} had failures:\n{}",
+            scenario.name(),
+            s.render()
+        );
+        let seen = Seen {
+            since,
+            reserved: s.count(Op::Reserve, Outcome::Ok),
+            unanswered: 0,
+        };
+        let broken = invariants::check(
+            &self.db,
+            &self.project_id,
+            target.clients.first(),
+            Some(&seen),
+        )
+        .await
+        .expect("check");
+        assert!(
+            broken.is_empty(),
+            "{}: broken invariants: {broken:?}",
+            scenario.name()
+        );
+        report
+    }
+
+    /// Deletes the queue's keys, which the server made while scheduling jobs.
+    async fn forget_queue(&self) {
+        let Ok(client) = redis::Client::open(holdfast_testkit::redis_url()) else {
+            return;
+        };
+        let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+            return;
+        };
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}*", self.queue))
+            .query_async(&mut conn)
+            .await
+            .unwrap_or_default();
+        if !keys.is_empty() {
+            let _: Result<(), _> = redis::cmd("DEL").arg(keys).query_async(&mut conn).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_load_keeps_every_invariant_and_a_hot_plot_has_exactly_one_winner() {
+    let bench = Bench::start().await;
+    assert!(bench.url.starts_with("http://127.0.0.1:"));
+
+    let spread = bench.run(Scenario::Spread, 2).await;
+    let reserved = spread.summary.count(Op::Reserve, Outcome::Ok);
+    assert!(
+        reserved > 0,
+        "spread reserved nothing:\n{}",
+        spread.summary.render()
+    );
+    assert_eq!(
+        reserved,
+        spread.summary.total.count,
+        "every spread request reserves an available plot:\n{}",
+        spread.summary.render()
+    );
+
+    let hot = bench.run(Scenario::Hot, 2).await;
+    assert!(hot.failures.is_empty(), "{:?}", hot.failures);
+    assert_eq!(hot.summary.count(Op::Reserve, Outcome::Ok), 1);
+    assert_eq!(
+        hot.summary.count(Op::Reserve, Outcome::Unavailable),
+        u64::from(AGENTS) - 1
+    );
+
+    let mixed = bench.run(Scenario::Mixed, 2).await;
+    assert!(mixed.summary.count(Op::Read, Outcome::Ok) > 0);
+
+    let story = bench.run(Scenario::Story25, 2).await;
+    assert!(story.summary.count(Op::Release, Outcome::Ok) > 0);
+
+    bench.forget_queue().await;
+}

@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# `just bench`: the benchmarks of docs/BENCHMARKS.md, side by side in one run.
+# Makes a throw-away database with a 100,000-plot project and 100 agents,
+# starts the release-build server and worker on it (own Redis queue, free
+# ports), and runs: spread over GraphQL vs pgbench on the same transaction,
+# hot (100 agents, one plot), story 2.5's load, mixed, the sweep vs a raw
+# batched UPDATE, the release lag of 1,000 short holds, and the server's peak
+# memory. Prints a summary with each target and PASS/MISS; exits non-zero
+# when an invariant breaks or a run fails. Cleans up after itself.
+#
+# Settings (environment): BENCH_SECONDS (spread and pgbench, default 10),
+# BENCH_ROUNDS (spread/pgbench pairs, default 2), BENCH_PLOTS (100000),
+# BENCH_STORY_SECONDS (30), BENCH_MIXED_SECONDS (10), BENCH_LAG_COUNT (1000),
+# BENCH_SWEEP_COUNT (100000), BENCH_RUST_LOG (warn), PGHOST/PGPORT/PGUSER.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+seconds="${BENCH_SECONDS:-10}"
+rounds="${BENCH_ROUNDS:-2}"
+plots="${BENCH_PLOTS:-100000}"
+story_seconds="${BENCH_STORY_SECONDS:-30}"
+mixed_seconds="${BENCH_MIXED_SECONDS:-10}"
+lag_count="${BENCH_LAG_COUNT:-1000}"
+sweep_count="${BENCH_SWEEP_COUNT:-100000}"
+agents=100
+
+export PGHOST="${PGHOST:-127.0.0.1}" PGPORT="${PGPORT:-5432}" PGUSER="${PGUSER:-postgres}"
+stamp="$(date +%s)_$$"
+db="holdfast_bench_${stamp}"
+export DATABASE_URL="postgres://${PGUSER}@${PGHOST}:${PGPORT}/${db}"
+export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
+export HOLDFAST_QUEUE="hf-bench-${stamp}"
+export HOLDFAST_JWT_SECRET="bench-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+# Logs at warn, as a loaded production server would run; the address lines
+# are kept so the script can read the ports the processes bound.
+export RUST_LOG="${BENCH_RUST_LOG:-warn},holdfast_server::app=info"
+export HOLDFAST_LOG_FORMAT=pretty
+
+work="$(mktemp -d -t holdfast-bench.XXXXXX)"
+results="$work/results.env"
+: > "$results"
+pids=()
+failed=()
+
+cleanup() {
+  local status=$?
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  # The servers are started in subshells, so they are not this shell's
+  # children to `wait` for: poll until they are gone (bounded).
+  for pid in "${pids[@]}"; do
+    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+  done
+  psql -q -d postgres -c "DROP DATABASE IF EXISTS ${db} WITH (FORCE)" >/dev/null 2>&1 || true
+  redis-cli -u "$REDIS_URL" --scan --pattern "${HOLDFAST_QUEUE}*" 2>/dev/null \
+    | xargs -r -n 500 redis-cli -u "$REDIS_URL" del >/dev/null 2>&1 || true
+  if [ "${BENCH_KEEP_LOGS:-}" ]; then echo "logs kept in $work"; else rm -rf "$work"; fi
+  exit "$status"
+}
+trap cleanup EXIT INT TERM
+
+section() { printf '\n== %s ==\n' "$*"; }
+
+section "build (release)"
+cargo build --release -p holdfast-server -p holdfast-worker -p holdfast-bench
+bin="${CARGO_TARGET_DIR:-target}/release"
+bench() { "$bin/holdfast-bench" --results "$results" "$@"; }
+
+# Starts the server with extra settings; prints "PID URL".
+start_server() { # name, then VAR=value settings
+  local name="$1"; shift
+  env "$@" HOLDFAST_LISTEN=127.0.0.1:0 "$bin/holdfast-server" serve >"$work/$name.log" 2>&1 &
+  local pid=$! url=""
+  for _ in $(seq 1 120); do
+    url="$(grep -o 'http://127\.0\.0\.1:[0-9]*/graphql' "$work/$name.log" | head -n1 || true)"
+    [ -n "$url" ] && break
+    kill -0 "$pid" 2>/dev/null || { cat "$work/$name.log" >&2; echo "error: $name did not start" >&2; return 1; }
+    sleep 0.25
+  done
+  [ -n "$url" ] || { echo "error: $name printed no address" >&2; return 1; }
+  echo "$pid $url"
+}
+
+peak_rss_mb() { awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+
+section "database ${db}, queue ${HOLDFAST_QUEUE}"
+"$bin/holdfast-server" migrate
+started=$(date +%s)
+bench setup --plots "$plots" --agents "$agents" --server-bin "$bin/holdfast-server" --out "$work/ws.json"
+echo "seeded ${plots} plots and ${agents} agents in $(( $(date +%s) - started )) s"
+ws_id="$(jq -r .workspaceId "$work/ws.json")"
+bench pgbench-prepare --workspace-file "$work/ws.json" --script-out "$work/reserve.pgbench"
+
+# The worker runs the release jobs; its cron sweep is off so that it cannot
+# take rows from under the sweep benchmark (the jobs alone release the lag holds).
+HOLDFAST_METRICS_LISTEN=127.0.0.1:0 HOLDFAST_SWEEP_SCHEDULE=off \
+  "$bin/holdfast-worker" >"$work/worker.log" 2>&1 &
+pids+=($!)
+read -r server_pid url < <(start_server server HOLDFAST_MAX_ACTIVE_PER_AGENT=0)
+pids+=("$server_pid")
+echo "server pid ${server_pid} at ${url}"
+target=(--url "$url" --workspace-file "$work/ws.json")
+
+# Warm-up: first connections, prepared statements and caches, not measured.
+bench reset --workspace-file "$work/ws.json"
+bench run --scenario spread "${target[@]}" --agents 16 --duration 2s > /dev/null
+
+spread_rates=(); pgbench_rates=()
+for round in $(seq 1 "$rounds"); do
+  section "round ${round}/${rounds}: spread, 16 agents over GraphQL HTTP, ${seconds} s"
+  bench reset --workspace-file "$work/ws.json"
+  bench run --scenario spread "${target[@]}" --agents 16 --duration "${seconds}s" || failed+=("spread round ${round}")
+  spread_rates+=("$(grep '^spread_reserved_per_sec=' "$results" | tail -n1 | cut -d= -f2)")
+
+  section "round ${round}/${rounds}: pgbench, the same transaction, 16 clients, ${seconds} s"
+  bench reset --workspace-file "$work/ws.json"
+  psql -q -d "$db" -c "ALTER SEQUENCE bench_plot_seq RESTART"
+  pgbench -n -M prepared -c 16 -j 2 -T "$seconds" -D "ws=${ws_id}" -D "agents=${agents}" \
+    -f "$work/reserve.pgbench" "$db" > "$work/pgbench.out" 2>&1 || { cat "$work/pgbench.out"; failed+=("pgbench round ${round}"); }
+  grep -E '^(number of (transactions|failed)|latency|tps)' "$work/pgbench.out" || true
+  made="$(psql -Atq -d "$db" -c "SELECT count(*) FROM reservation")"
+  echo "reservations in the database after pgbench: ${made}"
+  pgbench_rates+=("$(awk '/^tps = / { print $3; exit }' "$work/pgbench.out")")
+  bench check "${target[@]}" --agents 1 || failed+=("invariants after pgbench round ${round}")
+done
+
+section "hot: 100 agents, one plot, one instant"
+bench reset --workspace-file "$work/ws.json"
+bench run --scenario hot "${target[@]}" --agents 100 || failed+=("hot")
+
+section "story 2.5: 50 users, ${story_seconds} s"
+bench run --scenario story-2.5 "${target[@]}" --agents 50 --duration "${story_seconds}s" || failed+=("story-2.5")
+
+section "mixed: 16 agents, ${mixed_seconds} s"
+bench run --scenario mixed "${target[@]}" --agents 16 --duration "${mixed_seconds}s" || failed+=("mixed")
+
+server_rss="$(peak_rss_mb "$server_pid")"
+echo "server peak resident memory (VmHWM): ${server_rss} MB"
+
+section "sweep of ${sweep_count} lapsed holds vs the raw batched UPDATE"
+bench sweep --workspace-file "$work/ws.json" --count "$sweep_count" --batch-size 1000 || failed+=("sweep")
+
+section "release lag of ${lag_count} holds of 5 s (second server, HOLDFAST_RESERVATION_TTL=5s)"
+bench reset --workspace-file "$work/ws.json"
+read -r lag_pid lag_url < <(start_server lag-server HOLDFAST_MAX_ACTIVE_PER_AGENT=0 HOLDFAST_RESERVATION_TTL=5s)
+pids+=("$lag_pid")
+bench lag --url "$lag_url" --workspace-file "$work/ws.json" --agents 16 --count "$lag_count" || failed+=("lag")
+lag_rss="$(peak_rss_mb "$lag_pid")"
+worker_pid="${pids[0]}"
+worker_rss="$(peak_rss_mb "$worker_pid")"
+
+# shellcheck disable=SC1090
+source "$results"
+
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+spread_rate="$(median "${spread_rates[@]}")"
+pgbench_rate="$(median "${pgbench_rates[@]}")"
+ratio_of() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+verdict() { awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN { ok = (op == ">=") ? (v + 0 >= t) : (v + 0 < t); print (v != "n/a" && ok) ? "PASS" : "MISS" }'; }
+reserve_ratio="$(ratio_of "$spread_rate" "$pgbench_rate")"
+per_round=""
+for i in "${!spread_rates[@]}"; do per_round+="$(ratio_of "${spread_rates[$i]}" "${pgbench_rates[$i]}") "; done
+hot_ok=MISS
+[ "${hot_reserved:-0}" = 1 ] && [ "${hot_unavailable:-0}" = 99 ] && [ "${hot_requests:-0}" = 100 ] && hot_ok=PASS
+
+section "summary ($(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(psql -Atq -d postgres -c 'SHOW server_version' | cut -d' ' -f1) PostgreSQL, Redis $(redis-cli -u "$REDIS_URL" info server | awk -F: '/redis_version/ { print $2 }' | tr -d '\r'), release build, $(date -u '+%Y-%m-%d %H:%M UTC'))"
+printf '%-44s %-18s %-44s %s\n' "what" "target" "measured" "verdict"
+printf '%-44s %-18s %-44s %s\n' "reserve: GraphQL HTTP / pgbench, 16 clients" ">= 0.7" \
+  "${reserve_ratio} (${spread_rate} vs ${pgbench_rate} /s; rounds: ${per_round% })" "$(verdict "$reserve_ratio" 0.7 '>=')"
+printf '%-44s %-18s %-44s %s\n' "hot: 100 agents on one plot" "1 + 99 unavailable" \
+  "${hot_reserved:-?} reserved, ${hot_unavailable:-?} unavailable, $(( ${hot_requests:-0} - ${hot_reserved:-0} - ${hot_unavailable:-0} )) other" "$hot_ok"
+printf '%-44s %-18s %-44s %s\n' "sweep of ${sweep_count}: domain / raw UPDATE" ">= 0.5" \
+  "${sweep_ratio:-n/a} (${sweep_domain_per_sec:-?} vs ${sweep_raw_per_sec:-?} /s)" "$(verdict "${sweep_ratio:-n/a}" 0.5 '>=')"
+printf '%-44s %-18s %-44s %s\n' "release lag p99 (${lag_count:-?} holds)" "< 2 s" \
+  "${lag_p99:-n/a} s (p50 ${lag_p50:-?}, max ${lag_max:-?})" "$(verdict "${lag_p99:-n/a}" 2 '<')"
+printf '%-44s %-18s %-44s %s\n' "server peak RSS under load (VmHWM)" "< 100 MB" \
+  "${server_rss} MB (lag server ${lag_rss}, worker ${worker_rss})" "$(verdict "$server_rss" 100 '<')"
+printf '%-44s %-18s %-44s %s\n' "story 2.5: 50 users, ${story_seconds} s" "0 violations" \
+  "${story25_reserved:-?} reserved, ${story25_unavailable:-?} unavailable, $(( ${story25_error:-0} + ${story25_transport:-0} )) failed" "$([ "${#failed[@]}" = 0 ] && echo PASS || echo see-below)"
+printf '%-44s %-18s %-44s %s\n' "invariant checks after every run" "0 violations" \
+  "${#failed[@]} runs failed" "$([ "${#failed[@]}" = 0 ] && echo PASS || echo MISS)"
+printf 'spread over HTTP: reserve p50 %s ms, p99 %s ms; mixed: %s requests, p99 %s ms\n' \
+  "${spread_p50_ms:-?}" "${spread_reserve_p99_ms:-?}" "${mixed_requests:-?}" "${mixed_p99_ms:-?}"
+
+if [ "${#failed[@]}" -gt 0 ]; then
+  printf '\nFAILED: %s\n' "${failed[@]}" >&2
+  exit 1
+fi
