@@ -219,12 +219,21 @@ impl Server {
     }
 
     pub async fn reserve(&self, token: &str, plot: PropertyId) -> reqwest::Result<Value> {
-        self.gql(
-            token,
-            "mutation($id: ID!) { reserveProperty(propertyId: $id) { id status expiresAt } }",
-            json!({ "id": plot.to_string() }),
-        )
-        .await
+        self.reserve_detached(token, plot).await
+    }
+
+    /// A reserve that runs on its own (a task may await it while the test
+    /// kills this server).
+    pub fn reserve_detached(
+        &self,
+        token: &str,
+        plot: PropertyId,
+    ) -> impl Future<Output = reqwest::Result<Value>> + Send + 'static {
+        let request = self.client.post(self.url("/graphql")).bearer_auth(token).json(&json!({
+            "query": "mutation($id: ID!) { reserveProperty(propertyId: $id) { id status expiresAt } }",
+            "variables": { "id": plot.to_string() },
+        }));
+        async move { request.send().await?.json().await }
     }
 
     /// GET: (status, body).
