@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -499,26 +500,38 @@ where
     }
 }
 
-/// A TCP proxy in front of Redis that a test can cut and restore: an outage
-/// of the shared Redis, for one test only.
-pub struct RedisProxy {
-    pub url: String,
+/// A TCP proxy in front of Redis or PostgreSQL that a test can cut and
+/// restore: an outage of a shared server, for one test only.
+pub struct TcpProxy {
+    pub addr: SocketAddr,
     up: std::sync::Arc<std::sync::atomic::AtomicBool>,
     connections: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
     accept: tokio::task::JoinHandle<()>,
 }
 
-impl RedisProxy {
-    pub async fn start() -> RedisProxy {
+impl TcpProxy {
+    /// A proxy to Redis.
+    pub async fn redis() -> TcpProxy {
+        let target = holdfast_testkit::redis_url()
+            .trim_start_matches("redis://")
+            .trim_end_matches('/')
+            .to_owned();
+        Self::start(target).await
+    }
+
+    /// A proxy to PostgreSQL.
+    pub async fn postgres() -> TcpProxy {
+        let server = holdfast_testkit::server_url();
+        let target = server.rsplit('@').next().unwrap_or(&server).to_owned();
+        Self::start(target).await
+    }
+
+    pub async fn start(target: String) -> TcpProxy {
         use std::sync::atomic::Ordering;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let target = holdfast_testkit::redis_url()
-            .trim_start_matches("redis://")
-            .trim_end_matches('/')
-            .to_owned();
         let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
         let connections = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let accept = {
@@ -539,8 +552,8 @@ impl RedisProxy {
                 }
             })
         };
-        RedisProxy {
-            url: format!("redis://{addr}"),
+        TcpProxy {
+            addr,
             up,
             connections,
             accept,
@@ -560,7 +573,7 @@ impl RedisProxy {
     }
 }
 
-impl Drop for RedisProxy {
+impl Drop for TcpProxy {
     fn drop(&mut self) {
         self.cut();
         self.accept.abort();

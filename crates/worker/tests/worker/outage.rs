@@ -1,18 +1,19 @@
-//! Redis going away and coming back: the worker reports it, keeps running,
-//! and resumes the release jobs by itself.
+//! Redis or PostgreSQL going away and coming back: the worker reports it,
+//! keeps running, and resumes the release jobs by itself.
 
 use std::time::Duration;
 
 use holdfast_domain::entities::{EndSource, ReservationStatus};
 use holdfast_worker::Config;
 
-use crate::helpers::{RedisProxy, World, get, lag};
+use crate::helpers::{TcpProxy, World, eventually, get, lag, sample};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_redis_outage_the_worker_resumes_the_release_jobs_by_itself() {
     let w = World::new().await;
-    let proxy = RedisProxy::start().await;
-    let config = Config::load(w.args_with_redis("off", &proxy.url)).expect("config");
+    let proxy = TcpProxy::redis().await;
+    let url = format!("redis://{}", proxy.addr);
+    let config = Config::load(w.args_with_redis("off", &url)).expect("config");
     let worker = w.spawn_worker_with(config).await;
     let before = w.reserve_many(1, Duration::from_secs(1)).await.remove(0);
     w.schedule(&before).await;
@@ -54,6 +55,65 @@ async fn after_a_redis_outage_the_worker_resumes_the_release_jobs_by_itself() {
     assert_eq!(ended.end_source, Some(EndSource::Job));
     let (status, body) = get(worker.addr, "/readyz").await;
     assert_eq!(status, 200, "{body}");
+    worker.stop().await;
+    w.audit_clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_meets_a_database_outage_is_retried_until_the_database_is_back() {
+    let w = World::new().await;
+    let proxy = TcpProxy::postgres().await;
+    let name = w
+        .db_url
+        .rsplit('/')
+        .next()
+        .expect("database name")
+        .to_owned();
+    let mut args = w.args("off");
+    let at = args
+        .iter()
+        .position(|a| a == "--database-url")
+        .expect("flag")
+        + 1;
+    args[at] = format!("postgres://postgres@{}/{name}", proxy.addr);
+    let worker = w
+        .spawn_worker_with(Config::load(args).expect("config"))
+        .await;
+    let r = w.reserve_many(1, Duration::from_secs(1)).await.remove(0);
+    w.schedule(&r).await;
+
+    proxy.cut();
+    eventually(
+        Duration::from_secs(10),
+        "the job failed and was rescheduled",
+        || async {
+            sample(
+                &worker.metrics().await,
+                "holdfast_release_jobs_total{outcome=\"retry\"}",
+            ) >= 1.0
+        },
+    )
+    .await;
+    let (status, body) = get(worker.addr, "/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("\"postgres\":{\"down\""), "{body}");
+    assert_eq!(w.stored(r.id).await.status, ReservationStatus::Active);
+
+    proxy.restore();
+    let ended = w
+        .wait_all_ended(&[r.id], Duration::from_secs(20))
+        .await
+        .remove(0);
+
+    println!(
+        "release lag (s) of a job that met a database outage: {}",
+        lag(&ended)
+    );
+    assert_eq!(
+        ended.end_source,
+        Some(EndSource::Job),
+        "released by the retried job"
+    );
     worker.stop().await;
     w.audit_clean().await;
 }
