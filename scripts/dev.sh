@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `just dev`: builds the server (and the worker, when it builds), migrates,
+# `just dev`: builds the server and the worker, migrates,
 # seeds the demo workspace, starts the worker in the background and the server
 # in the foreground, and stops the worker when the server exits.
 set -euo pipefail
@@ -8,27 +8,16 @@ cd "$(dirname "$0")/.."
 export HOLDFAST_LISTEN="${HOLDFAST_LISTEN:-127.0.0.1:8080}"
 bin="${CARGO_TARGET_DIR:-target}/debug"
 
-cargo build --bin holdfast-server
-
-worker=""
-if cargo build --bin holdfast-worker; then
-  worker="$bin/holdfast-worker"
-else
-  # Holds still end on time without it (reads and takeovers treat a lapsed
-  # hold as over); only the recording of EXPIRED waits for a worker.
-  echo "warning: holdfast-worker does not build; starting the server alone" >&2
-fi
+cargo build --bin holdfast-server --bin holdfast-worker
 
 "$bin/holdfast-server" migrate
 echo
 "$bin/holdfast-server" seed-demo
 echo
 
-if [ -n "$worker" ]; then
-  "$worker" &
-  worker_pid=$!
-  trap 'kill "$worker_pid" 2>/dev/null || true; wait "$worker_pid" 2>/dev/null || true' EXIT
-fi
+"$bin/holdfast-worker" &
+worker_pid=$!
+trap 'kill "$worker_pid" 2>/dev/null || true; wait "$worker_pid" 2>/dev/null || true' EXIT
 
 echo "GraphiQL: http://${HOLDFAST_LISTEN}/graphql  (paste a token from above in its Headers pane)"
 echo "Stop with Ctrl-C."
