@@ -505,10 +505,6 @@ impl PrivateCluster {
         cluster
     }
 
-    pub fn port(&self) -> u16 {
-        self.spec.port
-    }
-
     /// A URL of a database of this cluster.
     pub fn url(&self, database: &str) -> String {
         format!(
