@@ -32,6 +32,27 @@ async fn holder(conn: &DatabaseConnection, plot: PropertyId) -> Option<String> {
     row.try_get("", "holder").expect("holder")
 }
 
+/// Waits until PostgreSQL has seen every connection of the killed server
+/// go, so that its transactions are over (committed or rolled back) and the
+/// database says what stands.
+async fn wait_for_the_dead_server_s_sessions_to_end(conn: &DatabaseConnection) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count(
+        conn,
+        "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() \
+           AND application_name = 'holdfast-server'",
+    )
+    .await
+        > 0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "PostgreSQL still runs the killed server's sessions after 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The retry of a reserve whose first answer was lost: success, or
 /// PROPERTY_UNAVAILABLE because this very agent already holds the plot (as
 /// `reservations(agentId:)` shows). Returns whether the first try had
@@ -117,6 +138,7 @@ async fn a_reserve_in_flight_when_the_server_is_killed_is_not_half_written_and_i
     let cut = in_flight.await.expect("join");
     assert!(cut.is_err(), "the client saw the connection cut: {cut:?}");
     blocker.rollback().await.expect("unlock");
+    wait_for_the_dead_server_s_sessions_to_end(&conn).await;
 
     // The transaction died with its connection: nothing was written.
     let written = count(
@@ -144,7 +166,7 @@ async fn a_reserve_in_flight_when_the_server_is_killed_is_not_half_written_and_i
 async fn reserves_cut_by_a_server_killed_under_load_committed_or_not_and_every_retry_gets_a_clear_answer()
  {
     const AGENTS: usize = 8;
-    const PLOTS_EACH: usize = 40;
+    const PLOTS_EACH: usize = 200;
     let db = TestDb::new().await;
     let conn = db.connect().await;
     let scene = Scene::new(&conn, AGENTS, AGENTS * PLOTS_EACH).await;
@@ -180,6 +202,7 @@ async fn reserves_cut_by_a_server_killed_under_load_committed_or_not_and_every_r
         }
     }
     assert!(!cut.is_empty(), "the kill cut some requests");
+    wait_for_the_dead_server_s_sessions_to_end(&conn).await;
 
     // Whether each cut request had committed, per the database; then the
     // retry on a new server must agree.
