@@ -93,7 +93,8 @@ async fn with_postgres_stopped_under_load_requests_fail_fast_and_all_recovers_wi
         ..PoolSettings::default()
     };
     let conn = connect(&url, &settings).await.expect("connect");
-    let scene = Scene::new(&conn, 6, 60).await;
+    // Sixty plots for the load, one more for the end.
+    let scene = Scene::new(&conn, 6, 61).await;
     conn.close().await.ok();
     let keys = QueueKeys::new(&holdfast_testkit::redis_url());
     let target = Target {
@@ -215,7 +216,26 @@ async fn with_postgres_stopped_under_load_requests_fail_fast_and_all_recovers_wi
         down.len()
     );
 
-    // The worker recovered too: holds left behind lapse and are released.
+    // The worker recovered too: a hold taken now, and any left behind by
+    // the outage, lapse and are released by it.
+    let last = server
+        .reserve(&scene.agents[0].1, scene.plots[60])
+        .await
+        .expect("an answer");
+    assert_eq!(
+        last["data"]["reserveProperty"]["status"], "ACTIVE",
+        "{last}"
+    );
+    eventually(
+        Duration::from_secs(10),
+        "the worker is ready again",
+        || async {
+            reqwest::get(format!("http://{}/readyz", worker.addr))
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        },
+    )
+    .await;
     let conn = connect(&url, &settings).await.expect("connect again");
     eventually(Duration::from_secs(15), "every hold ended", || {
         let conn = &conn;
@@ -229,6 +249,19 @@ async fn with_postgres_stopped_under_load_requests_fail_fast_and_all_recovers_wi
         }
     })
     .await;
+    let last = last["data"]["reserveProperty"]["id"].as_str().expect("id");
+    let by_worker = count(
+        &conn,
+        &format!(
+            "SELECT count(*) AS n FROM reservation WHERE id = '{last}' \
+             AND status = 'EXPIRED' AND end_source IN ('job', 'sweep')"
+        ),
+    )
+    .await;
+    assert_eq!(
+        by_worker, 1,
+        "the hold taken after the outage was released by the worker"
+    );
     let mut server = Arc::into_inner(server).expect("the load is over");
     assert!(server.is_running() && worker.is_running());
     server.logs.assert_no_panic("holdfast-server");
