@@ -417,6 +417,40 @@ async fn sql_and_script_fragments_in_names_and_codes_are_stored_and_returned_ver
 }
 
 #[tokio::test]
+async fn nul_and_other_control_characters_in_names_and_codes_are_bad_user_input() {
+    let app = spawn_app().await;
+    let ws = app.bootstrap("Acme").await;
+    let token = ws.admin.token.as_str();
+    let (project, _) = app.project(token, "Riverside", &["A-1"]).await;
+    for bad in [
+        "a\u{0}b",
+        "line\nbreak",
+        "bell\u{7}",
+        "esc\u{1b}[31m",
+        "del\u{7f}",
+    ] {
+        let body = app
+            .gql(
+                Some(token),
+                "mutation($n: String!) { createProject(name: $n) { id } }",
+                json!({ "n": bad }),
+            )
+            .await;
+        assert_error(&body, "BAD_USER_INPUT", 400);
+        let body = app
+            .gql(
+                Some(token),
+                "mutation($p: ID!, $c: [String!]!) { addProperties(projectId: $p, codes: $c) { id } }",
+                json!({ "p": project, "c": [bad] }),
+            )
+            .await;
+        assert_error(&body, "BAD_USER_INPUT", 400);
+    }
+    app.assert_consistent().await;
+    still_fast(&app, token).await;
+}
+
+#[tokio::test]
 async fn a_validly_signed_token_claiming_another_workspace_is_unauthenticated() {
     let app = spawn_app().await;
     let ours = app.bootstrap("Ours").await;
