@@ -83,15 +83,26 @@ async fn with_redis_down_reservations_stand_and_the_sweep_releases_every_one_on_
         async move { count(conn, &sql).await == 0 }
     })
     .await;
+    // On time: within a sweep period (1 s) of its end, plus slack for a
+    // loaded machine.
     let late = count(
         &conn,
         &format!(
             "SELECT count(*) AS n FROM reservation WHERE id IN ({list}) AND \
-             (status <> 'EXPIRED' OR end_source <> 'sweep' OR ended_at > expires_at + interval '2.5 seconds')"
+             (status <> 'EXPIRED' OR end_source <> 'sweep' OR ended_at > expires_at + interval '3 seconds')"
         ),
     )
     .await;
-    assert_eq!(late, 0, "each expired by the sweep within 2.5 s of its end");
+    assert_eq!(late, 0, "each expired by the sweep within 3 s of its end");
+    let lag = count(
+        &conn,
+        &format!(
+            "SELECT (1000 * extract(epoch FROM max(ended_at - expires_at)))::bigint AS n \
+             FROM reservation WHERE id IN ({list})"
+        ),
+    )
+    .await;
+    println!("with Redis down, the sweep released every hold within {lag} ms of its end");
 
     // Redis comes back: both processes see it without a restart.
     redis.start_again().await;
