@@ -1,10 +1,11 @@
 //! Faults made for real against the real binaries: Redis and PostgreSQL
 //! stopped under load (private servers of each test's own), the worker and
-//! the server killed with SIGKILL mid-work, and `holdfast-server audit`,
-//! which every one of these tests ends by running.
+//! the server killed with SIGKILL mid-work, the link to PostgreSQL cut, and
+//! `holdfast-server audit`, which every one of these tests ends by running.
 
 mod audit;
 mod helpers;
+mod network;
 mod postgres;
 mod redis;
 mod server_kill;

@@ -14,23 +14,23 @@ use crate::helpers::{
     eventually, private_cluster,
 };
 
-const UP: u8 = 0;
-const DOWN: u8 = 1;
-const BACK: u8 = 2;
+pub const UP: u8 = 0;
+pub const DOWN: u8 = 1;
+pub const BACK: u8 = 2;
 
 /// One request of the load: when it began and ended (phases), its answer
 /// (`None` for success, else the error code) and how long it took.
 #[derive(Debug)]
-struct Outcome {
-    began: u8,
-    ended: u8,
-    code: Option<String>,
-    took: Duration,
+pub struct Outcome {
+    pub began: u8,
+    pub ended: u8,
+    pub code: Option<String>,
+    pub took: Duration,
 }
 
 /// An agent reserving its own plots in turn and releasing each at once,
 /// until `stop`.
-async fn agent_load(
+pub async fn agent_load(
     server: Arc<Server>,
     token: String,
     plots: Vec<String>,
