@@ -18,6 +18,8 @@
       property { ${PLOT_FIELDS} } previousStatus status at
     }
   }`;
+  const FLASH = [{ boxShadow: '0 0 0 4px #f5c542' }, { boxShadow: '0 0 0 0 transparent' }];
+  const reducedMotion = window.matchMedia('(prefers-reduced-motion: reduce)');
   const STATE_WORDS = { available: 'Available', reserved: 'Reserved', mine: 'Yours', sold: 'Sold' };
 
   const $ = (id) => document.getElementById(id);
@@ -269,11 +271,10 @@
       plot.at = at;
       plot.cell.button.dataset.changedAt = at;
     }
-    if (flash) {
-      const { button } = plot.cell;
-      button.classList.remove('flash');
-      void button.offsetWidth; // restart the animation
-      button.classList.add('flash');
+    if (flash && !reducedMotion.matches) {
+      // The Web Animations API: no forced layout of the whole grid, as a
+      // class toggled off and on again would need.
+      plot.cell.button.animate(FLASH, { duration: 1200, easing: 'ease-out' });
     }
     writeCounts();
   }
