@@ -12,7 +12,7 @@ cargo build --bin holdfast-server --bin holdfast-worker
 
 "$bin/holdfast-server" migrate
 echo
-"$bin/holdfast-server" seed-demo
+demo="$("$bin/holdfast-server" seed-demo)" && echo "$demo"
 echo
 
 "$bin/holdfast-worker" &
@@ -20,6 +20,7 @@ worker_pid=$!
 trap 'kill "$worker_pid" 2>/dev/null || true; wait "$worker_pid" 2>/dev/null || true' EXIT
 
 echo "GraphiQL: http://${HOLDFAST_LISTEN}/graphql  (paste a token from above in its Headers pane)"
+echo "Board:    http://${HOLDFAST_LISTEN}/board#token=$(awk '$1 == "SALES_AGENT" { print $NF; exit }' <<<"$demo")  (as Alice, a demo agent)"
 echo "Stop with Ctrl-C."
 echo
 # Not exec: the trap above must run when the server exits.
