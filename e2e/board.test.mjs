@@ -179,15 +179,21 @@ async function waitForCell(page, code, name, value, timeoutMs) {
   return Date.now() - t0;
 }
 
-async function openBoard(context, token, { project = null, plots }) {
+/** A new page on the board, signed in through the URL fragment or the form. */
+async function openBoard(context, token, { project = null, plots, viaForm = false }) {
   const page = await context.newPage();
   boards.push(page);
   const errors = [];
   page.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
   page.on('console', (m) => { if (m.type() === 'error') errors.push(`console error: ${m.text()}`); });
-  const fragment = `token=${encodeURIComponent(token)}${project ? `&project=${project}` : ''}`;
   const t0 = Date.now();
-  await page.goto(`${base}/board#${fragment}`);
+  if (viaForm) {
+    await page.goto(`${base}/board`);
+    await page.getByLabel('Bearer token').fill(token);
+    await page.getByRole('button', { name: 'Open the board' }).click();
+  } else {
+    await page.goto(`${base}/board#token=${encodeURIComponent(token)}${project ? `&project=${project}` : ''}`);
+  }
   await page.waitForFunction((n) => document.querySelectorAll('#grid button.plot').length === n, plots, { timeout: 30_000 });
   const loadedMs = Date.now() - t0;
   await page.waitForSelector('#live[data-state="on"]', { timeout: 10_000 });
@@ -232,7 +238,7 @@ async function main() {
     HOLDFAST_SWEEP_SCHEDULE: '*/1 * * * * *',
     HOLDFAST_METRICS_LISTEN: `127.0.0.1:${metricsPort}`,
   });
-  const server = start('server', SERVER_BIN, { HOLDFAST_LISTEN: `127.0.0.1:${port}` });
+  let server = start('server', SERVER_BIN, { HOLDFAST_LISTEN: `127.0.0.1:${port}` });
   await waitForHttp(`${base}/healthz`, server);
   await waitForHttp(`http://127.0.0.1:${metricsPort}/readyz`, worker);
   log(`server at ${base}, worker ready`);
@@ -257,8 +263,8 @@ async function main() {
   watch(phone);
 
   const a = await openBoard(desk, tokens.alice, { plots: 50 });
-  const b = await openBoard(phone, tokens.bob, { plots: 50 });
-  log(`Alice's board (desktop) loaded in ${a.loadedMs} ms, Bob's (phone, 390 px wide) in ${b.loadedMs} ms`);
+  const b = await openBoard(phone, tokens.bob, { plots: 50, viaForm: true });
+  log(`Alice's board (desktop, token in the link) loaded in ${a.loadedMs} ms, Bob's (phone, 390 px wide, token typed in) in ${b.loadedMs} ms`);
   const phoneWidth = await b.page.evaluate(() => document.documentElement.scrollWidth);
   assert.ok(phoneWidth <= 390, `the phone page must not scroll sideways (scrollWidth ${phoneWidth})`);
   assert.equal(await cell(a.page, 'A-007').getAttribute('aria-label'), 'Reserve A-007');
@@ -363,6 +369,32 @@ async function main() {
   await waitForCell(b.page, 'A-030', 'status', 'available', 2000);
   log('Alice reserved and released A-030 by clicks; Bob saw both');
 
+  // A bad token: the sign-in form again, with the server's reason.
+  const bad = await phone.newPage();
+  await bad.goto(`${base}/board#token=not-a-token`);
+  await bad.getByLabel('Bearer token').waitFor({ timeout: 5000 });
+  const refusal = await bad.locator('#messages .msg.error', { hasText: 'Could not sign in' }).innerText({ timeout: 5000 });
+  log(`a bad token: "${refusal}"`);
+  await bad.close();
+
+  // The server dies and comes back: both pages say so, reconnect, and
+  // re-read, so that a change made while they were away shows too.
+  server.child.kill('SIGKILL');
+  await new Promise((resolve) => { if (server.exited) resolve(); else server.child.once('exit', resolve); });
+  const killed = Date.now();
+  for (const page of [a.page, b.page]) {
+    await page.waitForSelector('#live[data-state="retrying"]', { timeout: 5000 });
+    await page.locator('#messages .msg', { hasText: 'reconnecting' }).first().waitFor({ timeout: 5000 });
+  }
+  server = start('server (restarted)', SERVER_BIN, { HOLDFAST_LISTEN: `127.0.0.1:${port}` });
+  await waitForHttp(`${base}/healthz`, server);
+  await reserve(tokens.carol, 'A-040');
+  for (const page of [a.page, b.page]) {
+    await waitForCell(page, 'A-040', 'status', 'reserved', 10_000);
+    await page.waitForSelector('#live[data-state="on"]', { timeout: 10_000 });
+  }
+  log(`server killed and restarted: both pages reconnected and show a hold made meanwhile, ${Date.now() - killed} ms after the kill`);
+
   // 2,000 plots: a manager makes the project, Alice opens and uses it.
   const big = (await gql(tokens.manager, 'mutation { createProject(name: "Harbour Point") { id } }')).createProject.id;
   const codes = Array.from({ length: BIG }, (_, i) => `H-${String(i + 1).padStart(4, '0')}`);
@@ -408,8 +440,8 @@ async function main() {
   }), t1);
   log(`on ${BIG} plots: Alice's click on ${lastCode} showed her hold in ${bigClickMs} ms; longest main-thread task: ${longest.overall} ms while loading, ${longest.afterClick} ms after the click`);
   // Bounds with room for a loaded CI machine; typical figures are in the log.
-  assert.ok(bigClickMs < 1500, `the click took ${bigClickMs} ms to show`);
-  assert.ok(longest.afterClick < 400, `the page stalled for ${longest.afterClick} ms after the click`);
+  assert.ok(bigClickMs < 2000, `the click took ${bigClickMs} ms to show`);
+  assert.ok(longest.afterClick < 500, `the page stalled for ${longest.afterClick} ms after the click`);
   assert.deepEqual(await counts(c.page), await serverCounts(tokens.alice, big));
 
   assert.deepEqual(foreign, [], 'the board loads nothing from another origin');

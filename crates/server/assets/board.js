@@ -254,23 +254,27 @@
   }
 
   /** One plot's new state, from a change, a mutation's answer or a re-read. */
-  function update(node, { at = null, flash = false } = {}) {
+  /**
+   * `at` is when the change was made, by the database's clock: a change's
+   * `at`, or the time a mutation answered with. A change older than what the
+   * cell shows (a late event after our own mutation's answer) is dropped.
+   */
+  function update(node, { at = null, live = false, flash = false } = {}) {
     let plot = state.plots.get(node.id);
     const fresh = normalise(node);
+    const when = at === null ? null : Date.parse(at);
     if (!plot) {
       // A plot added to the project since the grid was drawn.
       plot = fresh;
       state.plots.set(plot.id, plot);
       el.grid.append(makeCell(plot));
     } else {
-      if (at !== null && plot.at && Date.parse(at) < Date.parse(plot.at)) return; // an older change
+      if (when !== null && plot.at && when < plot.at) return;
       Object.assign(plot, fresh);
       paint(plot);
     }
-    if (at !== null) {
-      plot.at = at;
-      plot.cell.button.dataset.changedAt = at;
-    }
+    if (when !== null) plot.at = when;
+    if (live) plot.cell.button.dataset.changedAt = at;
     if (flash && !reducedMotion.matches) {
       // The Web Animations API: no forced layout of the whole grid, as a
       // class toggled off and on again would need.
@@ -350,17 +354,17 @@
       if (kind === 'mine') {
         if (!plot.reservationId) await refresh(plot.id);
         const data = await gql(
-          `mutation BoardRelease($id: ID!) { releaseReservation(reservationId: $id) { id property { ${PLOT_FIELDS} } } }`,
+          `mutation BoardRelease($id: ID!) { releaseReservation(reservationId: $id) { id endedAt property { ${PLOT_FIELDS} } } }`,
           { id: plot.reservationId },
         );
-        update(data.releaseReservation.property);
+        update(data.releaseReservation.property, { at: data.releaseReservation.endedAt });
         say(`Released ${plot.code}.`, 'ok');
       } else {
         const data = await gql(
-          `mutation BoardReserve($id: ID!) { reserveProperty(propertyId: $id) { id expiresAt property { ${PLOT_FIELDS} } } }`,
+          `mutation BoardReserve($id: ID!) { reserveProperty(propertyId: $id) { id createdAt expiresAt property { ${PLOT_FIELDS} } } }`,
           { id: plot.id },
         );
-        update(data.reserveProperty.property);
+        update(data.reserveProperty.property, { at: data.reserveProperty.createdAt });
         say(`Reserved ${plot.code} until ${localTime(Date.parse(data.reserveProperty.expiresAt))}.`, 'ok');
       }
     } catch (e) {
@@ -395,7 +399,7 @@
       state.pending.push(change);
       return;
     }
-    update(change.property, { at: change.at, flash: true });
+    update(change.property, { at: change.at, live: true, flash: true });
   }
 
   function closeLive() {
