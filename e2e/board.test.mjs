@@ -320,6 +320,7 @@ async function main() {
   log(`Bob's click answered: "${said}"`);
 
   await a.page.screenshot({ path: SCREENSHOT });
+  if (env.HOLDFAST_BOARD_PHONE_SCREENSHOT) await b.page.screenshot({ path: env.HOLDFAST_BOARD_PHONE_SCREENSHOT });
   log(`screenshot saved to ${path.relative(root, SCREENSHOT)}`);
 
   // After the short hold the worker releases it: both pages show it available
