@@ -370,6 +370,33 @@ async function main() {
   await waitForCell(b.page, 'A-030', 'status', 'available', 2000);
   log('Alice reserved and released A-030 by clicks; Bob saw both');
 
+  // A lapsed hold reads available at zero on its countdown, before any
+  // release: the worker is paused (SIGSTOP) while Carol's hold runs out.
+  await reserve(tokens.carol, 'A-033');
+  for (const page of [a.page, b.page]) await waitForCell(page, 'A-033', 'status', 'reserved', 2000);
+  const heldAt = await attr(a.page, 'A-033', 'data-changed-at');
+  const before = await counts(a.page);
+  worker.child.kill('SIGSTOP');
+  try {
+    const lapse = Date.now() + TTL_S * 1000;
+    for (const page of [a.page, b.page]) await waitForCell(page, 'A-033', 'status', 'available', TTL_S * 1000 + 3000);
+    log(`with the worker paused, A-033 shows available on both pages ${Date.now() - lapse} ms after its countdown's end`);
+    for (const page of [a.page, b.page]) {
+      assert.equal(await attr(page, 'A-033', 'data-changed-at'), heldAt, 'no release was published yet');
+    }
+    assert.deepEqual(await counts(a.page), { ...before, available: before.available + 1, reserved: before.reserved - 1 });
+  } finally {
+    worker.child.kill('SIGCONT');
+  }
+  for (const page of [a.page, b.page]) {
+    await page.waitForFunction(
+      (at) => document.querySelector('#grid button.plot[data-code="A-033"]').dataset.changedAt !== at,
+      heldAt,
+      { timeout: 8000, polling: 50 },
+    );
+  }
+  log('the resumed worker released A-033 and both pages got its change');
+
   // A bad token: the sign-in form again, with the server's reason.
   const bad = await phone.newPage();
   await bad.goto(`${base}/board#token=not-a-token`);
