@@ -6,11 +6,13 @@
 //! (`HOLDFAST_QUEUE`), so several deployments or tests can share one Redis.
 
 mod error;
+pub mod events;
 mod housekeeping;
 mod queue;
 mod storage;
 
 pub use error::QueueError;
+pub use events::{EventPublisher, EventSubscriber, PropertyChanged};
 pub use housekeeping::Retention;
 pub use queue::ReleaseQueue;
 pub use storage::{

@@ -135,6 +135,27 @@ impl ReleaseQueue {
         Ok(())
     }
 
+    /// Jobs whose time has come but that no worker has taken yet: those
+    /// scheduled up to now plus those waiting in the active list. A number
+    /// that keeps growing means the workers do not keep up (or are down).
+    pub async fn jobs_due(&self) -> Result<u64, QueueError> {
+        self.bounded(async {
+            let mut conn = self.connection().await?;
+            let now = chrono::Utc::now().timestamp();
+            let (scheduled, waiting): (u64, u64) = redis::pipe()
+                .cmd("ZCOUNT")
+                .arg(self.inner.config.scheduled_jobs_set())
+                .arg("-inf")
+                .arg(now)
+                .cmd("LLEN")
+                .arg(self.inner.config.active_jobs_list())
+                .query_async(&mut conn)
+                .await?;
+            Ok(scheduled + waiting)
+        })
+        .await
+    }
+
     /// Whether Redis answers (for `/readyz`).
     pub async fn ping(&self) -> Result<(), QueueError> {
         self.bounded(async {

@@ -9,13 +9,14 @@ use std::sync::atomic::AtomicU64;
 use anyhow::Context as _;
 use axum::Router;
 use holdfast_domain::db::{self, PoolSettings};
-use holdfast_queue::ReleaseQueue;
+use holdfast_queue::{EventPublisher, ReleaseQueue};
 use sea_orm::DatabaseConnection;
 
 use crate::auth::Tokens;
 use crate::config::Config;
 use crate::graphql::{self, Services};
 use crate::http::{self, AppState};
+use crate::live::Hub;
 use crate::metrics;
 
 /// The pool settings a config asks for.
@@ -67,10 +68,25 @@ impl Application {
             db: db.clone(),
             policy: config.policy(),
             queue: queue.clone(),
+            events: EventPublisher::new(queue.clone()),
             tokens: tokens.clone(),
         };
+        // One Redis subscription for the whole process, started now so that
+        // the first subscriber misses nothing published after it is told
+        // it is subscribed.
+        let hub = Hub::start(
+            config.redis_url.clone(),
+            config.queue.clone(),
+            db.clone(),
+            config.subscriber_buffer,
+        );
+        // Give it a moment, so that a subscription right after start is not
+        // refused; with Redis down, start anyway (and report not ready).
+        if !hub.wait_connected(std::time::Duration::from_secs(1)).await {
+            tracing::warn!("live updates are not available yet: Redis does not answer");
+        }
         let state = AppState {
-            schema: graphql::schema(services, config.is_production()),
+            schema: graphql::schema(services, hub, config.is_production()),
             db,
             tokens,
             queue,

@@ -104,6 +104,11 @@ pub struct Config {
     #[arg(long, env = "HOLDFAST_DB_MAX_CONNECTIONS", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..), global = true)]
     pub db_max_connections: u32,
 
+    /// Changes a live subscriber may fall behind before it is dropped (close
+    /// code 4413).
+    #[arg(long, env = "HOLDFAST_SUBSCRIBER_BUFFER", default_value_t = crate::live::DEFAULT_SUBSCRIBER_BUFFER, value_parser = parse_buffer, global = true)]
+    pub subscriber_buffer: usize,
+
     /// Log filter (tracing's EnvFilter syntax).
     #[arg(long = "log", env = "RUST_LOG", default_value = "info", global = true, value_parser = parse_log_filter)]
     pub log_filter: String,
@@ -134,6 +139,7 @@ impl Default for Config {
             lock_timeout: Duration::from_secs(3),
             db_timeout: Duration::from_secs(5),
             db_max_connections: 32,
+            subscriber_buffer: crate::live::DEFAULT_SUBSCRIBER_BUFFER,
             log_filter: "info".to_owned(),
             log_format: LogFormat::Pretty,
         }
@@ -231,6 +237,13 @@ fn parse_redis_url(s: &str) -> Result<String, String> {
 fn parse_queue(s: &str) -> Result<String, String> {
     holdfast_queue::validate_queue_name(s).map_err(|e| e.to_string())?;
     Ok(s.to_owned())
+}
+
+fn parse_buffer(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=1_000_000).contains(&n) => Ok(n),
+        _ => Err("must be a whole number from 1 to 1000000".into()),
+    }
 }
 
 fn parse_log_filter(s: &str) -> Result<String, String> {

@@ -52,6 +52,8 @@ pub enum Code {
     ExtensionLimitReached,
     Busy,
     ServiceUnavailable,
+    /// A live subscriber fell too far behind the changes it was sent.
+    SubscriberTooSlow,
     Internal,
 }
 
@@ -68,6 +70,7 @@ impl Code {
             Code::ExtensionLimitReached => "EXTENSION_LIMIT_REACHED",
             Code::Busy => "BUSY",
             Code::ServiceUnavailable => "SERVICE_UNAVAILABLE",
+            Code::SubscriberTooSlow => "SUBSCRIBER_TOO_SLOW",
             Code::Internal => "INTERNAL",
         }
     }
@@ -83,6 +86,7 @@ impl Code {
             | Code::ReservationLimitReached
             | Code::ExtensionLimitReached => 409,
             Code::Busy | Code::ServiceUnavailable => 503,
+            Code::SubscriberTooSlow => 429,
             Code::Internal => 500,
         }
     }

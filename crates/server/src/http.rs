@@ -1,5 +1,7 @@
 //! The HTTP surface: POST /graphql (and GraphiQL on GET in development),
-//! /healthz, /readyz and /metrics, with the body limit and the per-request
+//! GET /graphql/ws (subscriptions), /healthz, /readyz and /metrics, with the
+//! body limit, the request id (`x-request-id`, kept from the request or
+//! made), a span per request that carries it, and the per-request
 //! authentication that GraphQL resolvers read.
 
 use std::sync::Arc;
@@ -9,7 +11,7 @@ use async_graphql::http::GraphiQLSource;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Request, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -17,12 +19,14 @@ use holdfast_queue::ReleaseQueue;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sea_orm::DatabaseConnection;
 use serde_json::json;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use tracing::Instrument;
 
 use crate::auth::{self, Tokens};
 use crate::error::{Code, ensure_coded};
 use crate::graphql::{HoldfastSchema, Loaders, RequestAuth};
+use crate::live::ws;
 use crate::metrics;
 
 /// The largest request body accepted (CONTRACT.md: 1 MiB).
@@ -50,11 +54,31 @@ pub fn router(state: AppState, production: bool) -> Router {
         .route("/graphql", graphql)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/graphql/ws", get(ws::graphql_ws))
         .route("/metrics", get(render_metrics))
         .merge(crate::board::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        // Outermost: the id is set before the span is made, and copied to
+        // the response whatever the handler answered.
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// The span of one HTTP request: every log line of the request carries its id.
+fn request_span<B>(request: &Request<B>) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    tracing::info_span!(
+        "request",
+        request.id = %request_id,
+        method = %request.method(),
+        path = %request.uri().path(),
+    )
 }
 
 /// A response shaped like a GraphQL one, for requests refused before they
@@ -191,6 +215,10 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 async fn render_metrics(State(state): State<AppState>) -> Response {
+    metrics::observe_pool(&state.db);
+    if let Ok(Ok(due)) = tokio::time::timeout(READY_TIMEOUT, state.queue.jobs_due()).await {
+        metrics::observe_jobs_due(due);
+    }
     state.metrics.run_upkeep();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -13,6 +13,13 @@ pub fn init(config: &Config) {
         .with_writer(std::io::stderr);
     let _ = match config.log_format {
         LogFormat::Pretty => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        // One object per line; every line names the spans it happened in
+        // (request, graphql, reserve, ...) with their ids.
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(true)
+            .try_init(),
     };
 }

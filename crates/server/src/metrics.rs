@@ -16,6 +16,15 @@ pub const RELEASE_LAG_SECONDS: &str = "holdfast_release_lag_seconds";
 pub const GRAPHQL_REQUEST_DURATION: &str = "holdfast_graphql_request_duration_seconds";
 pub const ENQUEUE_FAILURES_TOTAL: &str = "holdfast_release_jobs_enqueue_failures_total";
 pub const DB_STATEMENTS_TOTAL: &str = "holdfast_db_statements_total";
+pub const DB_CONNECTIONS: &str = "holdfast_db_connections";
+pub const RELEASE_JOBS_DUE: &str = "holdfast_release_jobs_due";
+pub const SUBSCRIBERS_CONNECTED: &str = "holdfast_subscribers_connected";
+pub const WS_CONNECTIONS: &str = "holdfast_ws_connections";
+pub const SUBSCRIBERS_DROPPED_TOTAL: &str = "holdfast_subscribers_dropped_total";
+pub const EVENTS_PUBLISHED_TOTAL: &str = "holdfast_events_published_total";
+pub const EVENT_PUBLISH_FAILURES_TOTAL: &str = "holdfast_event_publish_failures_total";
+pub const LIVE_EVENTS_RECEIVED_TOTAL: &str = "holdfast_live_events_received_total";
+pub const LIVE_DISCONNECTS_TOTAL: &str = "holdfast_live_disconnects_total";
 
 /// The recorder is global to the process (the `metrics` facade has one), so
 /// every app built in one process (tests build many) shares it.
@@ -78,6 +87,36 @@ fn describe() {
         ENQUEUE_FAILURES_TOTAL,
         "release jobs that could not be scheduled in Redis (the sweep releases those holds)"
     );
+    metrics::describe_gauge!(
+        DB_CONNECTIONS,
+        "PostgreSQL pool connections by state: in_use, idle, max"
+    );
+    metrics::describe_gauge!(
+        RELEASE_JOBS_DUE,
+        "release jobs whose time has come and that no worker has taken yet (read at scrape time)"
+    );
+    metrics::describe_gauge!(SUBSCRIBERS_CONNECTED, "live subscriptions running now");
+    metrics::describe_gauge!(WS_CONNECTIONS, "WebSocket connections open now");
+    metrics::describe_counter!(
+        SUBSCRIBERS_DROPPED_TOTAL,
+        "live subscribers dropped: lagged (fell a buffer behind), stalled (read nothing for 10 s)"
+    );
+    metrics::describe_counter!(
+        EVENTS_PUBLISHED_TOTAL,
+        "property changes published to Redis for live subscribers"
+    );
+    metrics::describe_counter!(
+        EVENT_PUBLISH_FAILURES_TOTAL,
+        "property changes that could not be published (Redis down); the change itself stands"
+    );
+    metrics::describe_counter!(
+        LIVE_EVENTS_RECEIVED_TOTAL,
+        "property changes this server received from Redis for its subscribers"
+    );
+    metrics::describe_counter!(
+        LIVE_DISCONNECTS_TOTAL,
+        "times the Redis subscription for live updates was lost"
+    );
     metrics::describe_counter!(
         DB_STATEMENTS_TOTAL,
         "SQL statements sent to PostgreSQL: shows whether a list costs one query per item"
@@ -131,4 +170,73 @@ pub fn count_statements(db: &mut sea_orm::DatabaseConnection) -> Arc<AtomicU64> 
         metrics::counter!(DB_STATEMENTS_TOTAL, "failed" => failed).increment(1);
     });
     own
+}
+
+/// Sets the pool gauges from the pool as it is now (called at scrape time).
+pub fn observe_pool(db: &sea_orm::DatabaseConnection) {
+    let pool = db.get_postgres_connection_pool();
+    let size = f64::from(pool.size());
+    let idle = pool.num_idle() as f64;
+    let max = f64::from(pool.options().get_max_connections());
+    metrics::gauge!(DB_CONNECTIONS, "state" => "in_use").set((size - idle).max(0.0));
+    metrics::gauge!(DB_CONNECTIONS, "state" => "idle").set(idle);
+    metrics::gauge!(DB_CONNECTIONS, "state" => "max").set(max);
+}
+
+/// Sets the due-jobs gauge (called at scrape time; left as it was when Redis
+/// does not answer).
+pub fn observe_jobs_due(due: u64) {
+    metrics::gauge!(RELEASE_JOBS_DUE).set(due as f64);
+}
+
+pub fn subscriber_dropped(reason: &'static str) {
+    metrics::counter!(SUBSCRIBERS_DROPPED_TOTAL, "reason" => reason).increment(1);
+}
+
+pub fn events_published(n: usize) {
+    metrics::counter!(EVENTS_PUBLISHED_TOTAL).increment(n as u64);
+}
+
+pub fn event_publish_failure(n: usize) {
+    metrics::counter!(EVENT_PUBLISH_FAILURES_TOTAL).increment(n as u64);
+}
+
+pub fn live_events_received(n: usize) {
+    metrics::counter!(LIVE_EVENTS_RECEIVED_TOTAL).increment(n as u64);
+}
+
+pub fn live_disconnect() {
+    metrics::counter!(LIVE_DISCONNECTS_TOTAL).increment(1);
+}
+
+/// Counted in the subscribers gauge while alive.
+pub struct Subscriber(());
+
+impl Subscriber {
+    pub fn open() -> Self {
+        metrics::gauge!(SUBSCRIBERS_CONNECTED).increment(1.0);
+        Self(())
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        metrics::gauge!(SUBSCRIBERS_CONNECTED).decrement(1.0);
+    }
+}
+
+/// Counted in the WebSocket connections gauge while alive.
+pub struct WsConnection(());
+
+impl WsConnection {
+    pub fn open() -> Self {
+        metrics::gauge!(WS_CONNECTIONS).increment(1.0);
+        Self(())
+    }
+}
+
+impl Drop for WsConnection {
+    fn drop(&mut self) {
+        metrics::gauge!(WS_CONNECTIONS).decrement(1.0);
+    }
 }

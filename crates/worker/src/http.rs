@@ -37,6 +37,10 @@ pub fn router(probes: Probes) -> Router {
 }
 
 async fn metrics(State(p): State<Probes>) -> impl IntoResponse {
+    crate::telemetry::observe_pool(&p.db);
+    if let Ok(Ok(due)) = tokio::time::timeout(Duration::from_secs(1), p.queue.jobs_due()).await {
+        crate::telemetry::observe_jobs_due(due);
+    }
     p.metrics.run_upkeep();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -118,7 +118,10 @@ impl App {
 
         let jobs = tokio::spawn(jobs::run_jobs(
             queue.clone(),
-            Arc::new(release::JobContext { db: db.clone() }),
+            Arc::new(release::JobContext {
+                db: db.clone(),
+                events: holdfast_queue::EventPublisher::new(queue.clone()),
+            }),
             config.worker_concurrency as usize,
             replica.clone(),
             consuming,

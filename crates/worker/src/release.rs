@@ -10,9 +10,10 @@ use apalis::prelude::{AbortError, Attempt, BoxDynError, Data, RetryAfterError, T
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use holdfast_domain::DomainError;
-use holdfast_domain::entities::ReservationStatus;
+use holdfast_domain::entities::{PropertyStatus, ReservationStatus};
 use holdfast_domain::job::ReleaseReservation;
 use holdfast_domain::reservations::{self, ExpireOutcome};
+use holdfast_queue::{EventPublisher, PropertyChanged};
 use sea_orm::DatabaseConnection;
 use serde::{Deserialize, Serialize};
 use tracing::{Instrument, debug, error, info, warn};
@@ -85,6 +86,15 @@ pub async fn handle_release(
     job: &ReleaseReservation,
     db: &DatabaseConnection,
 ) -> Result<Outcome, ReleaseError> {
+    expire_job(job, db).await.map(|(outcome, _)| outcome)
+}
+
+/// [`handle_release`], and the property change it made, if any, for the
+/// live subscribers.
+pub async fn expire_job(
+    job: &ReleaseReservation,
+    db: &DatabaseConnection,
+) -> Result<(Outcome, Option<PropertyChanged>), ReleaseError> {
     let outcome = reservations::expire(db, job.workspace_id, job.reservation_id, job.version)
         .await
         .map_err(|e| {
@@ -106,31 +116,38 @@ pub async fn handle_release(
                 lag_seconds,
                 "released an expired reservation"
             );
-            Ok(Outcome::Released {
-                expires_at: r.expires_at,
-                ended_at,
-                lag_seconds,
-            })
+            let change = PropertyChanged::of_end(&changed, PropertyStatus::Available);
+            Ok((
+                Outcome::Released {
+                    expires_at: r.expires_at,
+                    ended_at,
+                    lag_seconds,
+                },
+                Some(change),
+            ))
         }
         ExpireOutcome::NotActive(status) => {
             debug!(
                 status = status.as_str(),
                 "reservation already ended, nothing to do"
             );
-            Ok(Outcome::AlreadyEnded { status })
+            Ok((Outcome::AlreadyEnded { status }, None))
         }
         ExpireOutcome::StaleVersion { current } => {
             debug!(
                 current_version = current,
                 "reservation was extended, nothing to do"
             );
-            Ok(Outcome::Superseded {
-                current_version: current,
-            })
+            Ok((
+                Outcome::Superseded {
+                    current_version: current,
+                },
+                None,
+            ))
         }
         ExpireOutcome::NotFound => {
             info!("reservation not found, nothing to do");
-            Ok(Outcome::NotFound)
+            Ok((Outcome::NotFound, None))
         }
         ExpireOutcome::NotDue { expires_at } => Err(ReleaseError::NotDue { expires_at }),
     }
@@ -140,6 +157,8 @@ pub async fn handle_release(
 #[derive(Debug, Clone)]
 pub struct JobContext {
     pub db: DatabaseConnection,
+    /// Where released holds are announced to live subscribers.
+    pub events: EventPublisher,
 }
 
 /// The apalis task: [`handle_release`] in a span naming the job, with its
@@ -165,23 +184,33 @@ pub async fn release_task(
         in_flight.increment(1.0);
         // A panic must not take the worker (and every job in hand) down: the
         // job is given up on, and the sweep releases its hold.
-        let result = AssertUnwindSafe(handle_release(&job, &ctx.db))
+        let result = AssertUnwindSafe(expire_job(&job, &ctx.db))
             .catch_unwind()
             .await;
         in_flight.decrement(1.0);
+
         let Ok(result) = result else {
             metrics::counter!(telemetry::RELEASE_JOBS_TOTAL, "outcome" => "panicked").increment(1);
             error!("release job panicked; the sweep is the safety net");
             return Err(AbortError::new("the release job panicked").into());
         };
         let label = match &result {
-            Ok(Outcome::Released { .. }) => "released",
+            Ok((Outcome::Released { .. }, _)) => "released",
             Ok(_) => "nothing_to_do",
             Err(ReleaseError::NotDue { .. }) => "not_due",
             Err(ReleaseError::Transient(_)) => "retry",
             Err(ReleaseError::Permanent(_)) => "failed",
         };
         metrics::counter!(telemetry::RELEASE_JOBS_TOTAL, "outcome" => label).increment(1);
+        let result = match result {
+            Ok((outcome, change)) => {
+                if let Some(change) = change {
+                    telemetry::publish(&ctx.events, &[change]).await;
+                }
+                Ok(outcome)
+            }
+            Err(e) => Err(e),
+        };
         for_the_queue(result)
     }
     .instrument(span)

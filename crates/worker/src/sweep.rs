@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use holdfast_domain::DomainResult;
 use holdfast_domain::reservations::{self, SweepReport};
-use holdfast_queue::{QueueError, ReleaseQueue, sweep_lock_key};
+use holdfast_queue::{EventPublisher, PropertyChanged, QueueError, ReleaseQueue, sweep_lock_key};
 use sea_orm::DatabaseConnection;
 use tokio::sync::watch;
 use tracing::{Instrument, debug, info, warn};
@@ -27,10 +27,29 @@ use crate::telemetry;
 /// Ends every lapsed reservation, `batch_size` per transaction, and logs what
 /// it did: one line per batch, and one for the whole sweep (AC-2.4.1).
 pub async fn sweep_once(db: &DatabaseConnection, batch_size: u32) -> DomainResult<SweepReport> {
+    sweep_and_publish(db, batch_size, None).await
+}
+
+/// [`sweep_once`], announcing each batch's released holds to live
+/// subscribers once the batch has committed.
+pub async fn sweep_and_publish(
+    db: &DatabaseConnection,
+    batch_size: u32,
+    events: Option<&EventPublisher>,
+) -> DomainResult<SweepReport> {
     let started = Instant::now();
     let mut batch = 0u32;
+    let mut publishing = Vec::new();
     let result = reservations::sweep(db, batch_size, |swept| {
         batch += 1;
+        if let Some(events) = events {
+            // The callback cannot wait: publish beside the next batch.
+            let changes: Vec<_> = swept.iter().map(PropertyChanged::of_sweep).collect();
+            let events = events.clone();
+            publishing.push(tokio::spawn(async move {
+                telemetry::publish(&events, &changes).await;
+            }));
+        }
         for r in swept {
             telemetry::record_release("sweep", r.expires_at, r.ended_at);
         }
@@ -46,6 +65,9 @@ pub async fn sweep_once(db: &DatabaseConnection, batch_size: u32) -> DomainResul
         );
     })
     .await;
+    for published in publishing {
+        let _ = published.await;
+    }
     let elapsed = started.elapsed();
     metrics::histogram!(telemetry::SWEEP_DURATION_SECONDS).record(elapsed.as_secs_f64());
     match &result {
@@ -104,7 +126,8 @@ impl Sweeper {
                     warn!(error = %e, "cannot reach Redis for the sweep lock; sweeping anyway (SKIP LOCKED makes a duplicate harmless)");
                 }
             }
-            match sweep_once(&self.db, self.batch_size).await {
+            let events = EventPublisher::new(self.queue.clone());
+            match sweep_and_publish(&self.db, self.batch_size, Some(&events)).await {
                 Ok(report) => TickOutcome::Swept(report),
                 Err(_) => TickOutcome::Failed,
             }

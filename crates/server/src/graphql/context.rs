@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_graphql::Context;
 use async_graphql::dataloader::DataLoader;
 use holdfast_domain::{Actor, Policy};
-use holdfast_queue::ReleaseQueue;
+use holdfast_queue::{EventPublisher, ReleaseQueue};
 use sea_orm::DatabaseConnection;
 
 use crate::auth::{Session, Tokens};
@@ -20,6 +20,8 @@ pub struct Services {
     pub db: DatabaseConnection,
     pub policy: Policy,
     pub queue: ReleaseQueue,
+    /// Where committed property changes are published for live subscribers.
+    pub events: EventPublisher,
     pub tokens: Tokens,
 }
 

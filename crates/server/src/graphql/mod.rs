@@ -6,14 +6,15 @@ pub mod context;
 pub mod loaders;
 pub mod mutation;
 pub mod query;
+pub mod subscription;
 pub mod types;
 
-use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
+use async_graphql::{Schema, SchemaBuilder};
 
 pub use context::{RequestAuth, Services};
 pub use loaders::Loaders;
 
-pub type HoldfastSchema = Schema<query::Query, mutation::Mutation, EmptySubscription>;
+pub type HoldfastSchema = Schema<query::Query, mutation::Mutation, subscription::Subscription>;
 
 /// Deepest query accepted: enough for project > properties > edges > node >
 /// activeReservation > agent > activeReservations > property > code, and a
@@ -23,18 +24,16 @@ pub const MAX_DEPTH: usize = 12;
 /// times its nodes' cost, so nested pages of 100 are refused up front.
 pub const MAX_COMPLEXITY: usize = 5_000;
 
-fn builder() -> SchemaBuilder<query::Query, mutation::Mutation, EmptySubscription> {
-    Schema::build(query::Query, mutation::Mutation, EmptySubscription)
-        // Only the live-updates subscription returns it; registered now so
-        // that every name of the contract is in the schema.
-        .register_output_type::<types::PropertyChange>()
+fn builder() -> SchemaBuilder<query::Query, mutation::Mutation, subscription::Subscription> {
+    Schema::build(query::Query, mutation::Mutation, subscription::Subscription)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
 }
 
-/// The schema a server runs. In production introspection is off.
-pub fn schema(services: Services, production: bool) -> HoldfastSchema {
-    let builder = builder().data(services);
+/// The schema a server runs, its subscriptions fed by `hub`. In production
+/// introspection is off.
+pub fn schema(services: Services, hub: crate::live::Hub, production: bool) -> HoldfastSchema {
+    let builder = builder().data(services).data(hub);
     if production {
         builder.disable_introspection().finish()
     } else {

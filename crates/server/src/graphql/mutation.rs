@@ -5,11 +5,14 @@
 use std::time::Duration;
 
 use async_graphql::{Context, ID, Object, Result};
+use holdfast_domain::entities::PropertyStatus;
 use holdfast_domain::{ProjectId, PropertyId, ReservationId, directory, reservations};
+use holdfast_queue::PropertyChanged;
 
 use super::context::{actor, parse_id, services};
 use super::types::{CreatedUser, ProjectNode, PropertyNode, ReservationNode, Role, UserNode};
 use crate::error::ApiError;
+use crate::live::publish::publish;
 use crate::{jobs, metrics};
 
 /// How long the token handed out with a new user lasts.
@@ -34,7 +37,15 @@ impl Mutation {
         if let Some(lapsed) = &reserved.taken_over {
             metrics::takeover(lapsed.expires_at, lapsed.ended_at);
         }
+        tracing::info!(
+            property.id = %property_id,
+            reservation.id = %reserved.reservation.id,
+            expires_at = %reserved.reservation.expires_at,
+            taken_over = reserved.taken_over.is_some(),
+            "reserved"
+        );
         jobs::schedule_release(&svc.queue, &reserved.reservation).await;
+        publish(&svc.events, &PropertyChanged::of_reserve(&reserved)).await;
         Ok(ReservationNode(reserved.reservation))
     }
 
@@ -53,6 +64,16 @@ impl Mutation {
         if let Some(source) = changed.reservation.end_source {
             metrics::release(source);
         }
+        tracing::info!(
+            reservation.id = %id,
+            property.id = %changed.reservation.property_id,
+            "released"
+        );
+        publish(
+            &svc.events,
+            &[PropertyChanged::of_end(&changed, PropertyStatus::Available)],
+        )
+        .await;
         Ok(ReservationNode(changed.reservation))
     }
 
@@ -86,6 +107,16 @@ impl Mutation {
         let changed = reservations::convert(&svc.db, &actor, id)
             .await
             .map_err(ApiError::from)?;
+        tracing::info!(
+            reservation.id = %id,
+            property.id = %changed.reservation.property_id,
+            "converted into a sale"
+        );
+        publish(
+            &svc.events,
+            &[PropertyChanged::of_end(&changed, PropertyStatus::Sold)],
+        )
+        .await;
         Ok(ReservationNode(changed.reservation))
     }
 

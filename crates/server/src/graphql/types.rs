@@ -283,7 +283,7 @@ pub struct CreatedUser {
 }
 
 /// A status change of a property: what the live-updates subscription
-/// delivers. Registered now so the schema's names are complete.
+/// delivers. `property` is the property as it was right after the change.
 #[derive(SimpleObject)]
 #[graphql(complex)]
 pub struct PropertyChange {
