@@ -381,7 +381,13 @@ pub async fn run_scenario(
     for outcome in Outcome::ALL {
         figures.push((outcome.as_str(), s.count_outcome(outcome).to_string()));
     }
-    results::emit(out, &scenario.name().replace('.', ""), &figures)?;
+    // "story-2.5" becomes story25_... in the results file.
+    let prefix: String = scenario
+        .name()
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
+    results::emit(out, &prefix, &figures)?;
 
     let seen = Seen {
         since,
