@@ -141,7 +141,7 @@ bench sweep --workspace-file "$work/ws.json" --count "$sweep_count" --batch-size
 
 section "release lag of ${lag_count} holds of 5 s (second server, HOLDFAST_RESERVATION_TTL=5s)"
 bench reset --workspace-file "$work/ws.json"
-read -r lag_pid lag_url < <(start_server lag-server HOLDFAST_MAX_ACTIVE_PER_AGENT=0 HOLDFAST_RESERVATION_TTL=5s)
+read -r lag_pid lag_url < <(start_server lag-server HOLDFAST_MAX_ACTIVE_PER_AGENT=0 HOLDFAST_RESERVATION_TTL=5s HOLDFAST_DB_MAX_CONNECTIONS=10)
 pids+=("$lag_pid")
 bench lag --url "$lag_url" --workspace-file "$work/ws.json" --agents 16 --count "$lag_count" || failed+=("lag")
 lag_rss="$(peak_rss_mb "$lag_pid")"
