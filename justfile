@@ -31,6 +31,11 @@ check:
 bench: services
     scripts/bench.sh
 
+# Remake docs/board.png, the README's screenshot, with the board's browser test
+board-screenshot:
+    cargo build --bin holdfast-server --bin holdfast-worker
+    HOLDFAST_BOARD_SCREENSHOT=docs/board.png node e2e/board.test.mjs
+
 # Write the server's GraphQL SDL to schema.graphql
 schema:
     cargo run -q --bin holdfast-server -- print-schema > schema.graphql
