@@ -55,6 +55,7 @@ pub struct Application {
     router: Router,
     addr: SocketAddr,
     statements: Arc<AtomicU64>,
+    ws: crate::live::ws::Connections,
 }
 
 impl Application {
@@ -74,6 +75,7 @@ impl Application {
         // One Redis subscription for the whole process, started now so that
         // the first subscriber misses nothing published after it is told
         // it is subscribed.
+        let ws = crate::live::ws::Connections::default();
         let hub = Hub::start(
             config.redis_url.clone(),
             config.queue.clone(),
@@ -91,6 +93,7 @@ impl Application {
             tokens,
             queue,
             metrics: metrics::handle(),
+            ws: ws.clone(),
         };
         let router = http::router(state, config.is_production());
         let listener = tokio::net::TcpListener::bind(config.listen)
@@ -103,6 +106,7 @@ impl Application {
             router,
             addr,
             statements,
+            ws,
         })
     }
 
@@ -117,14 +121,25 @@ impl Application {
         Arc::clone(&self.statements)
     }
 
-    /// Serves until `shutdown` completes, then lets in-flight requests finish.
+    /// Serves until `shutdown` completes, then lets in-flight requests
+    /// finish, and closes subscription connections with 1001 (going away)
+    /// so that their clients reconnect elsewhere.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router)
+        let ws = self.ws.clone();
+        let shutdown = async move {
+            shutdown.await;
+            ws.go_away();
+        };
+        let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
-            .await
+            .await;
+        // Upgraded connections are not among axum's in-flight requests:
+        // give their close frames a moment to go out.
+        self.ws.wait_closed(std::time::Duration::from_secs(3)).await;
+        served
     }
 }
 

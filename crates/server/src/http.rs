@@ -41,6 +41,8 @@ pub struct AppState {
     pub tokens: Tokens,
     pub queue: ReleaseQueue,
     pub metrics: PrometheusHandle,
+    /// Open subscription connections, closed on shutdown.
+    pub ws: ws::Connections,
 }
 
 pub fn router(state: AppState, production: bool) -> Router {

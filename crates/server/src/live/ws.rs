@@ -40,6 +40,44 @@ pub mod close {
     pub const TOO_SLOW: u16 = 4413;
     /// The client or the server ended the connection normally.
     pub const NORMAL: u16 = 1000;
+    /// The server is shutting down: reconnect (to another replica).
+    pub const GOING_AWAY: u16 = 1001;
+}
+
+/// The server's open WebSocket connections: told to close on shutdown, and
+/// waited for (briefly) before the process exits.
+#[derive(Clone, Default)]
+pub struct Connections {
+    going_away: Arc<watch::Sender<bool>>,
+    open: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Connections {
+    /// Asks every connection to close with 1001.
+    pub fn go_away(&self) {
+        self.going_away.send_replace(true);
+    }
+
+    /// Waits until every connection has closed, at most `within`.
+    pub async fn wait_closed(&self, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        while self.open.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn track(&self) -> Tracked {
+        self.open.fetch_add(1, Ordering::AcqRel);
+        Tracked(Arc::clone(&self.open))
+    }
+}
+
+struct Tracked(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Per-connection socket buffers.
@@ -127,6 +165,14 @@ type Refusal = Arc<std::sync::Mutex<Option<(u16, String)>>>;
 
 async fn serve(state: AppState, protocol: WebSocketProtocols, socket: WebSocket) {
     let _connected = metrics::WsConnection::open();
+    let _tracked = state.ws.track();
+    let going_away = {
+        let mut going_away = state.ws.going_away.subscribe();
+        async move {
+            let _ = going_away.wait_for(|away| *away).await;
+        }
+    };
+    let mut going_away = std::pin::pin!(going_away);
     let (mut sink, incoming) = socket.split();
     let input = incoming
         .take_while(|msg| std::future::ready(msg.is_ok()))
@@ -191,6 +237,9 @@ async fn serve(state: AppState, protocol: WebSocketProtocols, socket: WebSocket)
                 if let Some(end) = end {
                     break Some(end);
                 }
+            }
+            () = &mut going_away => {
+                break Some((close::GOING_AWAY, "the server is shutting down".to_owned()));
             }
             () = &mut init_deadline, if !initialised.load(Ordering::Acquire) => {
                 break Some((close::INIT_TIMEOUT, "connection initialisation timeout".to_owned()));

@@ -95,3 +95,14 @@ async fn a_websocket_without_a_graphql_protocol_is_refused() {
         .expect("GET");
     assert_eq!(resp.status(), 400);
 }
+
+#[tokio::test]
+async fn a_connection_that_never_sends_connection_init_is_closed_with_4408() {
+    let world = World::new().await;
+    let server = world.server().await;
+    let mut client = Client::open(&server, Protocol::TransportWs).await;
+    match client.next(Duration::from_secs(12)).await {
+        Some(Seen::Closed(code, reason)) => assert_eq!(code, 4408, "{reason}"),
+        other => panic!("expected a close with 4408, got {other:?}"),
+    }
+}

@@ -86,7 +86,7 @@ impl World {
         Server {
             addr,
             client: reqwest::Client::new(),
-            _stop: Some(tx),
+            stop: Some(tx),
         }
     }
 
@@ -234,12 +234,19 @@ impl Team {
 pub struct Server {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
-    _stop: Option<oneshot::Sender<()>>,
+    stop: Option<oneshot::Sender<()>>,
 }
 
 impl Server {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// Shuts it down, as SIGTERM would.
+    pub fn shut_down(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
     }
 
     pub fn ws_url(&self) -> String {
@@ -438,7 +445,7 @@ impl BinaryServer {
         Server {
             addr: self.addr,
             client: reqwest::Client::new(),
-            _stop: None,
+            stop: None,
         }
     }
 
@@ -777,5 +784,43 @@ impl Drop for TcpProxy {
     fn drop(&mut self) {
         self.cut();
         self.accept.abort();
+    }
+}
+
+/// Tests that load both cores (the 500-subscriber burst) run alone among
+/// the tests whose assertions are timed (changes within 2 s): the first take
+/// this file lock exclusively, the others shared. nextest runs each test in
+/// a process of its own, and the kernel drops a dead process's lock.
+pub struct CpuLock(#[allow(dead_code)] std::fs::File);
+
+impl CpuLock {
+    fn take(exclusive: bool) -> CpuLock {
+        let path = std::env::temp_dir().join("holdfast-live-tests.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .expect("open the lock file");
+        // std's file locks (Rust 1.89) in a test helper only; the crates
+        // themselves keep to the declared rust-version.
+        #[allow(clippy::incompatible_msrv)]
+        let locked = if exclusive {
+            file.lock()
+        } else {
+            file.lock_shared()
+        };
+        locked.expect("lock");
+        CpuLock(file)
+    }
+
+    /// For a test that loads the CPU.
+    pub fn heavy() -> CpuLock {
+        Self::take(true)
+    }
+
+    /// For a test whose assertions are timed.
+    pub fn timed() -> CpuLock {
+        Self::take(false)
     }
 }

@@ -7,6 +7,7 @@ use crate::helpers::{Client, Protocol, Seen, TcpProxy, World};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_outage_ends_subscriptions_with_an_error_and_they_work_again_after_it() {
+    let _cpu = crate::helpers::CpuLock::timed();
     let world = World::new().await;
     let acme = world.workspace("Acme", 2).await;
     let redis = TcpProxy::redis().await;
@@ -76,4 +77,19 @@ async fn a_redis_outage_ends_subscriptions_with_an_error_and_they_work_again_aft
     server.reserve(&acme.agent, acme.plot(0, 1)).await;
     let change = client.change(Duration::from_secs(2)).await;
     assert_eq!(change["property"]["id"], acme.plot(0, 1).to_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_shutting_down_closes_subscriptions_with_1001_going_away() {
+    let _cpu = crate::helpers::CpuLock::timed();
+    let world = World::new().await;
+    let acme = world.workspace("Acme", 1).await;
+    let mut server = world.server().await;
+    let mut client = Client::subscribe(&server, Protocol::TransportWs, &acme.agent, None).await;
+    server.wait_subscribers(1).await;
+    server.shut_down();
+    match client.next(Duration::from_secs(5)).await {
+        Some(Seen::Closed(code, reason)) => assert_eq!(code, 1001, "{reason}"),
+        other => panic!("expected a close with 1001, got {other:?}"),
+    }
 }
