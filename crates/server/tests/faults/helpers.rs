@@ -873,6 +873,9 @@ impl CuttableLink {
             let (up, connections) = (up.clone(), connections.clone());
             tokio::spawn(async move {
                 while let Ok((mut client, _)) = listener.accept().await {
+                    // Checked and registered under the lock `cut` takes, so
+                    // that no connection slips through a cut.
+                    let mut open = connections.lock().expect("connections");
                     if !up.load(Ordering::SeqCst) {
                         drop(client);
                         continue;
@@ -883,10 +886,7 @@ impl CuttableLink {
                             let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
                         }
                     });
-                    connections
-                        .lock()
-                        .expect("connections")
-                        .push(task.abort_handle());
+                    open.push(task.abort_handle());
                 }
             })
         };
@@ -900,8 +900,9 @@ impl CuttableLink {
 
     /// Drops every connection, and refuses new ones until `restore`.
     pub fn cut(&self) {
+        let mut open = self.connections.lock().expect("connections");
         self.up.store(false, std::sync::atomic::Ordering::SeqCst);
-        for c in self.connections.lock().expect("connections").drain(..) {
+        for c in open.drain(..) {
             c.abort();
         }
     }

@@ -14,7 +14,7 @@ use crate::helpers::{
     CuttableLink, EVERY_SECOND, QueueKeys, Scene, Server, Target, Worker, assert_audit_clean,
     count, eventually, reserve_when_ready,
 };
-use crate::postgres::{BACK, DOWN, UP, agent_load};
+use crate::postgres::{BACK, DOWN, RESTORING, UP, agent_load};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_to_postgres_cut_under_load_answer_service_unavailable_and_nothing_is_left_held()
@@ -82,6 +82,7 @@ async fn connections_to_postgres_cut_under_load_answer_service_unavailable_and_n
     let (status, body) = server.get("/readyz").await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("postgres"), "{body}");
+    phase.store(RESTORING, Ordering::SeqCst);
     link.restore();
     phase.store(BACK, Ordering::SeqCst);
     println!("the link was cut for {:?}", cut.elapsed());

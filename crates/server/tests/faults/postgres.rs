@@ -16,7 +16,9 @@ use crate::helpers::{
 
 pub const UP: u8 = 0;
 pub const DOWN: u8 = 1;
-pub const BACK: u8 = 2;
+/// Coming back: requests may already succeed.
+pub const RESTORING: u8 = 2;
+pub const BACK: u8 = 3;
 
 /// One request of the load: when it began and ended (phases), its answer
 /// (`None` for success, else the error code) and how long it took.
@@ -150,6 +152,7 @@ async fn with_postgres_stopped_under_load_requests_fail_fast_and_all_recovers_wi
     assert_eq!(worker_ready.status(), 503);
     assert!(worker.is_running(), "the worker stays up");
 
+    phase.store(RESTORING, Ordering::SeqCst);
     cluster.start_again().await;
     phase.store(BACK, Ordering::SeqCst);
     println!("PostgreSQL was down for {:?}", stopped.elapsed());
