@@ -44,8 +44,13 @@ impl Mutation {
             taken_over = reserved.taken_over.is_some(),
             "reserved"
         );
-        jobs::schedule_release(&svc.queue, &reserved.reservation).await;
-        publish(&svc.events, &PropertyChanged::of_reserve(&reserved)).await;
+        // Both after the commit, side by side: with Redis away, the request
+        // waits for one bound, not two.
+        let changes = PropertyChanged::of_reserve(&reserved);
+        tokio::join!(
+            jobs::schedule_release(&svc.queue, &reserved.reservation),
+            publish(&svc.events, &changes),
+        );
         Ok(ReservationNode(reserved.reservation))
     }
 

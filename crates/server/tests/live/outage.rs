@@ -14,7 +14,7 @@ async fn a_redis_outage_ends_subscriptions_with_an_error_and_they_work_again_aft
     let server = world.server_with(|c| c.redis_url = redis.url()).await;
     let mut client = Client::subscribe(&server, Protocol::TransportWs, &acme.agent, None).await;
     server.wait_subscribers(1).await;
-    server.reserve(&acme.agent, acme.plot(0, 0)).await;
+    let reservation = server.reserve(&acme.agent, acme.plot(0, 0)).await;
     assert_eq!(
         client.change(Duration::from_secs(2)).await["status"],
         "RESERVED"
@@ -33,6 +33,14 @@ async fn a_redis_outage_ends_subscriptions_with_an_error_and_they_work_again_aft
     assert_eq!(
         client.next(Duration::from_secs(2)).await,
         Some(Seen::Complete)
+    );
+
+    // A change made meanwhile stands; its publication fails, and is counted.
+    server.release(&acme.agent, &reservation).await;
+    let metrics = server.metrics().await;
+    assert!(
+        crate::helpers::sample(&metrics, "holdfast_event_publish_failures_total") >= 1.0,
+        "the failed publication is counted"
     );
 
     // While Redis is away a new subscription is refused at once, and the

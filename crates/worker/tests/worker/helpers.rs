@@ -271,6 +271,15 @@ impl World {
 
     /// Starts the real binary; returns once it listens.
     pub async fn spawn_binary(&self, sweep: &str) -> BinaryWorker {
+        self.spawn_binary_logged(sweep).await.0
+    }
+
+    /// Starts the real binary (JSON logs); returns once it listens, with its
+    /// log lines from then on.
+    pub async fn spawn_binary_logged(
+        &self,
+        sweep: &str,
+    ) -> (BinaryWorker, tokio::sync::mpsc::UnboundedReceiver<String>) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_holdfast-worker"))
             .args(&self.args(sweep)[1..])
             .env("HOLDFAST_LOG_FORMAT", "json")
@@ -295,14 +304,16 @@ impl World {
         .await
         .expect("holdfast-worker listens within 20 s");
         // Keep draining its logs so that it never blocks on a full pipe.
+        let (tx, logs) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {
                 if std::env::var_os("TEST_LOG").is_some() {
                     println!("{line}");
                 }
+                let _ = tx.send(line);
             }
         });
-        BinaryWorker { child, addr }
+        (BinaryWorker { child, addr }, logs)
     }
 
     pub async fn redis(&self) -> redis::aio::ConnectionManager {

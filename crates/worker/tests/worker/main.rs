@@ -5,6 +5,7 @@ mod delayed_jobs;
 mod full_cycle;
 mod handler;
 mod helpers;
+mod logs;
 mod outage;
 mod process;
 mod replicas;
