@@ -135,6 +135,9 @@ bench run --scenario mixed "${target[@]}" --agents 16 --duration "${mixed_second
 
 server_rss="$(peak_rss_mb "$server_pid")"
 echo "server peak resident memory (VmHWM): ${server_rss} MB"
+# Its pool's idle connections would stay open for minutes: stop it, so the
+# rest of the run leaves room under max_connections for whoever shares PostgreSQL.
+kill "$server_pid"
 
 section "sweep of ${sweep_count} lapsed holds vs the raw batched UPDATE"
 bench sweep --workspace-file "$work/ws.json" --count "$sweep_count" --batch-size 1000 || failed+=("sweep")
@@ -167,7 +170,7 @@ reserve_ratio="$(median "${round_ratios[@]}")"
 hot_ok=MISS
 [ "${hot_reserved:-0}" = 1 ] && [ "${hot_unavailable:-0}" = 99 ] && [ "${hot_requests:-0}" = 100 ] && hot_ok=PASS
 
-section "summary ($(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(psql -Atq -d postgres -c 'SHOW server_version' | cut -d' ' -f1) PostgreSQL, Redis $(redis-cli -u "$REDIS_URL" info server | awk -F: '/redis_version/ { print $2 }' | tr -d '\r'), release build, $(date -u '+%Y-%m-%d %H:%M UTC'))"
+section "summary ($(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), PostgreSQL $(psql -Atq -d postgres -c 'SHOW server_version' 2>/dev/null | cut -d' ' -f1 || echo '?'), Redis $(redis-cli -u "$REDIS_URL" info server | awk -F: '/redis_version/ { print $2 }' | tr -d '\r'), release build, $(date -u '+%Y-%m-%d %H:%M UTC'))"
 printf '%-44s %-18s %-44s %s\n' "what" "target" "measured" "verdict"
 printf '%-44s %-18s %-44s %s\n' "reserve: GraphQL HTTP / pgbench, 16 clients" ">= 0.7" \
   "${reserve_ratio} (median of rounds ${per_round% }; ${spread_rate} vs ${pgbench_rate} /s)" "$(verdict "$reserve_ratio" 0.7 '>=')"

@@ -265,7 +265,7 @@ async fn run(cli: Cli) -> anyhow::Result<Verdict> {
             sweep::clean_up(&db).await?;
             let ratio = domain.rate() / raw.rate();
             println!(
-                "sweep of {count} lapsed holds, batches of {batch_size}:\n  \
+                "sweep of {count} lapsed holds, batches of {batch_size}, best of 2 each:\n  \
                  reservations::sweep  {:>9.0} holds/s ({:.2} s)\n  \
                  raw batched UPDATE   {:>9.0} holds/s ({:.2} s)\n  ratio {ratio:.2}",
                 domain.rate(),
