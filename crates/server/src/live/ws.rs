@@ -34,6 +34,8 @@ pub mod close {
     pub const UNAUTHORIZED: u16 = 4401;
     /// The token is good but the workspace is suspended.
     pub const FORBIDDEN: u16 = 4403;
+    /// The token could not be checked (PostgreSQL unavailable): try again.
+    pub const UNAVAILABLE: u16 = 4500;
     /// No `connection_init` within [`super::INIT_TIMEOUT`].
     pub const INIT_TIMEOUT: u16 = 4408;
     /// A subscriber fell more than the buffer's worth of changes behind.
@@ -209,8 +211,10 @@ async fn serve(state: AppState, protocol: WebSocketProtocols, socket: WebSocket)
                 }
                 Err(err) => {
                     let code = match err {
+                        ApiError::Unauthenticated(_) => close::UNAUTHORIZED,
                         ApiError::Forbidden(_) => close::FORBIDDEN,
-                        _ => close::UNAUTHORIZED,
+                        // Not the client's fault (the database is away).
+                        _ => close::UNAVAILABLE,
                     };
                     let gql: async_graphql::Error = err.into();
                     tracing::info!(reason = %gql.message, "live updates: connection_init refused");
