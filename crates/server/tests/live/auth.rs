@@ -106,3 +106,36 @@ async fn a_connection_that_never_sends_connection_init_is_closed_with_4408() {
         other => panic!("expected a close with 4408, got {other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_init_that_cannot_be_checked_closes_with_4500_and_works_once_the_database_is_back()
+ {
+    let world = World::new().await;
+    let acme = world.workspace("Acme", 1).await;
+    let postgres = crate::helpers::TcpProxy::postgres().await;
+    // The test database's URL, through the proxy.
+    let pg_server = holdfast_testkit::server_url();
+    let pg_host = pg_server.rsplit('@').next().unwrap_or(&pg_server);
+    let database_url = world
+        .test_db
+        .url
+        .replacen(pg_host, &postgres.addr.to_string(), 1);
+    let server = world
+        .server_with(|c| {
+            c.database_url = database_url;
+            c.db_timeout = Duration::from_secs(1);
+        })
+        .await;
+    let payload = json!({ "Authorization": format!("Bearer {}", acme.agent) });
+
+    postgres.cut();
+    let mut client = Client::open(&server, Protocol::TransportWs).await;
+    match client.init(payload.clone()).await {
+        Seen::Closed(code, reason) => assert_eq!(code, 4500, "{reason}"),
+        other => panic!("expected a close with 4500, got {other:?}"),
+    }
+
+    postgres.restore();
+    let mut client = Client::open(&server, Protocol::TransportWs).await;
+    assert_eq!(client.init(payload).await, Seen::Complete, "accepted again");
+}

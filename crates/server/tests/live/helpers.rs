@@ -715,8 +715,8 @@ where
     }
 }
 
-/// A TCP proxy in front of Redis that a test can cut and restore: an outage
-/// of the shared Redis, for one test only.
+/// A TCP proxy in front of Redis or PostgreSQL that a test can cut and
+/// restore: an outage of a shared server, for one test only.
 pub struct TcpProxy {
     pub addr: SocketAddr,
     up: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -726,11 +726,22 @@ pub struct TcpProxy {
 
 impl TcpProxy {
     pub async fn redis() -> TcpProxy {
-        use std::sync::atomic::Ordering;
         let target = holdfast_testkit::redis_url()
             .trim_start_matches("redis://")
             .trim_end_matches('/')
             .to_owned();
+        Self::start(target).await
+    }
+
+    /// A proxy to PostgreSQL.
+    pub async fn postgres() -> TcpProxy {
+        let server = holdfast_testkit::server_url();
+        let target = server.rsplit('@').next().unwrap_or(&server).to_owned();
+        Self::start(target).await
+    }
+
+    async fn start(target: String) -> TcpProxy {
+        use std::sync::atomic::Ordering;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
