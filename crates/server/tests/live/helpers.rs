@@ -813,9 +813,6 @@ impl CpuLock {
             .write(true)
             .open(path)
             .expect("open the lock file");
-        // std's file locks (Rust 1.89) in a test helper only; the crates
-        // themselves keep to the declared rust-version.
-        #[allow(clippy::incompatible_msrv)]
         let locked = if exclusive {
             file.lock()
         } else {
