@@ -391,22 +391,12 @@ pub async fn release(
     actor: &Actor,
     reservation_id: ReservationId,
 ) -> DomainResult<Changed> {
-    let locked = lock_reservation(db, actor.workspace_id, reservation_id)
-        .await?
-        .ok_or(DomainError::NotFound("reservation"))?;
-    locked.ensure_owner_or_manager(actor)?;
-    locked.ensure_holding()?;
-    let source = if locked.reservation.agent_id == actor.user_id {
-        EndSource::Agent
-    } else {
-        EndSource::Manager
-    };
-    end_reservation(
-        locked,
+    end_by_person(
+        db,
+        actor,
+        reservation_id,
         ReservationStatus::Released,
         PropertyStatus::Available,
-        Some(actor.user_id),
-        Some(source),
     )
     .await
 }
@@ -417,6 +407,25 @@ pub async fn convert(
     db: &DatabaseConnection,
     actor: &Actor,
     reservation_id: ReservationId,
+) -> DomainResult<Changed> {
+    end_by_person(
+        db,
+        actor,
+        reservation_id,
+        ReservationStatus::Converted,
+        PropertyStatus::Sold,
+    )
+    .await
+}
+
+/// Release and convert: a person ends a hold that is still holding, if it is
+/// theirs or they manage; recorded as ended by them, as its agent or a manager.
+async fn end_by_person(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    reservation_id: ReservationId,
+    status: ReservationStatus,
+    property_status: PropertyStatus,
 ) -> DomainResult<Changed> {
     let locked = lock_reservation(db, actor.workspace_id, reservation_id)
         .await?
@@ -430,8 +439,8 @@ pub async fn convert(
     };
     end_reservation(
         locked,
-        ReservationStatus::Converted,
-        PropertyStatus::Sold,
+        status,
+        property_status,
         Some(actor.user_id),
         Some(source),
     )
