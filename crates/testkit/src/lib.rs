@@ -5,7 +5,13 @@
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use holdfast_migrations::{Migrator, MigratorTrait};
+
+mod proxy;
+mod wait;
+
+pub use proxy::TcpProxy;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+pub use wait::{eventually, sample};
 
 /// The PostgreSQL server tests use, without a database name.
 /// `HOLDFAST_TEST_PG` overrides the machine's default server.

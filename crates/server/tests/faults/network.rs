@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use holdfast_testkit::TestDb;
 
 use crate::helpers::{
-    CuttableLink, EVERY_SECOND, QueueKeys, Scene, Server, Target, Worker, assert_audit_clean,
-    count, eventually, reserve_when_ready,
+    EVERY_SECOND, QueueKeys, Scene, Server, Target, TcpProxy, Worker, assert_audit_clean, count,
+    eventually, reserve_when_ready,
 };
 use crate::postgres::{BACK, DOWN, RESTORING, UP, agent_load};
 
@@ -31,10 +31,10 @@ async fn connections_to_postgres_cut_under_load_answer_service_unavailable_and_n
         .and_then(|rest| rest.split('/').next())
         .expect("host:port in HOLDFAST_TEST_PG")
         .to_owned();
-    let link = CuttableLink::to(host_port.clone()).await;
+    let link = TcpProxy::to(host_port.clone()).await;
     let through_link = db
         .url
-        .replacen(&host_port, &format!("127.0.0.1:{}", link.port), 1);
+        .replacen(&host_port, &format!("127.0.0.1:{}", link.addr.port()), 1);
     let server = Arc::new(
         Server::start(
             &Target {

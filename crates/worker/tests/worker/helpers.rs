@@ -3,8 +3,6 @@
 //! in-process (`App`, as the binary does) or as the real binary.
 
 use std::collections::HashSet;
-use std::future::Future;
-use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -490,103 +488,4 @@ pub async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     (status, resp.text().await.expect("body"))
 }
 
-/// The value of one sample (`name{labels}`) in Prometheus text, 0 if absent.
-pub fn sample(metrics: &str, series: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
-/// Polls `check` until it holds, or fails after `within`.
-pub async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    while !check().await {
-        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// A TCP proxy in front of Redis or PostgreSQL that a test can cut and
-/// restore: an outage of a shared server, for one test only.
-pub struct TcpProxy {
-    pub addr: SocketAddr,
-    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    connections: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
-    accept: tokio::task::JoinHandle<()>,
-}
-
-impl TcpProxy {
-    /// A proxy to Redis.
-    pub async fn redis() -> TcpProxy {
-        let target = holdfast_testkit::redis_url()
-            .trim_start_matches("redis://")
-            .trim_end_matches('/')
-            .to_owned();
-        Self::start(target).await
-    }
-
-    /// A proxy to PostgreSQL.
-    pub async fn postgres() -> TcpProxy {
-        let server = holdfast_testkit::server_url();
-        let target = server.rsplit('@').next().unwrap_or(&server).to_owned();
-        Self::start(target).await
-    }
-
-    pub async fn start(target: String) -> TcpProxy {
-        use std::sync::atomic::Ordering;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let connections = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let accept = {
-            let (up, connections) = (up.clone(), connections.clone());
-            tokio::spawn(async move {
-                while let Ok((mut client, _)) = listener.accept().await {
-                    if !up.load(Ordering::SeqCst) {
-                        drop(client);
-                        continue;
-                    }
-                    let target = target.clone();
-                    let task = tokio::spawn(async move {
-                        if let Ok(mut server) = tokio::net::TcpStream::connect(&target).await {
-                            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                        }
-                    });
-                    connections.lock().expect("lock").push(task.abort_handle());
-                }
-            })
-        };
-        TcpProxy {
-            addr,
-            up,
-            connections,
-            accept,
-        }
-    }
-
-    /// Drops every connection, and every new one until `restore`.
-    pub fn cut(&self) {
-        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
-        for c in self.connections.lock().expect("lock").drain(..) {
-            c.abort();
-        }
-    }
-
-    pub fn restore(&self) {
-        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-impl Drop for TcpProxy {
-    fn drop(&mut self) {
-        self.cut();
-        self.accept.abort();
-    }
-}
+pub use holdfast_testkit::{TcpProxy, eventually, sample};
