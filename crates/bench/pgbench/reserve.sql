@@ -1,7 +1,8 @@
 -- The reserve transaction of crates/domain/src/reservations.rs (`reserve`,
 -- with no per-agent limit, HOLDFAST_MAX_ACTIVE_PER_AGENT=0), statement for
--- statement, for `pgbench -M prepared`: lock the plot, check it, insert the
--- reservation and mark the plot RESERVED in one statement, commit.
+-- statement, for `pgbench -M prepared`: lock the plot and check the caller
+-- (an active user of an active workspace) in one statement, check the plot,
+-- insert the reservation and mark the plot RESERVED in one statement, commit.
 -- Where the server gets ids from its client, pgbench looks them up in the
 -- helper tables `holdfast-bench pgbench-prepare` makes (bench_plot holds the
 -- plots in a random order, drawn once each through bench_plot_seq, as the
@@ -10,12 +11,13 @@
 -- Variables: -D ws=<workspace id> -D agents=<number of agents>.
 \set agent random(1, :agents)
 BEGIN;
-SELECT p.id AS pid, p.project_id, p.status, p.reserved_until, (p.status = 'AVAILABLE')::int AS available
-  FROM property p
+SELECT p.id AS pid, p.project_id, p.status, p.reserved_until, u.active AND w.status = 'ACTIVE' AS caller_ok,
+       (p.status = 'AVAILABLE' AND u.active AND w.status = 'ACTIVE')::int AS available
+  FROM property p, app_user u, workspace w
   WHERE p.id = (SELECT property_id FROM bench_plot WHERE n = (SELECT nextval('bench_plot_seq')))
     AND p.workspace_id = :ws::uuid
-    AND (SELECT user_id FROM bench_agent WHERE n = :agent) IS NOT NULL
-  FOR UPDATE \gset
+    AND u.id = (SELECT user_id FROM bench_agent WHERE n = :agent) AND u.workspace_id = :ws::uuid AND w.id = :ws::uuid
+  FOR UPDATE OF p \gset
 \if :available
 WITH t AS (SELECT clock_timestamp() AS now),
   created AS (

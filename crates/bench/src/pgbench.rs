@@ -87,8 +87,12 @@ mod tests {
         let script = squash(SCRIPT);
         for (domain_part, script_part) in [
             (
-                "SELECT p.project_id, p.status, p.reserved_until FROM property p WHERE p.id = $1 AND p.workspace_id = $2 AND $3::uuid IS NOT NULL FOR UPDATE",
-                "FOR UPDATE \\gset",
+                "SELECT p.project_id, p.status, p.reserved_until, u.active AND w.status = 'ACTIVE' AS caller_ok FROM property p, app_user u, workspace w WHERE p.id = $1 AND p.workspace_id = $2 AND u.id = $3 AND u.workspace_id = $2 AND w.id = $2 FOR UPDATE OF p\"",
+                "FROM property p, app_user u, workspace w",
+            ),
+            (
+                "u.workspace_id = $2 AND w.id = $2 FOR UPDATE OF p\"",
+                "u.workspace_id = :ws::uuid AND w.id = :ws::uuid FOR UPDATE OF p \\gset",
             ),
             (
                 "WITH t AS (SELECT clock_timestamp() AS now), created AS (INSERT INTO reservation (id, workspace_id, property_id, agent_id, status, created_at, expires_at)",

@@ -12,6 +12,11 @@ pub enum DomainError {
     #[error("{0} not found")]
     NotFound(&'static str),
 
+    /// The caller named by a request is not (or no longer) a user who may
+    /// act: gone, or deactivated.
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+
     /// The caller's role (or ownership) does not allow this.
     #[error("forbidden: {0}")]
     Forbidden(&'static str),

@@ -18,7 +18,8 @@ use sea_orm::{
 use tracing::instrument;
 
 use crate::entities::{
-    EndSource, PropertyStatus, ReservationStatus, Role, reservation::Model as Reservation,
+    EndSource, PropertyStatus, ReservationStatus, Role, WorkspaceStatus,
+    reservation::Model as Reservation,
 };
 use crate::error::{DomainError, DomainResult, constraint, is_unique_violation};
 use crate::ids::{ProjectId, PropertyId, ReservationId, UserId, WorkspaceId};
@@ -51,6 +52,25 @@ pub struct Actor {
     pub user_id: UserId,
     pub workspace_id: WorkspaceId,
     pub role: Role,
+}
+
+/// Who a request names as its caller (the user and workspace of a verified
+/// token) before anything checked that the user is still active and the
+/// workspace not suspended. `reserve` checks both inside its own lock
+/// statement, so the hot path needs no separate lookup of the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    pub user_id: UserId,
+    pub workspace_id: WorkspaceId,
+}
+
+impl From<&Actor> for Caller {
+    fn from(actor: &Actor) -> Self {
+        Self {
+            user_id: actor.user_id,
+            workspace_id: actor.workspace_id,
+        }
+    }
 }
 
 /// A new reservation, and the lapsed one it took over, if any.
@@ -108,6 +128,15 @@ struct LockedProperty {
     reserved_until: Option<DateTime<Utc>>,
 }
 
+/// The property row `reserve` locks, and whether its caller may act (an
+/// active user of a workspace that is not suspended).
+#[derive(Debug, FromQueryResult)]
+struct ReserveLock {
+    #[sea_orm(nested)]
+    property: LockedProperty,
+    caller_ok: bool,
+}
+
 fn stmt(sql: &str, values: impl IntoIterator<Item = Value>) -> Statement {
     Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
 }
@@ -126,45 +155,67 @@ async fn one<T: FromQueryResult>(
     }
 }
 
-/// Reserves `property_id` for the actor for `policy.ttl`.
+/// Reserves `property_id` for the caller for `policy.ttl`.
 ///
-/// One transaction: lock the property (and the agent, when there is a limit),
-/// take over a lapsed hold, count the agent's holds, insert the reservation and
-/// mark the property RESERVED. No network I/O but PostgreSQL inside it; the
-/// caller schedules the release job after it returns.
-#[instrument(skip_all, fields(workspace.id = %actor.workspace_id, user.id = %actor.user_id, property.id = %property_id), err(level = "debug"))]
+/// One transaction: lock the property (and the agent, when there is a limit)
+/// in the statement that also checks the caller (an active user of an active
+/// workspace), take over a lapsed hold, count the agent's holds, insert the
+/// reservation and mark the property RESERVED. No network I/O but PostgreSQL
+/// inside it; the caller schedules the release job after it returns.
 pub async fn reserve(
     db: &DatabaseConnection,
     policy: &Policy,
-    actor: &Actor,
+    caller: impl Into<Caller>,
+    property_id: PropertyId,
+) -> DomainResult<Reserved> {
+    reserve_as(db, policy, caller.into(), property_id).await
+}
+
+#[instrument(skip_all, fields(workspace.id = %caller.workspace_id, user.id = %caller.user_id, property.id = %property_id), err(level = "debug"))]
+async fn reserve_as(
+    db: &DatabaseConnection,
+    policy: &Policy,
+    caller: Caller,
     property_id: PropertyId,
 ) -> DomainResult<Reserved> {
     let txn = db.begin().await?;
     let limited = policy.max_active_per_agent > 0;
 
     // Lock the property, and with it the agent's row when holds are counted,
-    // so that two reserves by one agent count one after the other.
+    // so that two reserves by one agent count one after the other. The same
+    // statement reads whether the caller may act: one round trip for both.
     let lock_sql = if limited {
-        "SELECT p.project_id, p.status, p.reserved_until FROM property p, app_user u \
-         WHERE p.id = $1 AND p.workspace_id = $2 AND u.id = $3 AND u.workspace_id = $2 \
+        "SELECT p.project_id, p.status, p.reserved_until, u.active AND w.status = 'ACTIVE' AS caller_ok \
+         FROM property p, app_user u, workspace w \
+         WHERE p.id = $1 AND p.workspace_id = $2 AND u.id = $3 AND u.workspace_id = $2 AND w.id = $2 \
          FOR UPDATE OF p FOR NO KEY UPDATE OF u"
     } else {
-        "SELECT p.project_id, p.status, p.reserved_until FROM property p \
-         WHERE p.id = $1 AND p.workspace_id = $2 AND $3::uuid IS NOT NULL FOR UPDATE"
+        "SELECT p.project_id, p.status, p.reserved_until, u.active AND w.status = 'ACTIVE' AS caller_ok \
+         FROM property p, app_user u, workspace w \
+         WHERE p.id = $1 AND p.workspace_id = $2 AND u.id = $3 AND u.workspace_id = $2 AND w.id = $2 \
+         FOR UPDATE OF p"
     };
-    let property: LockedProperty = one(
+    let locked: Option<ReserveLock> = one(
         &txn,
         stmt(
             lock_sql,
             [
                 property_id.0.into(),
-                actor.workspace_id.0.into(),
-                actor.user_id.0.into(),
+                caller.workspace_id.0.into(),
+                caller.user_id.0.into(),
             ],
         ),
     )
-    .await?
-    .ok_or(DomainError::NotFound("property"))?;
+    .await?;
+    let property = match locked {
+        Some(locked) if locked.caller_ok => locked.property,
+        // No row: either the property or the caller is missing. The caller
+        // comes first, as it would have at the door.
+        _ => {
+            check_caller(&txn, caller).await?;
+            return Err(DomainError::NotFound("property"));
+        }
+    };
 
     let taken_over = match property.status {
         PropertyStatus::Available => None,
@@ -200,7 +251,7 @@ pub async fn reserve(
     };
 
     if limited {
-        let held = count_active_holds(&txn, actor.user_id).await?;
+        let held = count_active_holds(&txn, caller.user_id).await?;
         if held >= i64::from(policy.max_active_per_agent) {
             return Err(DomainError::ReservationLimitReached {
                 limit: policy.max_active_per_agent,
@@ -223,9 +274,9 @@ pub async fn reserve(
              SELECT * FROM created",
             [
                 ReservationId::new().0.into(),
-                actor.workspace_id.0.into(),
+                caller.workspace_id.0.into(),
                 property_id.0.into(),
-                actor.user_id.0.into(),
+                caller.user_id.0.into(),
                 secs(policy.ttl),
             ],
         ),
@@ -253,6 +304,44 @@ pub async fn reserve(
         project_id: property.project_id,
         taken_over,
     })
+}
+
+/// Whether a caller may act at all, from its user's `active` flag and its
+/// workspace's status (`None`: no such user in that workspace). The one
+/// place that decides it, for the server's door and for `reserve` alike.
+pub fn caller_standing(found: Option<(bool, WorkspaceStatus)>) -> DomainResult<()> {
+    match found {
+        None => Err(DomainError::Unauthenticated(
+            "the token's user no longer exists",
+        )),
+        Some((false, _)) => Err(DomainError::Unauthenticated(
+            "this user has been deactivated",
+        )),
+        Some((true, WorkspaceStatus::Suspended)) => {
+            Err(DomainError::Forbidden("this workspace is suspended"))
+        }
+        Some((true, WorkspaceStatus::Active)) => Ok(()),
+    }
+}
+
+/// Why `caller` may not act, read from the database (the slow path of
+/// `reserve`, when its lock statement found no row or a refused caller).
+async fn check_caller(conn: &impl ConnectionTrait, caller: Caller) -> DomainResult<()> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        active: bool,
+        status: WorkspaceStatus,
+    }
+    let row: Option<Row> = one(
+        conn,
+        stmt(
+            "SELECT u.active, w.status FROM app_user u JOIN workspace w ON w.id = u.workspace_id \
+             WHERE u.id = $1 AND u.workspace_id = $2",
+            [caller.user_id.0.into(), caller.workspace_id.0.into()],
+        ),
+    )
+    .await?;
+    caller_standing(row.map(|r| (r.active, r.status)))
 }
 
 /// The agent's reservations that hold a property right now.

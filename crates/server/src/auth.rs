@@ -1,11 +1,15 @@
 //! Bearer tokens (HS256, algorithm pinned, expiry checked) and the session a
 //! request runs as: the token names the user and workspace, and every request
-//! loads both, so deactivations and suspensions take effect at once.
+//! that acts checks both in the database (a resolver loads them, or
+//! `reserveProperty` checks them in its lock statement), so deactivations
+//! and suspensions take effect at once.
 
 use std::time::Duration;
 
-use holdfast_domain::entities::{WorkspaceStatus, user, workspace};
-use holdfast_domain::{Actor, DomainResult, UserId, WorkspaceId};
+use holdfast_domain::entities::{user, workspace};
+use holdfast_domain::{
+    Actor, Caller, DomainError, DomainResult, UserId, WorkspaceId, reservations,
+};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, JoinType, QueryFilter, QuerySelect};
 use serde::{Deserialize, Serialize};
@@ -122,36 +126,53 @@ pub fn bearer(header: Option<&str>) -> Result<Option<&str>, ApiError> {
     }
 }
 
-/// Checks the token and loads its user and workspace.
-pub async fn authenticate(
-    db: &DatabaseConnection,
-    tokens: &Tokens,
-    token: Option<&str>,
-) -> Result<Session, ApiError> {
+/// Checks a bearer token: the caller it names (not yet looked up).
+pub fn verify_bearer(tokens: &Tokens, token: Option<&str>) -> Result<Caller, ApiError> {
     let token = token.ok_or_else(|| {
         ApiError::Unauthenticated(
             "a bearer token is required: send `Authorization: Bearer <token>`".to_owned(),
         )
     })?;
     let (user_id, workspace_id) = tokens.verify(token)?;
-    let (user, workspace) = load_user_and_workspace(db, workspace_id, user_id)
-        .await?
-        .ok_or_else(|| ApiError::Unauthenticated("the token's user no longer exists".to_owned()))?;
-    if !user.active {
-        return Err(ApiError::Unauthenticated(
-            "this user has been deactivated".to_owned(),
-        ));
-    }
-    if workspace.status == WorkspaceStatus::Suspended {
-        return Err(ApiError::Forbidden(
-            "this workspace is suspended".to_owned(),
-        ));
-    }
-    Ok(Session { user, workspace })
+    Ok(Caller {
+        user_id,
+        workspace_id,
+    })
 }
 
-/// The user and their workspace in one statement: this runs before every
-/// request, so it is one round trip, not two.
+/// Checks the token and loads its user and workspace.
+pub async fn authenticate(
+    db: &DatabaseConnection,
+    tokens: &Tokens,
+    token: Option<&str>,
+) -> Result<Session, ApiError> {
+    load_session(db, verify_bearer(tokens, token)?).await
+}
+
+/// Loads the caller's user and workspace, refusing a user who is gone or
+/// deactivated (UNAUTHENTICATED) and a suspended workspace (FORBIDDEN).
+pub async fn load_session(db: &DatabaseConnection, caller: Caller) -> Result<Session, ApiError> {
+    let found = load_user_and_workspace(db, caller.workspace_id, caller.user_id).await?;
+    reservations::caller_standing(found.as_ref().map(|(u, w)| (u.active, w.status)))
+        .map_err(refusal)?;
+    // Standing was refused above when nothing was found.
+    found
+        .map(|(user, workspace)| Session { user, workspace })
+        .ok_or_else(|| ApiError::Internal("a caller in good standing without a row".into()))
+}
+
+/// A caller refused by the domain (`caller_standing`) as the door refuses
+/// one: the same codes and messages wherever the check ran, and the close
+/// codes of a subscription connection follow from them.
+pub fn refusal(err: DomainError) -> ApiError {
+    match err {
+        DomainError::Unauthenticated(why) => ApiError::Unauthenticated(why.to_owned()),
+        DomainError::Forbidden(why) => ApiError::Forbidden(why.to_owned()),
+        other => ApiError::Domain(other),
+    }
+}
+
+/// The user and their workspace in one statement: one round trip, not two.
 async fn load_user_and_workspace(
     db: &DatabaseConnection,
     workspace_id: WorkspaceId,

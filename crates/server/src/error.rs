@@ -110,6 +110,7 @@ pub fn coded(code: Code, message: impl Into<String>) -> async_graphql::Error {
 pub fn domain_code(err: &DomainError) -> Code {
     match err {
         DomainError::NotFound(_) => Code::NotFound,
+        DomainError::Unauthenticated(_) => Code::Unauthenticated,
         DomainError::Forbidden(_) => Code::Forbidden,
         DomainError::InvalidInput(_) => Code::BadUserInput,
         DomainError::PropertyUnavailable { .. } => Code::PropertyUnavailable,

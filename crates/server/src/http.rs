@@ -4,7 +4,6 @@
 //! made), a span per request that carries it, and the per-request
 //! authentication that GraphQL resolvers read.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_graphql::http::GraphiQLSource;
@@ -126,31 +125,23 @@ async fn graphql(
     let header = headers
         .get(header::AUTHORIZATION)
         .map(|v| v.to_str().unwrap_or("\u{0}"));
-    let session = match auth::bearer(header) {
-        Ok(token) => {
-            auth::authenticate(&state.db, &state.tokens, token)
-                .instrument(span.clone())
-                .await
-        }
-        Err(e) => Err(e),
-    };
-    let request = match session {
-        Ok(session) => {
-            span.record("user.id", tracing::field::display(session.user.id));
-            span.record(
-                "workspace.id",
-                tracing::field::display(session.workspace.id),
-            );
-            let loaders = Loaders::for_request(state.db.clone(), session.workspace.id);
-            request
-                .data(RequestAuth(Ok(Arc::new(session))))
-                .data(loaders)
-        }
-        Err(e) => {
-            let _entered = span.enter();
-            request.data(RequestAuth(Err(e.into())))
-        }
-    };
+    // The token is checked here; its user and workspace are loaded by the
+    // first resolver that needs them (RequestAuth).
+    let request =
+        match auth::bearer(header).and_then(|token| auth::verify_bearer(&state.tokens, token)) {
+            Ok(caller) => {
+                span.record("user.id", tracing::field::display(caller.user_id));
+                span.record("workspace.id", tracing::field::display(caller.workspace_id));
+                let loaders = Loaders::for_request(state.db.clone(), caller.workspace_id);
+                request
+                    .data(RequestAuth::claimed(state.db.clone(), caller))
+                    .data(loaders)
+            }
+            Err(e) => {
+                let _entered = span.enter();
+                request.data(RequestAuth::refused(e))
+            }
+        };
 
     let mut response = state.schema.execute(request).instrument(span).await;
     for err in &mut response.errors {

@@ -217,6 +217,106 @@ async fn a_property_of_another_workspace_is_not_found() {
     );
 }
 
+/// `reserve` checks its caller in the statement that locks the property (the
+/// server sends it the caller a token names, without a lookup first): a user
+/// gone or deactivated, a suspended workspace, or a user named with another
+/// workspace is refused, before anything changes, with or without an agent
+/// limit.
+#[tokio::test]
+async fn a_caller_who_may_not_act_is_refused_and_nothing_changes() {
+    let w = World::new().await;
+    let plots = w.plots(2).await;
+    let unlimited = Policy {
+        max_active_per_agent: 0,
+        ..w.policy.clone()
+    };
+    let agent = w.agent().await;
+    let (other_ws, _) = directory::create_workspace(&w.conn, "Rival", "boss@rival.test", "Bo")
+        .await
+        .expect("ws");
+
+    for policy in [&w.policy, &unlimited] {
+        let ghost = holdfast_domain::Caller {
+            user_id: holdfast_domain::UserId::new(),
+            workspace_id: agent.workspace_id,
+        };
+        let err = reserve(&w.conn, policy, ghost, plots[0])
+            .await
+            .expect_err("no such user");
+        assert!(matches!(err, DomainError::Unauthenticated(_)), "{err:?}");
+
+        let wrong_workspace = holdfast_domain::Caller {
+            user_id: agent.user_id,
+            workspace_id: other_ws.id,
+        };
+        let err = reserve(&w.conn, policy, wrong_workspace, plots[0])
+            .await
+            .expect_err("not a user of that workspace");
+        assert!(matches!(err, DomainError::Unauthenticated(_)), "{err:?}");
+    }
+
+    w.sql(&format!(
+        "UPDATE app_user SET active = false WHERE id = '{}'",
+        agent.user_id
+    ))
+    .await;
+    for policy in [&w.policy, &unlimited] {
+        let err = reserve(&w.conn, policy, &agent, plots[0])
+            .await
+            .expect_err("deactivated");
+        assert!(
+            matches!(
+                err,
+                DomainError::Unauthenticated("this user has been deactivated")
+            ),
+            "{err:?}"
+        );
+        // The caller comes first, also when the property does not exist.
+        let err = reserve(&w.conn, policy, &agent, PropertyId::new())
+            .await
+            .expect_err("deactivated");
+        assert!(matches!(err, DomainError::Unauthenticated(_)), "{err:?}");
+    }
+
+    let active = w.agent().await;
+    directory::set_workspace_status(
+        &w.conn,
+        active.workspace_id,
+        holdfast_domain::entities::WorkspaceStatus::Suspended,
+    )
+    .await
+    .expect("suspend");
+    for policy in [&w.policy, &unlimited] {
+        let err = reserve(&w.conn, policy, &active, plots[1])
+            .await
+            .expect_err("suspended");
+        assert!(
+            matches!(err, DomainError::Forbidden("this workspace is suspended")),
+            "{err:?}"
+        );
+    }
+
+    for plot in &plots {
+        assert_eq!(
+            w.stored_property(*plot).await.status,
+            PropertyStatus::Available
+        );
+    }
+    assert_eq!(w.count("SELECT count(*) AS n FROM reservation").await, 0);
+
+    // Back in good standing, the same caller reserves at once.
+    directory::set_workspace_status(
+        &w.conn,
+        active.workspace_id,
+        holdfast_domain::entities::WorkspaceStatus::Active,
+    )
+    .await
+    .expect("resume");
+    reserve(&w.conn, &w.policy, &active, plots[1])
+        .await
+        .expect("reserved");
+}
+
 #[tokio::test]
 async fn release_extend_and_convert_keep_the_counts_right() {
     let w = World::new().await;

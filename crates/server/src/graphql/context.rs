@@ -5,11 +5,12 @@ use std::sync::Arc;
 
 use async_graphql::Context;
 use async_graphql::dataloader::DataLoader;
-use holdfast_domain::{Actor, Policy};
+use holdfast_domain::{Actor, Caller, Policy};
 use holdfast_queue::{EventPublisher, ReleaseQueue};
 use sea_orm::DatabaseConnection;
+use tokio::sync::OnceCell;
 
-use crate::auth::{Session, Tokens};
+use crate::auth::{self, Session, Tokens};
 use crate::error::{ApiError, ApiResult};
 
 use super::loaders::Loaders;
@@ -25,27 +26,107 @@ pub struct Services {
     pub tokens: Tokens,
 }
 
-/// Who the request runs as, decided before the query runs. Resolvers read
-/// it, so a query that needs no caller (introspection) works without a token.
+/// Who the request runs as. The token is checked before the query runs;
+/// the user and workspace rows are loaded when a resolver first asks for
+/// them (once per request), so that `reserveProperty`, which checks its
+/// caller inside its own lock statement, costs no separate lookup. A query
+/// that needs no caller (introspection) works without a token.
 #[derive(Clone)]
-pub struct RequestAuth(pub Result<Arc<Session>, async_graphql::Error>);
+pub struct RequestAuth(Arc<AuthState>);
+
+enum AuthState {
+    /// No token, or a bad one: every resolver that needs a caller fails so.
+    Refused(async_graphql::Error),
+    /// A valid token; its user and workspace are loaded on first use.
+    Claimed {
+        caller: Caller,
+        db: DatabaseConnection,
+        session: OnceCell<Result<Arc<Session>, async_graphql::Error>>,
+    },
+}
+
+impl RequestAuth {
+    pub fn refused(err: impl Into<async_graphql::Error>) -> Self {
+        Self(Arc::new(AuthState::Refused(err.into())))
+    }
+
+    /// A verified token's caller, loaded lazily from `db`.
+    pub fn claimed(db: DatabaseConnection, caller: Caller) -> Self {
+        Self(Arc::new(AuthState::Claimed {
+            caller,
+            db,
+            session: OnceCell::new(),
+        }))
+    }
+
+    /// A caller whose session is already loaded (a subscription connection).
+    pub fn loaded(db: DatabaseConnection, session: Session) -> Self {
+        let caller = Caller {
+            user_id: session.user.id,
+            workspace_id: session.workspace.id,
+        };
+        Self(Arc::new(AuthState::Claimed {
+            caller,
+            db,
+            session: OnceCell::new_with(Some(Ok(Arc::new(session)))),
+        }))
+    }
+
+    /// Who the token names, not yet checked against the database.
+    pub fn caller(&self) -> Result<Caller, async_graphql::Error> {
+        match &*self.0 {
+            AuthState::Refused(err) => Err(err.clone()),
+            AuthState::Claimed { caller, .. } => Ok(*caller),
+        }
+    }
+
+    /// The caller's user and workspace, loaded at most once per request.
+    pub async fn session(&self) -> Result<&Session, async_graphql::Error> {
+        match &*self.0 {
+            AuthState::Refused(err) => Err(err.clone()),
+            AuthState::Claimed {
+                caller,
+                db,
+                session,
+            } => {
+                let loaded = session
+                    .get_or_init(|| async {
+                        auth::load_session(db, *caller)
+                            .await
+                            .map(Arc::new)
+                            .map_err(async_graphql::Error::from)
+                    })
+                    .await;
+                loaded.as_deref().map_err(Clone::clone)
+            }
+        }
+    }
+}
 
 /// The caller, or the reason there is none.
-pub fn session<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Session> {
+pub async fn session<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Session> {
     match ctx.data::<RequestAuth>() {
-        Ok(RequestAuth(Ok(session))) => Ok(session),
-        Ok(RequestAuth(Err(err))) => Err(err.clone()),
+        Ok(auth) => auth.session().await,
         Err(_) => Err(ApiError::Unauthenticated("no credentials".into()).into()),
     }
 }
 
-pub fn actor(ctx: &Context<'_>) -> async_graphql::Result<Actor> {
-    Ok(session(ctx)?.actor())
+/// Who the request's token names, before any lookup: for operations that
+/// check their caller themselves, in their own transaction.
+pub fn caller(ctx: &Context<'_>) -> async_graphql::Result<Caller> {
+    match ctx.data::<RequestAuth>() {
+        Ok(auth) => auth.caller(),
+        Err(_) => Err(ApiError::Unauthenticated("no credentials".into()).into()),
+    }
+}
+
+pub async fn actor(ctx: &Context<'_>) -> async_graphql::Result<Actor> {
+    Ok(session(ctx).await?.actor())
 }
 
 /// Managers and admins only.
-pub fn require_manager(ctx: &Context<'_>) -> async_graphql::Result<Actor> {
-    let actor = actor(ctx)?;
+pub async fn require_manager(ctx: &Context<'_>) -> async_graphql::Result<Actor> {
+    let actor = actor(ctx).await?;
     if actor.role.is_manager() {
         Ok(actor)
     } else {

@@ -19,11 +19,11 @@ pub struct Query;
 impl Query {
     /// The caller.
     async fn me(&self, ctx: &Context<'_>) -> Result<UserNode> {
-        Ok(UserNode(session(ctx)?.user.clone()))
+        Ok(UserNode(session(ctx).await?.user.clone()))
     }
 
     async fn project(&self, ctx: &Context<'_>, id: ID) -> Result<Option<ProjectNode>> {
-        session(ctx)?;
+        session(ctx).await?;
         let id: ProjectId = parse_id("project id", &id)?;
         let row = loaders(ctx)?.load_one(id).await.map_err(ApiError::from)?;
         Ok(row.map(ProjectNode))
@@ -40,7 +40,7 @@ impl Query {
     }
 
     async fn property(&self, ctx: &Context<'_>, id: ID) -> Result<Option<PropertyNode>> {
-        session(ctx)?;
+        session(ctx).await?;
         let id: PropertyId = parse_id("property id", &id)?;
         let row = loaders(ctx)?.load_one(id).await.map_err(ApiError::from)?;
         Ok(row.map(PropertyNode))
@@ -55,7 +55,7 @@ impl Query {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<connection::PropertyConnection> {
-        session(ctx)?;
+        session(ctx).await?;
         let filter = PropertyFilter {
             project_id: project_id
                 .as_ref()
@@ -67,7 +67,7 @@ impl Query {
     }
 
     async fn reservation(&self, ctx: &Context<'_>, id: ID) -> Result<Option<ReservationNode>> {
-        session(ctx)?;
+        session(ctx).await?;
         let id: ReservationId = parse_id("reservation id", &id)?;
         let row = loaders(ctx)?.load_one(id).await.map_err(ApiError::from)?;
         Ok(row.map(ReservationNode))
@@ -84,7 +84,7 @@ impl Query {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<connection::ReservationConnection> {
-        session(ctx)?;
+        session(ctx).await?;
         let filter = ReservationFilter {
             property_id: property_id
                 .as_ref()
@@ -101,7 +101,7 @@ impl Query {
 
     /// Managers and admins only.
     async fn users(&self, ctx: &Context<'_>) -> Result<Vec<UserNode>> {
-        let actor = require_manager(ctx)?;
+        let actor = require_manager(ctx).await?;
         let rows = reads::users(&services(ctx)?.db, actor.workspace_id)
             .await
             .map_err(ApiError::from)?;

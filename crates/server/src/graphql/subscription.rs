@@ -26,7 +26,7 @@ impl Subscription {
         ctx: &Context<'_>,
         project_id: Option<ID>,
     ) -> Result<impl Stream<Item = Result<PropertyChange>> + use<>> {
-        let session = session(ctx)?;
+        let session = session(ctx).await?;
         let workspace = session.workspace.id;
         let project = match &project_id {
             Some(id) => {

@@ -309,7 +309,7 @@ pub async fn property_page(
     after: Option<String>,
 ) -> Result<connection::PropertyConnection> {
     let first = connection::page_size(first)?;
-    let session = session(ctx)?;
+    let session = session(ctx).await?;
     let after_key = match &after {
         Some(cursor) => {
             let parts = connection::decode_cursor("property", cursor, 2)?;
@@ -347,7 +347,7 @@ pub async fn reservation_page(
     after: Option<String>,
 ) -> Result<connection::ReservationConnection> {
     let first = connection::page_size(first)?;
-    let session = session(ctx)?;
+    let session = session(ctx).await?;
     let after_key = match &after {
         Some(cursor) => {
             let parts = connection::decode_cursor("reservation", cursor, 2)?;
@@ -391,7 +391,7 @@ pub async fn project_page(
     after: Option<String>,
 ) -> Result<connection::ProjectConnection> {
     let first = connection::page_size(first)?;
-    let session = session(ctx)?;
+    let session = session(ctx).await?;
     let after_key: Option<ProjectId> = match &after {
         Some(cursor) => {
             let parts = connection::decode_cursor("project", cursor, 1)?;

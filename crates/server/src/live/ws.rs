@@ -204,7 +204,7 @@ async fn serve(state: AppState, protocol: WebSocketProtocols, socket: WebSocket)
                     );
                     let mut data = Data::default();
                     data.insert(Loaders::for_request(state.db.clone(), session.workspace.id));
-                    data.insert(RequestAuth(Ok(Arc::new(session))));
+                    data.insert(RequestAuth::loaded(state.db.clone(), session));
                     data.insert(control);
                     initialised.store(true, Ordering::Release);
                     Ok(data)

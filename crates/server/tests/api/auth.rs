@@ -7,6 +7,7 @@ use sea_orm::ConnectionTrait;
 use serde_json::json;
 
 use crate::helpers::{assert_error, spawn_app};
+use holdfast_domain::entities::Role;
 
 const ME: &str = "{ me { id name role } }";
 
@@ -124,4 +125,46 @@ async fn a_suspended_workspace_is_forbidden() {
         .expect("suspend");
     let body = app.gql(Some(&ws.admin.token), ME, json!({})).await;
     assert_error(&body, "FORBIDDEN", 403);
+}
+
+/// `reserveProperty` checks its caller inside its own transaction rather
+/// than with a lookup at the door: the refusals are the same as everywhere,
+/// the plot stays available, and nothing is counted as a reservation attempt.
+#[tokio::test]
+async fn reserve_refuses_a_deactivated_user_and_a_suspended_workspace() {
+    let app = spawn_app().await;
+    let ws = app.bootstrap("Acme").await;
+    let alice = app.member(&ws, Role::SalesAgent, "Alice").await;
+    let bob = app.member(&ws, Role::SalesAgent, "Bob").await;
+    let (_, plots) = app.project(&ws.admin.token, "Riverside", &["A-1"]).await;
+
+    app.db
+        .execute_unprepared(&format!(
+            "UPDATE app_user SET active = false WHERE id = '{}'",
+            alice.id
+        ))
+        .await
+        .expect("deactivate");
+    let body = app.reserve(&alice.token, &plots[0]).await;
+    assert_error(&body, "UNAUTHENTICATED", 401);
+    assert_eq!(
+        body["errors"][0]["message"],
+        json!("this user has been deactivated")
+    );
+
+    directory::set_workspace_status(&app.db, ws.id, WorkspaceStatus::Suspended)
+        .await
+        .expect("suspend");
+    let body = app.reserve(&bob.token, &plots[0]).await;
+    assert_error(&body, "FORBIDDEN", 403);
+
+    directory::set_workspace_status(&app.db, ws.id, WorkspaceStatus::Active)
+        .await
+        .expect("resume");
+    let body = app.reserve(&bob.token, &plots[0]).await;
+    assert_eq!(
+        body["data"]["reserveProperty"]["status"],
+        json!("ACTIVE"),
+        "{body}"
+    );
 }
