@@ -94,6 +94,7 @@ impl Application {
             queue,
             metrics: metrics::handle(),
             ws: ws.clone(),
+            documents: Default::default(),
         };
         let router = http::router(state, config.is_production());
         let listener = tokio::net::TcpListener::bind(config.listen)

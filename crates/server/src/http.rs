@@ -4,6 +4,7 @@
 //! made), a span per request that carries it, and the per-request
 //! authentication that GraphQL resolvers read.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_graphql::http::GraphiQLSource;
@@ -24,6 +25,7 @@ use tracing::Instrument;
 
 use crate::auth::{self, Tokens};
 use crate::error::{Code, ensure_coded};
+use crate::graphql::documents::ParsedQueries;
 use crate::graphql::{HoldfastSchema, Loaders, RequestAuth};
 use crate::live::ws;
 use crate::metrics;
@@ -42,6 +44,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Open subscription connections, closed on shutdown.
     pub ws: ws::Connections,
+    /// Parsed documents of the queries clients keep sending.
+    pub documents: Arc<ParsedQueries>,
 }
 
 pub fn router(state: AppState, production: bool) -> Router {
@@ -106,7 +110,7 @@ async fn graphql(
         Ok(body) => body,
         Err(rejection) => return refused(rejection.status(), rejection.body_text()),
     };
-    let request: async_graphql::Request = match serde_json::from_slice(&body) {
+    let mut request: async_graphql::Request = match serde_json::from_slice(&body) {
         Ok(request) => request,
         Err(e) => {
             return refused(
@@ -115,6 +119,8 @@ async fn graphql(
             );
         }
     };
+
+    state.documents.prepare(&mut request);
 
     let span = tracing::info_span!(
         "graphql",

@@ -1,0 +1,85 @@
+//! Parsed GraphQL documents, by query text. Clients send the same few
+//! queries over and over (a web app's queries are constants), and parsing
+//! one costs more than copying its parsed form: 6.6% of the server's CPU
+//! per `reserveProperty` before this cache (docs/BENCHMARKS.md). Validation
+//! still runs on every request, since it depends on the variables.
+
+use std::num::NonZeroUsize;
+use std::sync::Mutex;
+
+use async_graphql::parser::types::ExecutableDocument;
+use lru::LruCache;
+
+/// Distinct queries kept; the least recently used one goes first.
+const CAPACITY: NonZeroUsize = NonZeroUsize::new(256).expect("non-zero");
+/// Longer queries are parsed every time, so that a client cannot fill the
+/// cache with large one-off documents.
+const MAX_QUERY_BYTES: usize = 8 * 1024;
+
+pub struct ParsedQueries {
+    cache: Mutex<LruCache<String, ExecutableDocument>>,
+}
+
+impl Default for ParsedQueries {
+    fn default() -> Self {
+        Self {
+            cache: Mutex::new(LruCache::new(CAPACITY)),
+        }
+    }
+}
+
+impl ParsedQueries {
+    /// Gives `request` its parsed document, from the cache or parsed now.
+    /// A query that does not parse is left to the schema, which reports the
+    /// error as it always does; only documents that parsed are kept.
+    pub fn prepare(&self, request: &mut async_graphql::Request) {
+        if request.query.len() > MAX_QUERY_BYTES {
+            return;
+        }
+        if let Some(doc) = self.lock().get(request.query.as_str()) {
+            request.set_parsed_query(doc.clone());
+            return;
+        }
+        if let Ok(doc) = async_graphql::parser::parse_query(&request.query) {
+            self.lock().put(request.query.clone(), doc.clone());
+            request.set_parsed_query(doc);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<String, ExecutableDocument>> {
+        // A panic while holding it cannot leave the cache inconsistent (each
+        // call is one get or put), so a poisoned lock is still usable.
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_query_is_parsed_once_and_then_copied() {
+        let cache = ParsedQueries::default();
+        let mut first = async_graphql::Request::new("{ me { id } }");
+        cache.prepare(&mut first);
+        assert_eq!(cache.lock().len(), 1);
+        let mut second = async_graphql::Request::new("{ me { id } }");
+        cache.prepare(&mut second);
+        assert_eq!(cache.lock().len(), 1);
+        assert_eq!(
+            format!("{:?}", first.parsed_query().expect("parsed")),
+            format!("{:?}", second.parsed_query().expect("parsed"))
+        );
+    }
+
+    #[test]
+    fn broken_and_huge_queries_are_not_kept() {
+        let cache = ParsedQueries::default();
+        cache.prepare(&mut async_graphql::Request::new("{ me { id "));
+        let huge = format!("{{ {} }}", "me { id } ".repeat(2000));
+        cache.prepare(&mut async_graphql::Request::new(huge));
+        assert_eq!(cache.lock().len(), 0);
+    }
+}
