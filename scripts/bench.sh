@@ -11,7 +11,9 @@
 # Settings (environment): BENCH_SECONDS (spread and pgbench, default 10),
 # BENCH_ROUNDS (spread/pgbench pairs, default 3), BENCH_PLOTS (100000),
 # BENCH_STORY_SECONDS (30), BENCH_MIXED_SECONDS (10), BENCH_LAG_COUNT (1000),
-# BENCH_SWEEP_COUNT (100000), BENCH_RUST_LOG (warn), PGHOST/PGPORT/PGUSER.
+# BENCH_SWEEP_COUNT (100000), BENCH_RUST_LOG (warn), PGHOST/PGPORT/PGUSER,
+# BENCH_ONLY=reserve (only the spread/pgbench rounds: for iterating on the
+# reserve path).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +24,8 @@ story_seconds="${BENCH_STORY_SECONDS:-30}"
 mixed_seconds="${BENCH_MIXED_SECONDS:-10}"
 lag_count="${BENCH_LAG_COUNT:-1000}"
 sweep_count="${BENCH_SWEEP_COUNT:-100000}"
+only="${BENCH_ONLY:-all}"
+case "$only" in all|reserve) ;; *) echo "error: BENCH_ONLY must be reserve (or unset), not '$only'" >&2; exit 2 ;; esac
 agents=100
 
 export PGHOST="${PGHOST:-127.0.0.1}" PGPORT="${PGPORT:-5432}" PGUSER="${PGUSER:-postgres}"
@@ -80,6 +84,14 @@ start_server() { # name, then VAR=value settings
   echo "$pid $url"
 }
 
+# CPU time in clock ticks: of every local process with this name (reaped
+# children included, so PostgreSQL backends that exited still count), and of
+# this script's own finished children (the load generator, pgbench).
+ticks_of() { local t=0 v; for p in $(pgrep -x "$1" || true); do v="$(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$p/stat" 2>/dev/null || echo 0)"; t=$((t + v)); done; echo "$t"; }
+own_ticks() { awk '{ print $16 + $17 }' "/proc/$$/stat"; }
+# Milliseconds of CPU per operation: ticks, operations per second, seconds.
+ms_per_op() { awk -v t="$1" -v r="$2" -v s="$3" -v hz="$(getconf CLK_TCK)" 'BEGIN { if (r > 0) printf "%.3f", t * 1000 / hz / (r * s); else print "n/a" }'; }
+
 peak_rss_mb() { awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 
 section "database ${db}, queue ${HOLDFAST_QUEUE}"
@@ -108,21 +120,30 @@ spread_rates=(); pgbench_rates=()
 for round in $(seq 1 "$rounds"); do
   section "round ${round}/${rounds}: spread, 16 agents over GraphQL HTTP, ${seconds} s"
   bench reset --workspace-file "$work/ws.json"
+  srv0="$(awk '{ print $14 + $15 }' "/proc/$server_pid/stat")"; pg0="$(ticks_of postgres)"; rd0="$(ticks_of redis-server)"; cl0="$(own_ticks)"
   bench run --scenario spread "${target[@]}" --agents 16 --duration "${seconds}s" || failed+=("spread round ${round}")
+  srv1="$(awk '{ print $14 + $15 }' "/proc/$server_pid/stat")"; pg1="$(ticks_of postgres)"; rd1="$(ticks_of redis-server)"; cl1="$(own_ticks)"
   spread_rates+=("$(grep '^spread_reserved_per_sec=' "$results" | tail -n1 | cut -d= -f2)")
+  r="${spread_rates[-1]}"
+  echo "CPU ms per reservation: server $(ms_per_op $((srv1 - srv0)) "$r" "$seconds"), PostgreSQL $(ms_per_op $((pg1 - pg0)) "$r" "$seconds"), Redis $(ms_per_op $((rd1 - rd0)) "$r" "$seconds"), load generator $(ms_per_op $((cl1 - cl0)) "$r" "$seconds"), total $(ms_per_op $((srv1 - srv0 + pg1 - pg0 + rd1 - rd0 + cl1 - cl0)) "$r" "$seconds") (local processes)"
 
   section "round ${round}/${rounds}: pgbench, the same transaction, 16 clients, ${seconds} s"
   bench reset --workspace-file "$work/ws.json"
   psql -q -d "$db" -c "ALTER SEQUENCE bench_plot_seq RESTART"
+  pg0="$(ticks_of postgres)"; cl0="$(own_ticks)"
   pgbench -n -M prepared -c 16 -j 2 -T "$seconds" -D "ws=${ws_id}" -D "agents=${agents}" \
     -f "$work/reserve.pgbench" "$db" > "$work/pgbench.out" 2>&1 || { cat "$work/pgbench.out"; failed+=("pgbench round ${round}"); }
+  pg1="$(ticks_of postgres)"; cl1="$(own_ticks)"
   grep -E '^(number of (transactions|failed)|latency|tps)' "$work/pgbench.out" || true
+  r="$(awk '/^tps = / { printf "%.1f", $3; exit }' "$work/pgbench.out")"
+  echo "CPU ms per transaction: PostgreSQL $(ms_per_op $((pg1 - pg0)) "$r" "$seconds"), pgbench $(ms_per_op $((cl1 - cl0)) "$r" "$seconds"), total $(ms_per_op $((pg1 - pg0 + cl1 - cl0)) "$r" "$seconds") (local processes)"
   made="$(psql -Atq -d "$db" -c "SELECT count(*) FROM reservation")"
   echo "reservations in the database after pgbench: ${made}"
   pgbench_rates+=("$(awk '/^tps = / { printf "%.1f", $3; exit }' "$work/pgbench.out")")
   bench check "${target[@]}" --agents 1 || failed+=("invariants after pgbench round ${round}")
 done
 
+if [ "$only" = all ]; then
 section "hot: 100 agents, one plot, one instant"
 bench reset --workspace-file "$work/ws.json"
 bench run --scenario hot "${target[@]}" --agents 100 || failed+=("hot")
@@ -150,6 +171,7 @@ bench lag --url "$lag_url" --workspace-file "$work/ws.json" --agents 16 --count 
 lag_rss="$(peak_rss_mb "$lag_pid")"
 worker_pid="${pids[0]}"
 worker_rss="$(peak_rss_mb "$worker_pid")"
+fi
 
 # shellcheck disable=SC1090
 source "$results"
@@ -174,6 +196,7 @@ section "summary ($(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 10
 printf '%-44s %-18s %-44s %s\n' "what" "target" "measured" "verdict"
 printf '%-44s %-18s %-44s %s\n' "reserve: GraphQL HTTP / pgbench, 16 clients" ">= 0.7" \
   "${reserve_ratio} (median of rounds ${per_round% }; ${spread_rate} vs ${pgbench_rate} /s)" "$(verdict "$reserve_ratio" 0.7 '>=')"
+if [ "$only" = all ]; then
 printf '%-44s %-18s %-44s %s\n' "hot: 100 agents on one plot" "1 + 99 unavailable" \
   "${hot_reserved:-?} reserved, ${hot_unavailable:-?} unavailable, $(( ${hot_requests:-0} - ${hot_reserved:-0} - ${hot_unavailable:-0} )) other" "$hot_ok"
 printf '%-44s %-18s %-44s %s\n' "sweep of ${sweep_count}: domain / raw UPDATE" ">= 0.5" \
@@ -184,6 +207,7 @@ printf '%-44s %-18s %-44s %s\n' "server peak RSS under load (VmHWM)" "< 100 MB" 
   "${server_rss} MB (lag server ${lag_rss}, worker ${worker_rss})" "$(verdict "$server_rss" 100 '<')"
 printf '%-44s %-18s %-44s %s\n' "story 2.5: 50 users, ${story_seconds} s" "0 violations" \
   "${story25_reserved:-?} reserved, ${story25_unavailable:-?} unavailable, $(( ${story25_error:-0} + ${story25_transport:-0} )) failed" "$([ "${#failed[@]}" = 0 ] && echo PASS || echo see-below)"
+fi
 printf '%-44s %-18s %-44s %s\n' "invariant checks after every run" "0 violations" \
   "${#failed[@]} runs failed" "$([ "${#failed[@]}" = 0 ] && echo PASS || echo MISS)"
 printf 'spread over HTTP: reserve p50 %s ms, p99 %s ms; mixed: %s requests, p99 %s ms\n' \
