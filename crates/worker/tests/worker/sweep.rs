@@ -34,7 +34,9 @@ async fn reservations_whose_jobs_were_deleted_from_redis_are_released_by_the_swe
     for r in &ended {
         assert_eq!(r.status, ReservationStatus::Expired);
         assert_eq!(r.end_source, Some(EndSource::Sweep));
-        assert!(lag(r) < 2.5, "within one sweep period: {}", lag(r));
+        // About one sweep period (1 s here); the bound leaves room for a
+        // loaded CI machine, while the jobs are gone, so only the sweep ran.
+        assert!(lag(r) < 5.0, "soon after expiresAt: {}", lag(r));
     }
     assert_eq!(w.counts().await.available, 5);
     worker.stop().await;
