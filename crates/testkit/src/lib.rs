@@ -7,9 +7,11 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use holdfast_migrations::{Migrator, MigratorTrait};
 
 mod proxy;
+mod queue_keys;
 mod wait;
 
 pub use proxy::TcpProxy;
+pub use queue_keys::{QueueKeys, delete_queue_keys, unique_queue};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 pub use wait::{eventually, sample};
 
@@ -25,11 +27,6 @@ pub fn server_url() -> String {
 /// The Redis server tests use (`HOLDFAST_TEST_REDIS` overrides it).
 pub fn redis_url() -> String {
     std::env::var("HOLDFAST_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
-}
-
-/// A queue name (and Redis key prefix) of this test's own.
-pub fn unique_queue() -> String {
-    format!("hf-test-{}", uuid::Uuid::new_v4().simple())
 }
 
 /// Name of the template for the current migrations: a change to any

@@ -15,7 +15,7 @@ use holdfast_bench::setup;
 use holdfast_domain::db::{self, PoolSettings};
 use holdfast_server::auth::Tokens;
 use holdfast_server::{Application, Config};
-use holdfast_testkit::TestDb;
+use holdfast_testkit::{QueueKeys, TestDb};
 use sea_orm::DatabaseConnection;
 use tokio::sync::oneshot;
 
@@ -28,7 +28,8 @@ struct Bench {
     url: String,
     project_id: String,
     clients: Vec<AgentClient>,
-    queue: String,
+    /// The queue's keys are deleted from Redis when the bench is dropped.
+    _queue: QueueKeys,
     _shutdown: oneshot::Sender<()>,
     // Dropped last: the database goes away after the app stops using it.
     _test_db: TestDb,
@@ -37,13 +38,13 @@ struct Bench {
 impl Bench {
     async fn start() -> Bench {
         let test_db = TestDb::new().await;
-        let queue = holdfast_testkit::unique_queue();
+        let queue = QueueKeys::new();
         let config = Config {
             database_url: test_db.url.clone(),
             redis_url: holdfast_testkit::redis_url(),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             jwt_secret: Some(SECRET.to_owned()),
-            queue: queue.clone(),
+            queue: queue.name.clone(),
             max_active_per_agent: 0,
             db_max_connections: 10,
             ..Config::default()
@@ -75,7 +76,7 @@ impl Bench {
             url,
             project_id: seeded.project_id,
             clients,
-            queue,
+            _queue: queue,
             _shutdown: tx,
             _test_db: test_db,
         }
@@ -127,24 +128,6 @@ impl Bench {
         );
         report
     }
-
-    /// Deletes the queue's keys, which the server made while scheduling jobs.
-    async fn forget_queue(&self) {
-        let Ok(client) = redis::Client::open(holdfast_testkit::redis_url()) else {
-            return;
-        };
-        let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
-            return;
-        };
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}*", self.queue))
-            .query_async(&mut conn)
-            .await
-            .unwrap_or_default();
-        if !keys.is_empty() {
-            let _: Result<(), _> = redis::cmd("DEL").arg(keys).query_async(&mut conn).await;
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -179,6 +162,4 @@ async fn a_short_load_keeps_every_invariant_and_a_hot_plot_has_exactly_one_winne
 
     let story = bench.run(Scenario::Story25, 2).await;
     assert!(story.summary.count(Op::Release, Outcome::Ok) > 0);
-
-    bench.forget_queue().await;
 }

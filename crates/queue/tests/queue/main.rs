@@ -37,27 +37,7 @@ impl TestQueue {
 
 impl Drop for TestQueue {
     fn drop(&mut self) {
-        let name = self.name.clone();
-        let url = holdfast_testkit::redis_url();
-        // Drop may run inside a runtime: clean up on a thread of its own.
-        let _ = std::thread::spawn(move || {
-            let client = redis::Client::open(url).expect("client");
-            let mut conn = client.get_connection().expect("connect");
-            let keys: Vec<String> = redis::cmd("KEYS")
-                .arg(format!("{name}:*"))
-                .query(&mut conn)
-                .unwrap_or_default();
-            if !keys.is_empty() {
-                let _: () = redis::cmd("DEL").arg(keys).query(&mut conn).unwrap_or(());
-            }
-            // apalis-redis registers every queue in one global list.
-            let _: () = redis::cmd("ZREM")
-                .arg("core:apalis:queues:list")
-                .arg(format!("{name}:workers"))
-                .query(&mut conn)
-                .unwrap_or(());
-        })
-        .join();
+        holdfast_testkit::delete_queue_keys(&holdfast_testkit::redis_url(), &self.name);
     }
 }
 

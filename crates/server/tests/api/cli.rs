@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use holdfast_testkit::TestDb;
+use holdfast_testkit::{QueueKeys, TestDb};
 use sea_orm::{ConnectionTrait, Database, TransactionTrait};
 use serde_json::{Value, json};
 
@@ -13,13 +13,19 @@ use crate::helpers::{TEST_SECRET, spawn_app_on};
 
 const BIN: &str = env!("CARGO_BIN_EXE_holdfast-server");
 
-/// The binary with only the settings given here (nothing inherited).
+/// The binary with only the settings given here (nothing inherited), for
+/// commands that write nothing to Redis.
 fn server(db: &TestDb) -> Command {
+    server_on_queue(db, &holdfast_testkit::unique_queue())
+}
+
+/// The same, on a queue whose keys the test deletes (`QueueKeys`).
+fn server_on_queue(db: &TestDb, queue: &str) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.env_clear()
         .env("DATABASE_URL", &db.url)
         .env("HOLDFAST_JWT_SECRET", TEST_SECRET)
-        .env("HOLDFAST_QUEUE", holdfast_testkit::unique_queue())
+        .env("HOLDFAST_QUEUE", queue)
         .env("REDIS_URL", holdfast_testkit::redis_url())
         .env("RUST_LOG", "warn");
     cmd
@@ -248,7 +254,8 @@ async fn sigterm_lets_the_request_in_flight_finish_then_exits_0() {
         .mint(admin.id, ws.id, Duration::from_secs(600))
         .expect("token");
 
-    let mut child = server(&db)
+    let queue = QueueKeys::new();
+    let mut child = server_on_queue(&db, &queue.name)
         .env("HOLDFAST_LISTEN", "127.0.0.1:0")
         .env("RUST_LOG", "info")
         .env("HOLDFAST_LOG_FORMAT", "json")

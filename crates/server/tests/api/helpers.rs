@@ -10,7 +10,7 @@ use holdfast_domain::entities::Role;
 use holdfast_domain::{UserId, WorkspaceId, directory};
 use holdfast_server::auth::Tokens;
 use holdfast_server::{Application, Config};
-use holdfast_testkit::TestDb;
+use holdfast_testkit::{QueueKeys, TestDb};
 use sea_orm::DatabaseConnection;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -25,6 +25,8 @@ pub struct TestApp {
     /// SQL statements the app has run.
     pub statements: Arc<AtomicU64>,
     _shutdown: oneshot::Sender<()>,
+    /// The app's release jobs and events, deleted from Redis at the end.
+    _queue: QueueKeys,
     // Dropped last: the database goes away after the app stops using it.
     pub test_db: TestDb,
 }
@@ -96,6 +98,10 @@ pub async fn spawn_app_on(test_db: TestDb, adjust: impl FnOnce(&mut Config)) -> 
         tokens,
         statements,
         _shutdown: tx,
+        _queue: QueueKeys {
+            name: config.queue.clone(),
+            redis_url: config.redis_url.clone(),
+        },
         test_db,
     }
 }

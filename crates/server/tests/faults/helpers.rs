@@ -575,47 +575,7 @@ pub async fn private_cluster() -> PrivateCluster {
     cluster
 }
 
-/// Deletes every Redis key of a queue of the shared Redis when dropped.
-pub struct QueueKeys {
-    pub name: String,
-    pub redis_url: String,
-}
-
-impl QueueKeys {
-    pub fn new(redis_url: &str) -> QueueKeys {
-        QueueKeys {
-            name: holdfast_testkit::unique_queue(),
-            redis_url: redis_url.to_owned(),
-        }
-    }
-}
-
-impl Drop for QueueKeys {
-    fn drop(&mut self) {
-        let (name, url) = (self.name.clone(), self.redis_url.clone());
-        let _ = std::thread::spawn(move || {
-            let Ok(client) = redis::Client::open(url) else {
-                return;
-            };
-            let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_secs(1)) else {
-                return;
-            };
-            let keys: Vec<String> = redis::cmd("KEYS")
-                .arg(format!("{name}:*"))
-                .query(&mut conn)
-                .unwrap_or_default();
-            if !keys.is_empty() {
-                let _: Result<(), _> = redis::cmd("DEL").arg(keys).query(&mut conn);
-            }
-            // apalis-redis lists every queue in one global key.
-            let _: Result<(), _> = redis::cmd("ZREM")
-                .arg("core:apalis:queues:list")
-                .arg(format!("{name}:workers"))
-                .query(&mut conn);
-        })
-        .join();
-    }
-}
+pub use holdfast_testkit::QueueKeys;
 
 /// A workspace with an admin, a project, agents with tokens, and plots.
 pub struct Scene {

@@ -366,30 +366,7 @@ impl World {
 
 impl Drop for World {
     fn drop(&mut self) {
-        let name = self.queue_name.clone();
-        let url = holdfast_testkit::redis_url();
-        // Drop may run inside a runtime: clean up on a thread of its own.
-        let _ = std::thread::spawn(move || {
-            let Ok(client) = redis::Client::open(url) else {
-                return;
-            };
-            let Ok(mut conn) = client.get_connection() else {
-                return;
-            };
-            let keys: Vec<String> = redis::cmd("KEYS")
-                .arg(format!("{name}:*"))
-                .query(&mut conn)
-                .unwrap_or_default();
-            if !keys.is_empty() {
-                let _: Result<(), _> = redis::cmd("DEL").arg(keys).query(&mut conn);
-            }
-            // apalis-redis lists every queue in one global key.
-            let _: Result<(), _> = redis::cmd("ZREM")
-                .arg("core:apalis:queues:list")
-                .arg(format!("{name}:workers"))
-                .query(&mut conn);
-        })
-        .join();
+        holdfast_testkit::delete_queue_keys(&holdfast_testkit::redis_url(), &self.queue_name);
     }
 }
 
