@@ -11,7 +11,7 @@ mod queue_keys;
 mod wait;
 
 pub use proxy::TcpProxy;
-pub use queue_keys::{QueueKeys, delete_queue_keys, unique_queue};
+pub use queue_keys::{QueueKeys, unique_queue};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 pub use wait::{eventually, sample};
 

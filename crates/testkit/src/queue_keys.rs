@@ -17,14 +17,9 @@ pub struct QueueKeys {
 impl QueueKeys {
     /// A new queue on the shared Redis.
     pub fn new() -> QueueKeys {
-        Self::on(&crate::redis_url())
-    }
-
-    /// A new queue on a Redis of the test's own.
-    pub fn on(redis_url: &str) -> QueueKeys {
         QueueKeys {
             name: unique_queue(),
-            redis_url: redis_url.to_owned(),
+            redis_url: crate::redis_url(),
         }
     }
 }
@@ -45,7 +40,7 @@ impl Drop for QueueKeys {
 /// list of queues. Best effort (a Redis that is down keeps them); runs on a
 /// thread of its own, as a drop may run inside a runtime. SCAN, not KEYS: a
 /// Redis holding many keys is not blocked while tests run beside it.
-pub fn delete_queue_keys(redis_url: &str, queue: &str) {
+fn delete_queue_keys(redis_url: &str, queue: &str) {
     let (url, name) = (redis_url.to_owned(), queue.to_owned());
     let _ = std::thread::spawn(move || {
         use redis::Commands as _;

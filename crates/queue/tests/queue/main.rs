@@ -13,14 +13,15 @@ use redis::AsyncCommands;
 /// A private queue, whose keys are deleted when the test ends.
 struct TestQueue {
     queue: ReleaseQueue,
-    name: String,
+    /// Its name; its keys are deleted when the test is done.
+    keys: holdfast_testkit::QueueKeys,
 }
 
 impl TestQueue {
     fn new() -> Self {
-        let name = holdfast_testkit::unique_queue();
-        let queue = ReleaseQueue::new(&holdfast_testkit::redis_url(), &name).expect("queue");
-        Self { queue, name }
+        let keys = holdfast_testkit::QueueKeys::new();
+        let queue = ReleaseQueue::new(&keys.redis_url, &keys.name).expect("queue");
+        Self { queue, keys }
     }
 
     async fn conn(&self) -> redis::aio::ConnectionManager {
@@ -29,15 +30,12 @@ impl TestQueue {
 
     async fn keys(&self) -> Vec<String> {
         let mut conn = self.conn().await;
-        let mut keys: Vec<String> = conn.keys(format!("{}:*", self.name)).await.expect("keys");
+        let mut keys: Vec<String> = conn
+            .keys(format!("{}:*", self.keys.name))
+            .await
+            .expect("keys");
         keys.sort();
         keys
-    }
-}
-
-impl Drop for TestQueue {
-    fn drop(&mut self) {
-        holdfast_testkit::delete_queue_keys(&holdfast_testkit::redis_url(), &self.name);
     }
 }
 
@@ -77,7 +75,7 @@ async fn a_scheduled_job_waits_in_the_queue_until_its_due_second() {
         q.keys()
             .await
             .iter()
-            .all(|k| k.starts_with(&format!("{}:", q.name))),
+            .all(|k| k.starts_with(&format!("{}:", q.keys.name))),
         "every key is prefixed by the queue name"
     );
 }
@@ -121,7 +119,7 @@ async fn consume_one(q: &TestQueue) -> ReleaseReservation {
         .await
         .expect("storage")
         .poll_with_interval(holdfast_queue::POLL_INTERVAL);
-    let worker = WorkerBuilder::new(format!("{}-test-worker", q.name))
+    let worker = WorkerBuilder::new(format!("{}-test-worker", q.keys.name))
         .backend(storage)
         .data(tx)
         .build(forward);
@@ -269,5 +267,5 @@ async fn scheduling_never_hangs_on_a_redis_that_does_not_answer() {
 async fn ping_answers_when_redis_is_up() {
     let q = TestQueue::new();
     q.queue.ping().await.expect("ping");
-    assert!(validate_queue_name(&q.name).is_ok());
+    assert!(validate_queue_name(&q.keys.name).is_ok());
 }

@@ -103,21 +103,22 @@ impl RequestAuth {
     }
 }
 
+/// The request's authentication; a request that carries none (which the
+/// HTTP and WebSocket handlers never send) has no credentials.
+fn request_auth<'a>(ctx: &Context<'a>) -> ApiResult<&'a RequestAuth> {
+    ctx.data::<RequestAuth>()
+        .map_err(|_| ApiError::Unauthenticated("no credentials".into()))
+}
+
 /// The caller, or the reason there is none.
 pub async fn session<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Session> {
-    match ctx.data::<RequestAuth>() {
-        Ok(auth) => auth.session().await,
-        Err(_) => Err(ApiError::Unauthenticated("no credentials".into()).into()),
-    }
+    request_auth(ctx)?.session().await
 }
 
 /// Who the request's token names, before any lookup: for operations that
 /// check their caller themselves, in their own transaction.
 pub fn caller(ctx: &Context<'_>) -> async_graphql::Result<Caller> {
-    match ctx.data::<RequestAuth>() {
-        Ok(auth) => auth.caller(),
-        Err(_) => Err(ApiError::Unauthenticated("no credentials".into()).into()),
-    }
+    request_auth(ctx)?.caller()
 }
 
 pub async fn actor(ctx: &Context<'_>) -> async_graphql::Result<Actor> {

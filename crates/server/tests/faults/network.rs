@@ -23,7 +23,7 @@ async fn connections_to_postgres_cut_under_load_answer_service_unavailable_and_n
     let conn = db.connect().await;
     // Sixty plots for the load, one more for the end.
     let scene = Scene::new(&conn, 6, 61).await;
-    let keys = QueueKeys::on(&holdfast_testkit::redis_url());
+    let keys = QueueKeys::new();
     let server_url = holdfast_testkit::server_url();
     let host_port = server_url
         .rsplit('@')

@@ -98,7 +98,7 @@ async fn with_postgres_stopped_under_load_requests_fail_fast_and_all_recovers_wi
     // Sixty plots for the load, one more for the end.
     let scene = Scene::new(&conn, 6, 61).await;
     conn.close().await.ok();
-    let keys = QueueKeys::on(&holdfast_testkit::redis_url());
+    let keys = QueueKeys::new();
     let target = Target {
         database_url: url.clone(),
         redis_url: keys.redis_url.clone(),

@@ -103,7 +103,7 @@ async fn a_reserve_in_flight_when_the_server_is_killed_is_not_half_written_and_i
     let db = TestDb::new().await;
     let conn = db.connect().await;
     let scene = Scene::new(&conn, 1, 1).await;
-    let keys = QueueKeys::on(&holdfast_testkit::redis_url());
+    let keys = QueueKeys::new();
     let target = target(&db, &keys);
     let mut server = Server::start(&target, &[]).await;
     let (agent, token) = scene.agents[0].clone();
@@ -170,7 +170,7 @@ async fn reserves_cut_by_a_server_killed_under_load_committed_or_not_and_every_r
     let db = TestDb::new().await;
     let conn = db.connect().await;
     let scene = Scene::new(&conn, AGENTS, AGENTS * PLOTS_EACH).await;
-    let keys = QueueKeys::on(&holdfast_testkit::redis_url());
+    let keys = QueueKeys::new();
     let target = target(&db, &keys);
     let no_limit = [("HOLDFAST_MAX_ACTIVE_PER_AGENT", "0")];
     let mut server = Server::start(&target, &no_limit).await;

@@ -39,7 +39,7 @@ async fn a_worker_killed_in_the_middle_of_a_batch_of_due_jobs_loses_none_and_end
     let db = TestDb::new().await;
     let conn = db.connect().await;
     let scene = Scene::new(&conn, 1, 0).await;
-    let keys = QueueKeys::on(&holdfast_testkit::redis_url());
+    let keys = QueueKeys::new();
     let target = Target {
         database_url: db.url.clone(),
         redis_url: keys.redis_url.clone(),
@@ -99,7 +99,7 @@ async fn a_worker_killed_in_the_middle_of_a_sweep_of_5000_lapsed_holds_loses_non
     let db = TestDb::new().await;
     let conn = db.connect().await;
     let scene = Scene::new(&conn, 1, 0).await;
-    let keys = QueueKeys::on(&holdfast_testkit::redis_url());
+    let keys = QueueKeys::new();
     let target = Target {
         database_url: db.url.clone(),
         redis_url: keys.redis_url.clone(),

@@ -148,7 +148,7 @@ async fn a_release_and_a_takeover_and_the_sweep_are_seen_as_changes() {
     // That hold's release job is lost (as when Redis lost it): only the
     // sweep, every second here, can release it.
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    let scheduled = holdfast_queue::storage_config(&world.queue).scheduled_jobs_set();
+    let scheduled = holdfast_queue::storage_config(&world.queue.name).scheduled_jobs_set();
     let mut redis = redis::Client::open(holdfast_testkit::redis_url())
         .expect("redis url")
         .get_multiplexed_async_connection()

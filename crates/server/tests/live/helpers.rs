@@ -13,7 +13,7 @@ use holdfast_domain::entities::Role;
 use holdfast_domain::{Actor, ProjectId, PropertyId, WorkspaceId, directory};
 use holdfast_server::auth::Tokens;
 use holdfast_server::{Application, Config};
-use holdfast_testkit::TestDb;
+use holdfast_testkit::{QueueKeys, TestDb};
 use sea_orm::DatabaseConnection;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -33,7 +33,8 @@ pub const SUBSCRIPTION: &str = "subscription($p: ID) { propertyChanged(projectId
 /// A database and a queue that several servers and a worker share.
 pub struct World {
     pub db: DatabaseConnection,
-    pub queue: String,
+    /// The test's queue; its keys are deleted when the world is dropped.
+    pub queue: QueueKeys,
     pub tokens: Tokens,
     // Dropped last: the database goes away after everything stopped using it.
     pub test_db: TestDb,
@@ -51,7 +52,7 @@ impl World {
         let db = test_db.connect().await;
         World {
             db,
-            queue: holdfast_testkit::unique_queue(),
+            queue: QueueKeys::new(),
             tokens: Tokens::new(TEST_SECRET.as_bytes()),
             test_db,
         }
@@ -63,7 +64,7 @@ impl World {
             redis_url: holdfast_testkit::redis_url(),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             jwt_secret: Some(TEST_SECRET.to_owned()),
-            queue: self.queue.clone(),
+            queue: self.queue.name.clone(),
             db_max_connections: 10,
             ..Config::default()
         }
@@ -99,7 +100,7 @@ impl World {
             "--redis-url",
             &holdfast_testkit::redis_url(),
             "--queue",
-            &self.queue,
+            &self.queue.name,
             "--sweep-schedule",
             sweep,
             "--metrics-listen",
@@ -159,17 +160,6 @@ impl World {
             .mint(user, ws, Duration::from_secs(3600))
             .expect("mint a token")
     }
-}
-
-impl Drop for World {
-    fn drop(&mut self) {
-        delete_queue_keys(&self.queue);
-    }
-}
-
-/// Deletes every Redis key of a test's queue.
-pub fn delete_queue_keys(queue: &str) {
-    holdfast_testkit::delete_queue_keys(&holdfast_testkit::redis_url(), queue);
 }
 
 /// A workspace's people (as bearer tokens) and projects.

@@ -41,7 +41,7 @@ async fn a_hold_taken_over_graphql_is_released_by_the_worker_and_graphql_shows_i
         redis_url: holdfast_testkit::redis_url(),
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         jwt_secret: Some(SECRET.to_owned()),
-        queue: w.queue_name.clone(),
+        queue: w.queue_keys.name.clone(),
         reservation_ttl: Duration::from_secs(2),
         db_max_connections: 5,
         ..ServerConfig::default()

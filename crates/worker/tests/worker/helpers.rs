@@ -44,7 +44,8 @@ pub struct World {
     pub manager: Actor,
     pub project: ProjectId,
     pub queue: ReleaseQueue,
-    pub queue_name: String,
+    /// The test's queue; its keys are deleted when the world is dropped.
+    pub queue_keys: holdfast_testkit::QueueKeys,
     pub db_url: String,
     // Last, so that the pool closes before the database is dropped.
     _db: TestDb,
@@ -80,15 +81,15 @@ impl World {
             .await
             .expect("project")
             .id;
-        let queue_name = holdfast_testkit::unique_queue();
-        let queue = ReleaseQueue::new(&holdfast_testkit::redis_url(), &queue_name).expect("queue");
+        let queue_keys = holdfast_testkit::QueueKeys::new();
+        let queue = ReleaseQueue::new(&queue_keys.redis_url, &queue_keys.name).expect("queue");
         World {
             conn,
             admin,
             manager,
             project,
             queue,
-            queue_name,
+            queue_keys,
             db_url: db.url.clone(),
             _db: db,
         }
@@ -233,7 +234,7 @@ impl World {
             "--redis-url",
             redis_url,
             "--queue",
-            &self.queue_name,
+            &self.queue_keys.name,
             "--sweep-schedule",
             sweep,
             "--metrics-listen",
@@ -361,12 +362,6 @@ impl World {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-    }
-}
-
-impl Drop for World {
-    fn drop(&mut self) {
-        holdfast_testkit::delete_queue_keys(&holdfast_testkit::redis_url(), &self.queue_name);
     }
 }
 

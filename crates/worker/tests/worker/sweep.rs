@@ -97,7 +97,7 @@ async fn the_sweep_still_runs_when_redis_is_unreachable() {
     for r in &rs {
         w.lapse(r.id).await;
     }
-    let down = ReleaseQueue::new("redis://127.0.0.1:1", &w.queue_name).expect("lazy");
+    let down = ReleaseQueue::new("redis://127.0.0.1:1", &w.queue_keys.name).expect("lazy");
 
     let outcome = sweeper(&w, down, "replica-a")
         .tick(Utc::now(), Duration::from_secs(5))
