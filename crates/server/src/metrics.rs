@@ -1,5 +1,6 @@
 //! The server's Prometheus series (CONTRACT.md, "Metrics"): their names live
-//! here only, and so does the one process-wide recorder.
+//! here (those the worker reports too, in holdfast-telemetry), and so does
+//! the one process-wide recorder.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -10,19 +11,20 @@ use holdfast_domain::DomainError;
 use holdfast_domain::entities::EndSource;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+// The series the worker reports too, named once for both.
+pub use holdfast_telemetry::{
+    DB_CONNECTIONS, EVENT_PUBLISH_FAILURES_TOTAL, EVENTS_PUBLISHED_TOTAL, RELEASE_JOBS_DUE,
+    RELEASE_LAG_SECONDS, RELEASES_TOTAL, event_publish_failure, events_published, observe_jobs_due,
+    observe_pool,
+};
+
 pub const RESERVATIONS_TOTAL: &str = "holdfast_reservations_total";
-pub const RELEASES_TOTAL: &str = "holdfast_releases_total";
-pub const RELEASE_LAG_SECONDS: &str = "holdfast_release_lag_seconds";
 pub const GRAPHQL_REQUEST_DURATION: &str = "holdfast_graphql_request_duration_seconds";
 pub const ENQUEUE_FAILURES_TOTAL: &str = "holdfast_release_jobs_enqueue_failures_total";
 pub const DB_STATEMENTS_TOTAL: &str = "holdfast_db_statements_total";
-pub const DB_CONNECTIONS: &str = "holdfast_db_connections";
-pub const RELEASE_JOBS_DUE: &str = "holdfast_release_jobs_due";
 pub const SUBSCRIBERS_CONNECTED: &str = "holdfast_subscribers_connected";
 pub const WS_CONNECTIONS: &str = "holdfast_ws_connections";
 pub const SUBSCRIBERS_DROPPED_TOTAL: &str = "holdfast_subscribers_dropped_total";
-pub const EVENTS_PUBLISHED_TOTAL: &str = "holdfast_events_published_total";
-pub const EVENT_PUBLISH_FAILURES_TOTAL: &str = "holdfast_event_publish_failures_total";
 pub const LIVE_EVENTS_RECEIVED_TOTAL: &str = "holdfast_live_events_received_total";
 pub const LIVE_DISCONNECTS_TOTAL: &str = "holdfast_live_disconnects_total";
 
@@ -172,33 +174,8 @@ pub fn count_statements(db: &mut sea_orm::DatabaseConnection) -> Arc<AtomicU64> 
     own
 }
 
-/// Sets the pool gauges from the pool as it is now (called at scrape time).
-pub fn observe_pool(db: &sea_orm::DatabaseConnection) {
-    let pool = db.get_postgres_connection_pool();
-    let size = f64::from(pool.size());
-    let idle = pool.num_idle() as f64;
-    let max = f64::from(pool.options().get_max_connections());
-    metrics::gauge!(DB_CONNECTIONS, "state" => "in_use").set((size - idle).max(0.0));
-    metrics::gauge!(DB_CONNECTIONS, "state" => "idle").set(idle);
-    metrics::gauge!(DB_CONNECTIONS, "state" => "max").set(max);
-}
-
-/// Sets the due-jobs gauge (called at scrape time; left as it was when Redis
-/// does not answer).
-pub fn observe_jobs_due(due: u64) {
-    metrics::gauge!(RELEASE_JOBS_DUE).set(due as f64);
-}
-
 pub fn subscriber_dropped(reason: &'static str) {
     metrics::counter!(SUBSCRIBERS_DROPPED_TOTAL, "reason" => reason).increment(1);
-}
-
-pub fn events_published(n: usize) {
-    metrics::counter!(EVENTS_PUBLISHED_TOTAL).increment(n as u64);
-}
-
-pub fn event_publish_failure(n: usize) {
-    metrics::counter!(EVENT_PUBLISH_FAILURES_TOTAL).increment(n as u64);
 }
 
 pub fn live_events_received(n: usize) {

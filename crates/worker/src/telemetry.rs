@@ -11,16 +11,16 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 
-pub const RELEASES_TOTAL: &str = "holdfast_releases_total";
-pub const RELEASE_LAG_SECONDS: &str = "holdfast_release_lag_seconds";
+// The series the server reports too, named once for both.
+pub use holdfast_telemetry::{
+    DB_CONNECTIONS, EVENT_PUBLISH_FAILURES_TOTAL, EVENTS_PUBLISHED_TOTAL, RELEASE_JOBS_DUE,
+    RELEASE_LAG_SECONDS, RELEASES_TOTAL, observe_jobs_due, observe_pool,
+};
+
 pub const RELEASE_JOBS_TOTAL: &str = "holdfast_release_jobs_total";
 pub const RELEASE_JOBS_IN_FLIGHT: &str = "holdfast_release_jobs_in_flight";
 pub const SWEEPS_TOTAL: &str = "holdfast_sweeps_total";
 pub const SWEEP_DURATION_SECONDS: &str = "holdfast_sweep_duration_seconds";
-pub const DB_CONNECTIONS: &str = "holdfast_db_connections";
-pub const RELEASE_JOBS_DUE: &str = "holdfast_release_jobs_due";
-pub const EVENTS_PUBLISHED_TOTAL: &str = "holdfast_events_published_total";
-pub const EVENT_PUBLISH_FAILURES_TOTAL: &str = "holdfast_event_publish_failures_total";
 
 /// Lag buckets: the target is under 2 s with Redis healthy, and at most one
 /// sweep period (5 min by default) without it.
@@ -92,26 +92,10 @@ pub fn lag_seconds(expires_at: DateTime<Utc>, ended_at: DateTime<Utc>) -> f64 {
 /// failure is logged and counted, never retried (the release stands).
 pub async fn publish(events: &EventPublisher, changes: &[PropertyChanged]) {
     match events.publish(changes).await {
-        Ok(_) => metrics::counter!(EVENTS_PUBLISHED_TOTAL).increment(changes.len() as u64),
+        Ok(_) => holdfast_telemetry::events_published(changes.len()),
         Err(e) => {
-            metrics::counter!(EVENT_PUBLISH_FAILURES_TOTAL).increment(changes.len() as u64);
+            holdfast_telemetry::event_publish_failure(changes.len());
             tracing::warn!(error = %e, changes = changes.len(), "could not publish released holds; live subscribers miss them");
         }
     }
-}
-
-/// Sets the pool gauges from the pool as it is now (at scrape time).
-pub fn observe_pool(db: &sea_orm::DatabaseConnection) {
-    let pool = db.get_postgres_connection_pool();
-    let size = f64::from(pool.size());
-    let idle = pool.num_idle() as f64;
-    let max = f64::from(pool.options().get_max_connections());
-    metrics::gauge!(DB_CONNECTIONS, "state" => "in_use").set((size - idle).max(0.0));
-    metrics::gauge!(DB_CONNECTIONS, "state" => "idle").set(idle);
-    metrics::gauge!(DB_CONNECTIONS, "state" => "max").set(max);
-}
-
-/// Sets the due-jobs gauge (at scrape time).
-pub fn observe_jobs_due(due: u64) {
-    metrics::gauge!(RELEASE_JOBS_DUE).set(due as f64);
 }
