@@ -13,7 +13,9 @@
 # BENCH_STORY_SECONDS (30), BENCH_MIXED_SECONDS (10), BENCH_LAG_COUNT (1000),
 # BENCH_SWEEP_COUNT (100000), BENCH_RUST_LOG (warn), PGHOST/PGPORT/PGUSER,
 # BENCH_ONLY=reserve (only the spread/pgbench rounds: for iterating on the
-# reserve path).
+# reserve path), BENCH_BASELINE=<directory with another holdfast-server
+# binary> (each round also runs spread against that build, side by side:
+# before and after a change in one run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -68,11 +70,16 @@ section "build (release)"
 cargo build --release -p holdfast-server -p holdfast-worker -p holdfast-bench
 bin="${CARGO_TARGET_DIR:-target}/release"
 bench() { "$bin/holdfast-bench" --results "$results" "$@"; }
+baseline="${BENCH_BASELINE:-}"
+if [ -n "$baseline" ] && [ ! -x "$baseline/holdfast-server" ]; then
+  echo "error: BENCH_BASELINE=$baseline holds no executable holdfast-server" >&2; exit 2
+fi
 
-# Starts the server with extra settings; prints "PID URL".
+# Starts the server with extra settings; prints "PID URL". SERVER_BIN
+# overrides the binary's directory (the baseline build).
 start_server() { # name, then VAR=value settings
   local name="$1"; shift
-  env "$@" HOLDFAST_LISTEN=127.0.0.1:0 "$bin/holdfast-server" serve >"$work/$name.log" 2>&1 &
+  env "$@" HOLDFAST_LISTEN=127.0.0.1:0 "${SERVER_BIN:-$bin}/holdfast-server" serve >"$work/$name.log" 2>&1 &
   local pid=$! url=""
   for _ in $(seq 1 120); do
     url="$(grep -o 'http://127\.0\.0\.1:[0-9]*/graphql' "$work/$name.log" | head -n1 || true)"
@@ -111,12 +118,19 @@ read -r server_pid url < <(start_server server HOLDFAST_MAX_ACTIVE_PER_AGENT=0)
 pids+=("$server_pid")
 echo "server pid ${server_pid} at ${url}"
 target=(--url "$url" --workspace-file "$work/ws.json")
+if [ -n "$baseline" ]; then
+  read -r base_pid base_url < <(SERVER_BIN="$baseline" start_server baseline-server HOLDFAST_MAX_ACTIVE_PER_AGENT=0)
+  pids+=("$base_pid")
+  echo "baseline server ($baseline/holdfast-server) pid ${base_pid} at ${base_url}"
+  bench reset --workspace-file "$work/ws.json"
+  bench run --scenario spread --url "$base_url" --workspace-file "$work/ws.json" --agents 16 --duration 2s > /dev/null
+fi
 
 # Warm-up: first connections, prepared statements and caches, not measured.
 bench reset --workspace-file "$work/ws.json"
 bench run --scenario spread "${target[@]}" --agents 16 --duration 2s > /dev/null
 
-spread_rates=(); pgbench_rates=()
+spread_rates=(); pgbench_rates=(); base_rates=()
 for round in $(seq 1 "$rounds"); do
   section "round ${round}/${rounds}: spread, 16 agents over GraphQL HTTP, ${seconds} s"
   bench reset --workspace-file "$work/ws.json"
@@ -126,6 +140,17 @@ for round in $(seq 1 "$rounds"); do
   spread_rates+=("$(grep '^spread_reserved_per_sec=' "$results" | tail -n1 | cut -d= -f2)")
   r="${spread_rates[-1]}"
   echo "CPU ms per reservation: server $(ms_per_op $((srv1 - srv0)) "$r" "$seconds"), PostgreSQL $(ms_per_op $((pg1 - pg0)) "$r" "$seconds"), Redis $(ms_per_op $((rd1 - rd0)) "$r" "$seconds"), load generator $(ms_per_op $((cl1 - cl0)) "$r" "$seconds"), total $(ms_per_op $((srv1 - srv0 + pg1 - pg0 + rd1 - rd0 + cl1 - cl0)) "$r" "$seconds") (local processes)"
+
+  if [ -n "$baseline" ]; then
+    section "round ${round}/${rounds}: spread against the baseline build, 16 agents, ${seconds} s"
+    bench reset --workspace-file "$work/ws.json"
+    srv0="$(awk '{ print $14 + $15 }' "/proc/$base_pid/stat")"; pg0="$(ticks_of postgres)"; rd0="$(ticks_of redis-server)"; cl0="$(own_ticks)"
+    bench run --scenario spread --url "$base_url" --workspace-file "$work/ws.json" --agents 16 --duration "${seconds}s" || failed+=("baseline spread round ${round}")
+    srv1="$(awk '{ print $14 + $15 }' "/proc/$base_pid/stat")"; pg1="$(ticks_of postgres)"; rd1="$(ticks_of redis-server)"; cl1="$(own_ticks)"
+    base_rates+=("$(grep '^spread_reserved_per_sec=' "$results" | tail -n1 | cut -d= -f2)")
+    r="${base_rates[-1]}"
+    echo "CPU ms per reservation: server $(ms_per_op $((srv1 - srv0)) "$r" "$seconds"), PostgreSQL $(ms_per_op $((pg1 - pg0)) "$r" "$seconds"), Redis $(ms_per_op $((rd1 - rd0)) "$r" "$seconds"), load generator $(ms_per_op $((cl1 - cl0)) "$r" "$seconds"), total $(ms_per_op $((srv1 - srv0 + pg1 - pg0 + rd1 - rd0 + cl1 - cl0)) "$r" "$seconds") (local processes)"
+  fi
 
   section "round ${round}/${rounds}: pgbench, the same transaction, 16 clients, ${seconds} s"
   bench reset --workspace-file "$work/ws.json"
@@ -189,6 +214,11 @@ for i in "${!spread_rates[@]}"; do
   per_round+="${round_ratios[$i]} "
 done
 reserve_ratio="$(median "${round_ratios[@]}")"
+base_per_round=""; base_ratios=()
+for i in "${!base_rates[@]}"; do
+  base_ratios+=("$(ratio_of "${base_rates[$i]}" "${pgbench_rates[$i]}")")
+  base_per_round+="${base_ratios[$i]} "
+done
 hot_ok=MISS
 [ "${hot_reserved:-0}" = 1 ] && [ "${hot_unavailable:-0}" = 99 ] && [ "${hot_requests:-0}" = 100 ] && hot_ok=PASS
 
@@ -196,6 +226,10 @@ section "summary ($(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 10
 printf '%-44s %-18s %-44s %s\n' "what" "target" "measured" "verdict"
 printf '%-44s %-18s %-44s %s\n' "reserve: GraphQL HTTP / pgbench, 16 clients" ">= 0.7" \
   "${reserve_ratio} (median of rounds ${per_round% }; ${spread_rate} vs ${pgbench_rate} /s)" "$(verdict "$reserve_ratio" 0.7 '>=')"
+if [ -n "$baseline" ]; then
+printf '%-44s %-18s %-44s %s\n' "  the same, baseline build (BENCH_BASELINE)" "" \
+  "$(median "${base_ratios[@]}") (median of rounds ${base_per_round% }; $(median "${base_rates[@]}") /s)" ""
+fi
 if [ "$only" = all ]; then
 printf '%-44s %-18s %-44s %s\n' "hot: 100 agents on one plot" "1 + 99 unavailable" \
   "${hot_reserved:-?} reserved, ${hot_unavailable:-?} unavailable, $(( ${hot_requests:-0} - ${hot_reserved:-0} - ${hot_unavailable:-0} )) other" "$hot_ok"
