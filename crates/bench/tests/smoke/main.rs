@@ -1,7 +1,8 @@
 //! A smoke run of the load generator, so that it keeps working: the real
 //! server in-process on 127.0.0.1:0 over a fresh database, a small project,
-//! four agents, and each scenario for a second or two. Only correctness is
-//! asserted (invariants, one winner in `hot`), never timing.
+//! four agents, spread for 500 reservations and the others for two seconds
+//! each. Only correctness is asserted (invariants, one winner in `hot`),
+//! never timing.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,6 +23,9 @@ use tokio::sync::oneshot;
 const SECRET: &str = "a-bench-smoke-secret-that-is-at-least-32-bytes";
 const AGENTS: u32 = 4;
 const PLOTS: u64 = 2000;
+/// Spread runs by count, not time: on a fast machine 2 s of it took every
+/// plot (about 1,000 a second) and left `hot` none.
+const SPREAD_REQUESTS: u64 = 500;
 
 struct Bench {
     db: DatabaseConnection,
@@ -94,10 +98,17 @@ impl Bench {
         }
     }
 
-    async fn run(&self, scenario: Scenario, seconds: u64) -> scenarios::RunReport {
+    /// Runs `scenario` for `seconds`, or for `count` requests when given.
+    async fn run(
+        &self,
+        scenario: Scenario,
+        seconds: u64,
+        count: Option<u64>,
+    ) -> scenarios::RunReport {
         let target = self.target().await;
         let since = invariants::db_now(&self.db).await.expect("now");
-        let report = scenarios::run(scenario, &target, Some(Duration::from_secs(seconds)), None)
+        let duration = count.is_none().then(|| Duration::from_secs(seconds));
+        let report = scenarios::run(scenario, &target, duration, count)
             .await
             .expect("run");
         let s = &report.summary;
@@ -135,11 +146,12 @@ async fn a_short_load_keeps_every_invariant_and_a_hot_plot_has_exactly_one_winne
     let bench = Bench::start().await;
     assert!(bench.url.starts_with("http://127.0.0.1:"));
 
-    let spread = bench.run(Scenario::Spread, 2).await;
+    let spread = bench.run(Scenario::Spread, 2, Some(SPREAD_REQUESTS)).await;
     let reserved = spread.summary.count(Op::Reserve, Outcome::Ok);
-    assert!(
-        reserved > 0,
-        "spread reserved nothing:\n{}",
+    assert_eq!(
+        reserved,
+        SPREAD_REQUESTS,
+        "spread reserves as many plots as it asked for:\n{}",
         spread.summary.render()
     );
     assert_eq!(
@@ -149,7 +161,7 @@ async fn a_short_load_keeps_every_invariant_and_a_hot_plot_has_exactly_one_winne
         spread.summary.render()
     );
 
-    let hot = bench.run(Scenario::Hot, 2).await;
+    let hot = bench.run(Scenario::Hot, 2, None).await;
     assert!(hot.failures.is_empty(), "{:?}", hot.failures);
     assert_eq!(hot.summary.count(Op::Reserve, Outcome::Ok), 1);
     assert_eq!(
@@ -157,9 +169,9 @@ async fn a_short_load_keeps_every_invariant_and_a_hot_plot_has_exactly_one_winne
         u64::from(AGENTS) - 1
     );
 
-    let mixed = bench.run(Scenario::Mixed, 2).await;
+    let mixed = bench.run(Scenario::Mixed, 2, None).await;
     assert!(mixed.summary.count(Op::Read, Outcome::Ok) > 0);
 
-    let story = bench.run(Scenario::Story25, 2).await;
+    let story = bench.run(Scenario::Story25, 2, None).await;
     assert!(story.summary.count(Op::Release, Outcome::Ok) > 0);
 }
