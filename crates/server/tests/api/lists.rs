@@ -42,10 +42,12 @@ async fn a_page_of_fifty_plots_with_their_links_costs_no_more_queries_than_a_pag
     let five = cost(&app, &ws.admin.token, query, json!({ "first": 5 })).await;
     let fifty = cost(&app, &ws.admin.token, query, json!({ "first": 50 })).await;
     assert!(five >= 5, "statements are counted: {five}");
-    // One per plot would be 45 more. A batch is collected over a short
-    // window, so on a loaded machine one may split in two: allow for that.
+    // One per plot would be 45 more for each kind of link. A batch is
+    // collected over a short window, so on a loaded machine (CI, 2 cores,
+    // 4 tests at once) several of the six link loaders may split in two:
+    // once 13 against 9. Allow for that, far below a per-item cost.
     assert!(
-        fifty <= five + 3,
+        fifty <= five + 8,
         "50 plots cost {fifty} statements, 5 plots cost {five}: a list must not cost one per item"
     );
 }
