@@ -122,34 +122,37 @@ if [ -n "$baseline" ]; then
   read -r base_pid base_url < <(SERVER_BIN="$baseline" start_server baseline-server HOLDFAST_MAX_ACTIVE_PER_AGENT=0)
   pids+=("$base_pid")
   echo "baseline server ($baseline/holdfast-server) pid ${base_pid} at ${base_url}"
-  bench reset --workspace-file "$work/ws.json"
-  bench run --scenario spread --url "$base_url" --workspace-file "$work/ws.json" --agents 16 --duration 2s > /dev/null
 fi
 
 # Warm-up: first connections, prepared statements and caches, not measured.
-bench reset --workspace-file "$work/ws.json"
-bench run --scenario spread "${target[@]}" --agents 16 --duration 2s > /dev/null
+for warm_url in "$url" ${baseline:+"$base_url"}; do
+  bench reset --workspace-file "$work/ws.json"
+  bench run --scenario spread --url "$warm_url" --workspace-file "$work/ws.json" --agents 16 --duration 2s > /dev/null
+done
+
+# One spread run against the server PID at URL; prints each process's CPU
+# per reservation and sets `run_rate` (reserved per second).
+spread_run() { # pid, url, what failed says
+  local pid="$1" run_url="$2" srv0 pg0 rd0 cl0 srv1 pg1 rd1 cl1 r
+  bench reset --workspace-file "$work/ws.json"
+  srv0="$(awk '{ print $14 + $15 }' "/proc/$pid/stat")"; pg0="$(ticks_of postgres)"; rd0="$(ticks_of redis-server)"; cl0="$(own_ticks)"
+  bench run --scenario spread --url "$run_url" --workspace-file "$work/ws.json" --agents 16 --duration "${seconds}s" || failed+=("$3")
+  srv1="$(awk '{ print $14 + $15 }' "/proc/$pid/stat")"; pg1="$(ticks_of postgres)"; rd1="$(ticks_of redis-server)"; cl1="$(own_ticks)"
+  r="$(grep '^spread_reserved_per_sec=' "$results" | tail -n1 | cut -d= -f2)"
+  echo "CPU ms per reservation: server $(ms_per_op $((srv1 - srv0)) "$r" "$seconds"), PostgreSQL $(ms_per_op $((pg1 - pg0)) "$r" "$seconds"), Redis $(ms_per_op $((rd1 - rd0)) "$r" "$seconds"), load generator $(ms_per_op $((cl1 - cl0)) "$r" "$seconds"), total $(ms_per_op $((srv1 - srv0 + pg1 - pg0 + rd1 - rd0 + cl1 - cl0)) "$r" "$seconds") (local processes)"
+  run_rate="$r"
+}
 
 spread_rates=(); pgbench_rates=(); base_rates=()
 for round in $(seq 1 "$rounds"); do
   section "round ${round}/${rounds}: spread, 16 agents over GraphQL HTTP, ${seconds} s"
-  bench reset --workspace-file "$work/ws.json"
-  srv0="$(awk '{ print $14 + $15 }' "/proc/$server_pid/stat")"; pg0="$(ticks_of postgres)"; rd0="$(ticks_of redis-server)"; cl0="$(own_ticks)"
-  bench run --scenario spread "${target[@]}" --agents 16 --duration "${seconds}s" || failed+=("spread round ${round}")
-  srv1="$(awk '{ print $14 + $15 }' "/proc/$server_pid/stat")"; pg1="$(ticks_of postgres)"; rd1="$(ticks_of redis-server)"; cl1="$(own_ticks)"
-  spread_rates+=("$(grep '^spread_reserved_per_sec=' "$results" | tail -n1 | cut -d= -f2)")
-  r="${spread_rates[-1]}"
-  echo "CPU ms per reservation: server $(ms_per_op $((srv1 - srv0)) "$r" "$seconds"), PostgreSQL $(ms_per_op $((pg1 - pg0)) "$r" "$seconds"), Redis $(ms_per_op $((rd1 - rd0)) "$r" "$seconds"), load generator $(ms_per_op $((cl1 - cl0)) "$r" "$seconds"), total $(ms_per_op $((srv1 - srv0 + pg1 - pg0 + rd1 - rd0 + cl1 - cl0)) "$r" "$seconds") (local processes)"
+  spread_run "$server_pid" "$url" "spread round ${round}"
+  spread_rates+=("$run_rate")
 
   if [ -n "$baseline" ]; then
     section "round ${round}/${rounds}: spread against the baseline build, 16 agents, ${seconds} s"
-    bench reset --workspace-file "$work/ws.json"
-    srv0="$(awk '{ print $14 + $15 }' "/proc/$base_pid/stat")"; pg0="$(ticks_of postgres)"; rd0="$(ticks_of redis-server)"; cl0="$(own_ticks)"
-    bench run --scenario spread --url "$base_url" --workspace-file "$work/ws.json" --agents 16 --duration "${seconds}s" || failed+=("baseline spread round ${round}")
-    srv1="$(awk '{ print $14 + $15 }' "/proc/$base_pid/stat")"; pg1="$(ticks_of postgres)"; rd1="$(ticks_of redis-server)"; cl1="$(own_ticks)"
-    base_rates+=("$(grep '^spread_reserved_per_sec=' "$results" | tail -n1 | cut -d= -f2)")
-    r="${base_rates[-1]}"
-    echo "CPU ms per reservation: server $(ms_per_op $((srv1 - srv0)) "$r" "$seconds"), PostgreSQL $(ms_per_op $((pg1 - pg0)) "$r" "$seconds"), Redis $(ms_per_op $((rd1 - rd0)) "$r" "$seconds"), load generator $(ms_per_op $((cl1 - cl0)) "$r" "$seconds"), total $(ms_per_op $((srv1 - srv0 + pg1 - pg0 + rd1 - rd0 + cl1 - cl0)) "$r" "$seconds") (local processes)"
+    spread_run "$base_pid" "$base_url" "baseline spread round ${round}"
+    base_rates+=("$run_rate")
   fi
 
   section "round ${round}/${rounds}: pgbench, the same transaction, 16 clients, ${seconds} s"
@@ -208,17 +211,12 @@ ratio_of() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; e
 verdict() { awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN { ok = (op == ">=") ? (v + 0 >= t) : (v + 0 < t); print (v != "n/a" && ok) ? "PASS" : "MISS" }'; }
 # Each round's ratio is measured side by side; the machine's load drifts
 # between rounds, so the verdict takes the median of the rounds' ratios.
-per_round=""; round_ratios=()
-for i in "${!spread_rates[@]}"; do
-  round_ratios+=("$(ratio_of "${spread_rates[$i]}" "${pgbench_rates[$i]}")")
-  per_round+="${round_ratios[$i]} "
-done
-reserve_ratio="$(median "${round_ratios[@]}")"
-base_per_round=""; base_ratios=()
-for i in "${!base_rates[@]}"; do
-  base_ratios+=("$(ratio_of "${base_rates[$i]}" "${pgbench_rates[$i]}")")
-  base_per_round+="${base_ratios[$i]} "
-done
+# Each rate's ratio to its round's pgbench rate, space-separated.
+ratios_to_pgbench() { local i=0 rate; for rate in "$@"; do printf '%s ' "$(ratio_of "$rate" "${pgbench_rates[$i]}")"; i=$((i + 1)); done; }
+per_round="$(ratios_to_pgbench "${spread_rates[@]}")"
+# shellcheck disable=SC2086 # one ratio per word
+reserve_ratio="$(median $per_round)"
+base_per_round="$(ratios_to_pgbench "${base_rates[@]}")"
 hot_ok=MISS
 [ "${hot_reserved:-0}" = 1 ] && [ "${hot_unavailable:-0}" = 99 ] && [ "${hot_requests:-0}" = 100 ] && hot_ok=PASS
 
@@ -228,7 +226,7 @@ printf '%-44s %-18s %-44s %s\n' "reserve: GraphQL HTTP / pgbench, 16 clients" ">
   "${reserve_ratio} (median of rounds ${per_round% }; ${spread_rate} vs ${pgbench_rate} /s)" "$(verdict "$reserve_ratio" 0.7 '>=')"
 if [ -n "$baseline" ]; then
 printf '%-44s %-18s %-44s %s\n' "  the same, baseline build (BENCH_BASELINE)" "" \
-  "$(median "${base_ratios[@]}") (median of rounds ${base_per_round% }; $(median "${base_rates[@]}") /s)" ""
+  "$(median $base_per_round) (median of rounds ${base_per_round% }; $(median "${base_rates[@]}") /s)" ""
 fi
 if [ "$only" = all ]; then
 printf '%-44s %-18s %-44s %s\n' "hot: 100 agents on one plot" "1 + 99 unavailable" \

@@ -61,12 +61,8 @@ impl RequestAuth {
 
     /// A caller whose session is already loaded (a subscription connection).
     pub fn loaded(db: DatabaseConnection, session: Session) -> Self {
-        let caller = Caller {
-            user_id: session.user.id,
-            workspace_id: session.workspace.id,
-        };
         Self(Arc::new(AuthState::Claimed {
-            caller,
+            caller: Caller::from(&session.actor()),
             db,
             session: OnceCell::new_with(Some(Ok(Arc::new(session)))),
         }))

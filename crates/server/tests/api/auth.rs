@@ -6,7 +6,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use sea_orm::ConnectionTrait;
 use serde_json::json;
 
-use crate::helpers::{assert_error, spawn_app};
+use crate::helpers::{TestApp, assert_error, spawn_app};
 use holdfast_domain::entities::Role;
 
 const ME: &str = "{ me { id name role } }";
@@ -105,13 +105,7 @@ async fn a_malformed_authorization_header_is_unauthenticated() {
 async fn a_deactivated_user_is_unauthenticated() {
     let app = spawn_app().await;
     let ws = app.bootstrap("Acme").await;
-    app.db
-        .execute_unprepared(&format!(
-            "UPDATE app_user SET active = false WHERE id = '{}'",
-            ws.admin.id
-        ))
-        .await
-        .expect("deactivate");
+    deactivate(&app, &ws.admin.id).await;
     let body = app.gql(Some(&ws.admin.token), ME, json!({})).await;
     assert_error(&body, "UNAUTHENTICATED", 401);
 }
@@ -138,13 +132,7 @@ async fn reserve_refuses_a_deactivated_user_and_a_suspended_workspace() {
     let bob = app.member(&ws, Role::SalesAgent, "Bob").await;
     let (_, plots) = app.project(&ws.admin.token, "Riverside", &["A-1"]).await;
 
-    app.db
-        .execute_unprepared(&format!(
-            "UPDATE app_user SET active = false WHERE id = '{}'",
-            alice.id
-        ))
-        .await
-        .expect("deactivate");
+    deactivate(&app, &alice.id).await;
     let body = app.reserve(&alice.token, &plots[0]).await;
     assert_error(&body, "UNAUTHENTICATED", 401);
     assert_eq!(
@@ -167,4 +155,14 @@ async fn reserve_refuses_a_deactivated_user_and_a_suspended_workspace() {
         json!("ACTIVE"),
         "{body}"
     );
+}
+
+/// Deactivates a user directly in the database (no API does it yet).
+async fn deactivate(app: &TestApp, user_id: &str) {
+    app.db
+        .execute_unprepared(&format!(
+            "UPDATE app_user SET active = false WHERE id = '{user_id}'"
+        ))
+        .await
+        .expect("deactivate");
 }
