@@ -15,7 +15,11 @@
 # BENCH_ONLY=reserve (only the spread/pgbench rounds: for iterating on the
 # reserve path), BENCH_BASELINE=<directory with another holdfast-server
 # binary> (each round also runs spread against that build, side by side:
-# before and after a change in one run).
+# before and after a change in one run), BENCH_PIN=1 (each round also runs
+# spread and pgbench with the local PostgreSQL on half the CPUs and
+# everything else on the other half, as when the database has cores of its
+# own: changes the affinity of the machine's PostgreSQL and Redis for the
+# run, and puts it back).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,6 +51,10 @@ results="$work/results.env"
 : > "$results"
 pids=()
 failed=()
+pin="${BENCH_PIN:-}"
+case "$pin" in ""|1) ;; *) echo "error: BENCH_PIN must be 1 (or unset), not '$pin'" >&2; exit 2 ;; esac
+# A command prefix that runs the load generator and pgbench on some CPUs.
+on_cpus=()
 
 cleanup() {
   local status=$?
@@ -56,24 +64,65 @@ cleanup() {
   for pid in "${pids[@]}"; do
     for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
   done
+  [ -n "$pin" ] && [ -n "${pg_home_cpus:-}" ] && unpin
   psql -q -d postgres -c "DROP DATABASE IF EXISTS ${db} WITH (FORCE)" >/dev/null 2>&1 || true
   redis-cli -u "$REDIS_URL" --scan --pattern "${HOLDFAST_QUEUE}*" 2>/dev/null \
     | xargs -r -n 500 redis-cli -u "$REDIS_URL" del >/dev/null 2>&1 || true
   if [ "${BENCH_KEEP_LOGS:-}" ]; then echo "logs kept in $work"; else rm -rf "$work"; fi
   exit "$status"
 }
-trap cleanup EXIT INT TERM
+# An interrupt still cleans up, and the exit status says it was interrupted.
+trap cleanup EXIT; trap 'exit 130' INT; trap 'exit 143' TERM
 
 section() { printf '\n== %s ==\n' "$*"; }
 
 section "build (release)"
 cargo build --release -p holdfast-server -p holdfast-worker -p holdfast-bench
 bin="${CARGO_TARGET_DIR:-target}/release"
-bench() { "$bin/holdfast-bench" --results "$results" "$@"; }
+bench() { "${on_cpus[@]}" "$bin/holdfast-bench" --results "$results" "$@"; }
 baseline="${BENCH_BASELINE:-}"
 if [ -n "$baseline" ] && [ ! -x "$baseline/holdfast-server" ]; then
   echo "error: BENCH_BASELINE=$baseline holds no executable holdfast-server" >&2; exit 2
 fi
+
+# BENCH_PIN: PostgreSQL on the upper half of the CPUs, the server, worker,
+# Redis, load generator and pgbench on the lower half. Backends forked later
+# inherit the postmaster's affinity; the ones already open are moved too.
+# Afterwards every process goes back to the CPUs PostgreSQL and Redis had.
+if [ -n "$pin" ]; then
+  ncpu="$(nproc)"
+  [ "$ncpu" -ge 2 ] || { echo "error: BENCH_PIN needs at least 2 CPUs, this machine has $ncpu" >&2; exit 2; }
+  cpu_list() { if [ "$1" = "$2" ]; then echo "$1"; else echo "$1-$2"; fi; }
+  app_cpus="$(cpu_list 0 $((ncpu / 2 - 1)))"; db_cpus="$(cpu_list $((ncpu / 2)) $((ncpu - 1)))"
+  postmaster="$(pgrep -o -x postgres || true)"
+  [ -n "$postmaster" ] || { echo "error: BENCH_PIN needs a local PostgreSQL (no process named postgres here)" >&2; exit 2; }
+  cpus_of() { taskset -p -c "$1" | awk -F': ' '{ print $2 }'; }
+  home="$(cpus_of "$postmaster")"
+  taskset -p -c "$home" "$postmaster" >/dev/null \
+    || { echo "error: BENCH_PIN cannot set the affinity of PostgreSQL (pid $postmaster): run as its owner or root" >&2; exit 2; }
+  pg_home_cpus="$home"
+  redis_pid="$(pgrep -o -x redis-server || true)"
+  redis_home_cpus="$([ -n "$redis_pid" ] && cpus_of "$redis_pid" || echo "0-$((ncpu - 1))")"
+fi
+set_affinity() { # cpus, then pids (with all their threads)
+  local cpus="$1" p; shift
+  for p in "$@"; do taskset -a -p -c "$cpus" "$p" >/dev/null 2>&1 || true; done
+}
+pin_now() {
+  # shellcheck disable=SC2046 # one pid per word
+  set_affinity "$db_cpus" $(pgrep -x postgres)
+  # shellcheck disable=SC2046
+  set_affinity "$app_cpus" "${pids[@]}" $(pgrep -x redis-server)
+  on_cpus=(taskset -c "$app_cpus")
+}
+unpin() {
+  # shellcheck disable=SC2046
+  set_affinity "$pg_home_cpus" $(pgrep -x postgres)
+  # shellcheck disable=SC2046
+  set_affinity "$redis_home_cpus" $(pgrep -x redis-server)
+  set_affinity "0-$((ncpu - 1))" "${pids[@]}"
+  on_cpus=()
+}
 
 # Starts the server with extra settings; prints "PID URL". SERVER_BIN
 # overrides the binary's directory (the baseline build).
@@ -95,6 +144,11 @@ start_server() { # name, then VAR=value settings
 # children included, so PostgreSQL backends that exited still count), and of
 # this script's own finished children (the load generator, pgbench).
 ticks_of() { local t=0 v; for p in $(pgrep -x "$1" || true); do v="$(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$p/stat" 2>/dev/null || echo 0)"; t=$((t + v)); done; echo "$t"; }
+# PostgreSQL's ticks once its backends have exited and been counted: a
+# backend's last CPU can reach /proc a moment after its client has gone
+# (seen as hundreds of ticks a second late with PostgreSQL on one CPU), so
+# read until two readings 0.2 s apart agree (bounded at 5 s).
+settled_pg_ticks() { local a b; a="$(ticks_of postgres)"; for _ in $(seq 1 25); do sleep 0.2; b="$(ticks_of postgres)"; [ $((b - a)) -le 2 ] && break; a="$b"; done; echo "$b"; }
 own_ticks() { awk '{ print $16 + $17 }' "/proc/$$/stat"; }
 # Milliseconds of CPU per operation: ticks, operations per second, seconds.
 ms_per_op() { awk -v t="$1" -v r="$2" -v s="$3" -v hz="$(getconf CLK_TCK)" 'BEGIN { if (r > 0) printf "%.3f", t * 1000 / hz / (r * s); else print "n/a" }'; }
@@ -135,15 +189,34 @@ done
 spread_run() { # pid, url, what failed says
   local pid="$1" run_url="$2" srv0 pg0 rd0 cl0 srv1 pg1 rd1 cl1 r
   bench reset --workspace-file "$work/ws.json"
-  srv0="$(awk '{ print $14 + $15 }' "/proc/$pid/stat")"; pg0="$(ticks_of postgres)"; rd0="$(ticks_of redis-server)"; cl0="$(own_ticks)"
+  srv0="$(awk '{ print $14 + $15 }' "/proc/$pid/stat")"; pg0="$(settled_pg_ticks)"; rd0="$(ticks_of redis-server)"; cl0="$(own_ticks)"
   bench run --scenario spread --url "$run_url" --workspace-file "$work/ws.json" --agents 16 --duration "${seconds}s" || failed+=("$3")
-  srv1="$(awk '{ print $14 + $15 }' "/proc/$pid/stat")"; pg1="$(ticks_of postgres)"; rd1="$(ticks_of redis-server)"; cl1="$(own_ticks)"
+  srv1="$(awk '{ print $14 + $15 }' "/proc/$pid/stat")"; pg1="$(settled_pg_ticks)"; rd1="$(ticks_of redis-server)"; cl1="$(own_ticks)"
   r="$(grep '^spread_reserved_per_sec=' "$results" | tail -n1 | cut -d= -f2)"
   echo "CPU ms per reservation: server $(ms_per_op $((srv1 - srv0)) "$r" "$seconds"), PostgreSQL $(ms_per_op $((pg1 - pg0)) "$r" "$seconds"), Redis $(ms_per_op $((rd1 - rd0)) "$r" "$seconds"), load generator $(ms_per_op $((cl1 - cl0)) "$r" "$seconds"), total $(ms_per_op $((srv1 - srv0 + pg1 - pg0 + rd1 - rd0 + cl1 - cl0)) "$r" "$seconds") (local processes)"
   run_rate="$r"
 }
 
-spread_rates=(); pgbench_rates=(); base_rates=()
+# One pgbench run on the same transaction; prints its CPU per transaction and
+# sets `run_rate` (transactions per second).
+pgbench_run() { # what failed says
+  local pg0 cl0 pg1 cl1 r made
+  bench reset --workspace-file "$work/ws.json"
+  psql -q -d "$db" -c "ALTER SEQUENCE bench_plot_seq RESTART"
+  pg0="$(settled_pg_ticks)"; cl0="$(own_ticks)"
+  "${on_cpus[@]}" pgbench -n -M prepared -c 16 -j 2 -T "$seconds" -D "ws=${ws_id}" -D "agents=${agents}" \
+    -f "$work/reserve.pgbench" "$db" > "$work/pgbench.out" 2>&1 || { cat "$work/pgbench.out"; failed+=("$1"); }
+  pg1="$(settled_pg_ticks)"; cl1="$(own_ticks)"
+  grep -E '^(number of (transactions|failed)|latency|tps)' "$work/pgbench.out" || true
+  r="$(awk '/^tps = / { printf "%.1f", $3; exit }' "$work/pgbench.out")"
+  echo "CPU ms per transaction: PostgreSQL $(ms_per_op $((pg1 - pg0)) "$r" "$seconds"), pgbench $(ms_per_op $((cl1 - cl0)) "$r" "$seconds"), total $(ms_per_op $((pg1 - pg0 + cl1 - cl0)) "$r" "$seconds") (local processes)"
+  made="$(psql -Atq -d "$db" -c "SELECT count(*) FROM reservation")"
+  echo "reservations in the database after pgbench: ${made}"
+  run_rate="$r"
+  bench check "${target[@]}" --agents 1 || failed+=("invariants after $1")
+}
+
+spread_rates=(); pgbench_rates=(); base_rates=(); pinned_spread_rates=(); pinned_pgbench_rates=()
 for round in $(seq 1 "$rounds"); do
   section "round ${round}/${rounds}: spread, 16 agents over GraphQL HTTP, ${seconds} s"
   spread_run "$server_pid" "$url" "spread round ${round}"
@@ -156,19 +229,19 @@ for round in $(seq 1 "$rounds"); do
   fi
 
   section "round ${round}/${rounds}: pgbench, the same transaction, 16 clients, ${seconds} s"
-  bench reset --workspace-file "$work/ws.json"
-  psql -q -d "$db" -c "ALTER SEQUENCE bench_plot_seq RESTART"
-  pg0="$(ticks_of postgres)"; cl0="$(own_ticks)"
-  pgbench -n -M prepared -c 16 -j 2 -T "$seconds" -D "ws=${ws_id}" -D "agents=${agents}" \
-    -f "$work/reserve.pgbench" "$db" > "$work/pgbench.out" 2>&1 || { cat "$work/pgbench.out"; failed+=("pgbench round ${round}"); }
-  pg1="$(ticks_of postgres)"; cl1="$(own_ticks)"
-  grep -E '^(number of (transactions|failed)|latency|tps)' "$work/pgbench.out" || true
-  r="$(awk '/^tps = / { printf "%.1f", $3; exit }' "$work/pgbench.out")"
-  echo "CPU ms per transaction: PostgreSQL $(ms_per_op $((pg1 - pg0)) "$r" "$seconds"), pgbench $(ms_per_op $((cl1 - cl0)) "$r" "$seconds"), total $(ms_per_op $((pg1 - pg0 + cl1 - cl0)) "$r" "$seconds") (local processes)"
-  made="$(psql -Atq -d "$db" -c "SELECT count(*) FROM reservation")"
-  echo "reservations in the database after pgbench: ${made}"
-  pgbench_rates+=("$(awk '/^tps = / { printf "%.1f", $3; exit }' "$work/pgbench.out")")
-  bench check "${target[@]}" --agents 1 || failed+=("invariants after pgbench round ${round}")
+  pgbench_run "pgbench round ${round}"
+  pgbench_rates+=("$run_rate")
+
+  if [ -n "$pin" ]; then
+    pin_now
+    section "round ${round}/${rounds}, pinned: PostgreSQL on CPUs ${db_cpus}, the rest on ${app_cpus}: spread"
+    spread_run "$server_pid" "$url" "pinned spread round ${round}"
+    pinned_spread_rates+=("$run_rate")
+    section "round ${round}/${rounds}, pinned: PostgreSQL on CPUs ${db_cpus}, the rest on ${app_cpus}: pgbench"
+    pgbench_run "pinned pgbench round ${round}"
+    pinned_pgbench_rates+=("$run_rate")
+    unpin
+  fi
 done
 
 if [ "$only" = all ]; then
@@ -212,11 +285,15 @@ verdict() { awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN { ok = (op == ">=") ? (v +
 # Each round's ratio is measured side by side; the machine's load drifts
 # between rounds, so the verdict takes the median of the rounds' ratios.
 # Each rate's ratio to its round's pgbench rate, space-separated.
-ratios_to_pgbench() { local i=0 rate; for rate in "$@"; do printf '%s ' "$(ratio_of "$rate" "${pgbench_rates[$i]}")"; i=$((i + 1)); done; }
+# With PINNED set, against the pinned rounds' pgbench.
+ratios_to_pgbench() { local i=0 rate ref; for rate in "$@"; do
+  if [ -n "${PINNED:-}" ]; then ref="${pinned_pgbench_rates[$i]}"; else ref="${pgbench_rates[$i]}"; fi
+  printf '%s ' "$(ratio_of "$rate" "$ref")"; i=$((i + 1)); done; }
 per_round="$(ratios_to_pgbench "${spread_rates[@]}")"
 # shellcheck disable=SC2086 # one ratio per word
 reserve_ratio="$(median $per_round)"
 base_per_round="$(ratios_to_pgbench "${base_rates[@]}")"
+pinned_per_round="$(PINNED=1 ratios_to_pgbench "${pinned_spread_rates[@]}")"
 hot_ok=MISS
 [ "${hot_reserved:-0}" = 1 ] && [ "${hot_unavailable:-0}" = 99 ] && [ "${hot_requests:-0}" = 100 ] && hot_ok=PASS
 
@@ -227,6 +304,10 @@ printf '%-44s %-18s %-44s %s\n' "reserve: GraphQL HTTP / pgbench, 16 clients" ">
 if [ -n "$baseline" ]; then
 printf '%-44s %-18s %-44s %s\n' "  the same, baseline build (BENCH_BASELINE)" "" \
   "$(median $base_per_round) (median of rounds ${base_per_round% }; $(median "${base_rates[@]}") /s)" ""
+fi
+if [ -n "$pin" ]; then
+printf '%-44s %-18s %-44s %s\n' "  the same, PostgreSQL on CPUs of its own" "(BENCH_PIN)" \
+  "$(median $pinned_per_round) (median of rounds ${pinned_per_round% }; $(median "${pinned_spread_rates[@]}") vs $(median "${pinned_pgbench_rates[@]}") /s)" ""
 fi
 if [ "$only" = all ]; then
 printf '%-44s %-18s %-44s %s\n' "hot: 100 agents on one plot" "1 + 99 unavailable" \
