@@ -284,16 +284,14 @@ ratio_of() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; e
 verdict() { awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN { ok = (op == ">=") ? (v + 0 >= t) : (v + 0 < t); print (v != "n/a" && ok) ? "PASS" : "MISS" }'; }
 # Each round's ratio is measured side by side; the machine's load drifts
 # between rounds, so the verdict takes the median of the rounds' ratios.
-# Each rate's ratio to its round's pgbench rate, space-separated.
-# With PINNED set, against the pinned rounds' pgbench.
-ratios_to_pgbench() { local i=0 rate ref; for rate in "$@"; do
-  if [ -n "${PINNED:-}" ]; then ref="${pinned_pgbench_rates[$i]}"; else ref="${pgbench_rates[$i]}"; fi
-  printf '%s ' "$(ratio_of "$rate" "$ref")"; i=$((i + 1)); done; }
-per_round="$(ratios_to_pgbench "${spread_rates[@]}")"
+# Each rate's ratio to its round's rate in the array named first (pgbench's
+# of the same placement), space-separated.
+ratios_to() { local -n refs="$1"; shift; local i=0 rate; for rate in "$@"; do printf '%s ' "$(ratio_of "$rate" "${refs[$i]}")"; i=$((i + 1)); done; }
+per_round="$(ratios_to pgbench_rates "${spread_rates[@]}")"
 # shellcheck disable=SC2086 # one ratio per word
 reserve_ratio="$(median $per_round)"
-base_per_round="$(ratios_to_pgbench "${base_rates[@]}")"
-pinned_per_round="$(PINNED=1 ratios_to_pgbench "${pinned_spread_rates[@]}")"
+base_per_round="$(ratios_to pgbench_rates "${base_rates[@]}")"
+pinned_per_round="$(ratios_to pinned_pgbench_rates "${pinned_spread_rates[@]}")"
 hot_ok=MISS
 [ "${hot_reserved:-0}" = 1 ] && [ "${hot_unavailable:-0}" = 99 ] && [ "${hot_requests:-0}" = 100 ] && hot_ok=PASS
 

@@ -14,8 +14,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 // The series the worker reports too, named once for both.
 pub use holdfast_telemetry::{
     DB_CONNECTIONS, EVENT_PUBLISH_FAILURES_TOTAL, EVENTS_PUBLISHED_TOTAL, RELEASE_JOBS_DUE,
-    RELEASE_LAG_SECONDS, RELEASES_TOTAL, event_publish_failure, events_published, observe_jobs_due,
-    observe_pool,
+    RELEASE_LAG_SECONDS, RELEASES_TOTAL, observe_jobs_due, observe_pool,
 };
 
 pub const RESERVATIONS_TOTAL: &str = "holdfast_reservations_total";

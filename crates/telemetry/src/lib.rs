@@ -1,7 +1,10 @@
 //! The Prometheus series that both binaries report (CONTRACT.md, "Metrics"):
-//! their names, and the gauges read at scrape time. Each binary keeps its
-//! own series and its recorder; what both report is named here once, so a
+//! their names, the gauges read at scrape time, and the publishing of
+//! property changes that counts its outcome. Each binary keeps its own
+//! series and its recorder; what both report is named here once, so a
 //! dashboard reads the same name from either.
+
+use holdfast_queue::{EventPublisher, PropertyChanged};
 
 pub const RELEASES_TOTAL: &str = "holdfast_releases_total";
 pub const RELEASE_LAG_SECONDS: &str = "holdfast_release_lag_seconds";
@@ -27,12 +30,17 @@ pub fn observe_jobs_due(due: u64) {
     metrics::gauge!(RELEASE_JOBS_DUE).set(due as f64);
 }
 
-/// Counts property changes published for live subscribers.
-pub fn events_published(n: usize) {
-    metrics::counter!(EVENTS_PUBLISHED_TOTAL).increment(n as u64);
-}
-
-/// Counts property changes that could not be published.
-pub fn event_publish_failure(n: usize) {
-    metrics::counter!(EVENT_PUBLISH_FAILURES_TOTAL).increment(n as u64);
+/// Publishes committed property changes for live subscribers. Redis being
+/// down never fails the change: it stands, and the failure is counted and
+/// logged with `on_failure`, never retried (live subscribers, whose feed
+/// breaks with Redis anyway, re-read when they subscribe again).
+pub async fn publish(events: &EventPublisher, changes: &[PropertyChanged], on_failure: &str) {
+    let n = changes.len() as u64;
+    match events.publish(changes).await {
+        Ok(_) => metrics::counter!(EVENTS_PUBLISHED_TOTAL).increment(n),
+        Err(e) => {
+            metrics::counter!(EVENT_PUBLISH_FAILURES_TOTAL).increment(n);
+            tracing::warn!(error = %e, changes = n, "{on_failure}");
+        }
+    }
 }

@@ -88,14 +88,12 @@ pub fn lag_seconds(expires_at: DateTime<Utc>, ended_at: DateTime<Utc>) -> f64 {
         .as_secs_f64()
 }
 
-/// Publishes released holds for live subscribers, after their commit; a
-/// failure is logged and counted, never retried (the release stands).
+/// Publishes released holds for live subscribers, after their commit.
 pub async fn publish(events: &EventPublisher, changes: &[PropertyChanged]) {
-    match events.publish(changes).await {
-        Ok(_) => holdfast_telemetry::events_published(changes.len()),
-        Err(e) => {
-            holdfast_telemetry::event_publish_failure(changes.len());
-            tracing::warn!(error = %e, changes = changes.len(), "could not publish released holds; live subscribers miss them");
-        }
-    }
+    holdfast_telemetry::publish(
+        events,
+        changes,
+        "could not publish released holds; live subscribers miss them",
+    )
+    .await;
 }
