@@ -19,7 +19,9 @@
 # spread and pgbench with the local PostgreSQL on half the CPUs and
 # everything else on the other half, as when the database has cores of its
 # own: changes the affinity of the machine's PostgreSQL and Redis for the
-# run, and puts it back).
+# run, and puts it back), BENCH_FLOOR=1 (each round also runs spread against
+# `holdfast-bench floor-server`: the same reserve, token check, release job
+# and change event without GraphQL, to show what the stack itself allows).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -53,6 +55,8 @@ pids=()
 failed=()
 pin="${BENCH_PIN:-}"
 case "$pin" in ""|1) ;; *) echo "error: BENCH_PIN must be 1 (or unset), not '$pin'" >&2; exit 2 ;; esac
+floor="${BENCH_FLOOR:-}"
+case "$floor" in ""|1) ;; *) echo "error: BENCH_FLOOR must be 1 (or unset), not '$floor'" >&2; exit 2 ;; esac
 # A command prefix that runs the load generator and pgbench on some CPUs.
 on_cpus=()
 
@@ -125,10 +129,12 @@ unpin() {
 }
 
 # Starts the server with extra settings; prints "PID URL". SERVER_BIN
-# overrides the binary's directory (the baseline build).
+# overrides the binary's directory (the baseline build), SERVER_CMD the
+# whole command (the floor server).
 start_server() { # name, then VAR=value settings
-  local name="$1"; shift
-  env "$@" HOLDFAST_LISTEN=127.0.0.1:0 "${SERVER_BIN:-$bin}/holdfast-server" serve >"$work/$name.log" 2>&1 &
+  local name="$1" cmd; shift
+  read -ra cmd <<< "${SERVER_CMD:-${SERVER_BIN:-$bin}/holdfast-server serve}"
+  env "$@" HOLDFAST_LISTEN=127.0.0.1:0 "${cmd[@]}" >"$work/$name.log" 2>&1 &
   local pid=$! url=""
   for _ in $(seq 1 120); do
     url="$(grep -o 'http://127\.0\.0\.1:[0-9]*/graphql' "$work/$name.log" | head -n1 || true)"
@@ -177,9 +183,14 @@ if [ -n "$baseline" ]; then
   pids+=("$base_pid")
   echo "baseline server ($baseline/holdfast-server) pid ${base_pid} at ${base_url}"
 fi
+if [ -n "$floor" ]; then
+  read -r floor_pid floor_url < <(SERVER_CMD="$bin/holdfast-bench floor-server" start_server floor-server HOLDFAST_MAX_ACTIVE_PER_AGENT=0)
+  pids+=("$floor_pid")
+  echo "floor server (holdfast-bench floor-server) pid ${floor_pid} at ${floor_url}"
+fi
 
 # Warm-up: first connections, prepared statements and caches, not measured.
-for warm_url in "$url" ${baseline:+"$base_url"}; do
+for warm_url in "$url" ${baseline:+"$base_url"} ${floor:+"$floor_url"}; do
   bench reset --workspace-file "$work/ws.json"
   bench run --scenario spread --url "$warm_url" --workspace-file "$work/ws.json" --agents 16 --duration 2s > /dev/null
 done
@@ -216,7 +227,7 @@ pgbench_run() { # what failed says
   bench check "${target[@]}" --agents 1 || failed+=("invariants after $1")
 }
 
-spread_rates=(); pgbench_rates=(); base_rates=(); pinned_spread_rates=(); pinned_pgbench_rates=()
+spread_rates=(); pgbench_rates=(); base_rates=(); floor_rates=(); pinned_spread_rates=(); pinned_pgbench_rates=()
 for round in $(seq 1 "$rounds"); do
   section "round ${round}/${rounds}: spread, 16 agents over GraphQL HTTP, ${seconds} s"
   spread_run "$server_pid" "$url" "spread round ${round}"
@@ -226,6 +237,12 @@ for round in $(seq 1 "$rounds"); do
     section "round ${round}/${rounds}: spread against the baseline build, 16 agents, ${seconds} s"
     spread_run "$base_pid" "$base_url" "baseline spread round ${round}"
     base_rates+=("$run_rate")
+  fi
+
+  if [ -n "$floor" ]; then
+    section "round ${round}/${rounds}: spread against the floor server (no GraphQL), 16 agents, ${seconds} s"
+    spread_run "$floor_pid" "$floor_url" "floor spread round ${round}"
+    floor_rates+=("$run_rate")
   fi
 
   section "round ${round}/${rounds}: pgbench, the same transaction, 16 clients, ${seconds} s"
@@ -291,6 +308,7 @@ per_round="$(ratios_to pgbench_rates "${spread_rates[@]}")"
 # shellcheck disable=SC2086 # one ratio per word
 reserve_ratio="$(median $per_round)"
 base_per_round="$(ratios_to pgbench_rates "${base_rates[@]}")"
+floor_per_round="$(ratios_to pgbench_rates "${floor_rates[@]}")"
 pinned_per_round="$(ratios_to pinned_pgbench_rates "${pinned_spread_rates[@]}")"
 hot_ok=MISS
 [ "${hot_reserved:-0}" = 1 ] && [ "${hot_unavailable:-0}" = 99 ] && [ "${hot_requests:-0}" = 100 ] && hot_ok=PASS
@@ -302,6 +320,10 @@ printf '%-44s %-18s %-44s %s\n' "reserve: GraphQL HTTP / pgbench, 16 clients" ">
 if [ -n "$baseline" ]; then
 printf '%-44s %-18s %-44s %s\n' "  the same, baseline build (BENCH_BASELINE)" "" \
   "$(median $base_per_round) (median of rounds ${base_per_round% }; $(median "${base_rates[@]}") /s)" ""
+fi
+if [ -n "$floor" ]; then
+printf '%-44s %-18s %-44s %s\n' "  the same, floor: no GraphQL (BENCH_FLOOR)" "" \
+  "$(median $floor_per_round) (median of rounds ${floor_per_round% }; $(median "${floor_rates[@]}") /s)" ""
 fi
 if [ -n "$pin" ]; then
 printf '%-44s %-18s %-44s %s\n' "  the same, PostgreSQL on CPUs of its own" "(BENCH_PIN)" \

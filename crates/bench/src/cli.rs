@@ -17,7 +17,7 @@ use crate::agents::{Agent, BenchWorkspace, tokens_from_cli};
 use crate::invariants::{self, Seen};
 use crate::outcome::{Op, Outcome};
 use crate::scenarios::{self, Scenario, Target};
-use crate::{lag, pgbench, results, setup, sweep};
+use crate::{floor, lag, pgbench, results, setup, sweep};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -100,6 +100,11 @@ pub enum Command {
         #[arg(long, default_value_t = 1000)]
         batch_size: u32,
     },
+    /// Serve the floor of the stack (BENCH_FLOOR): reserveProperty as the
+    /// server makes it, without GraphQL. Reads the server's settings from the
+    /// environment (DATABASE_URL, REDIS_URL, HOLDFAST_QUEUE, HOLDFAST_LISTEN,
+    /// HOLDFAST_JWT_SECRET, ...) and serves until stopped.
+    FloorServer,
     /// Reserve holds on a server with a short hold time and measure how late
     /// the worker releases them.
     Lag {
@@ -232,6 +237,10 @@ async fn run(cli: Cli) -> anyhow::Result<Verdict> {
             let ws = BenchWorkspace::load(&target.workspace_file)?;
             let target = load_target(&db, &ws, &target).await?;
             run_scenario(&db, scenario, &target, duration, count, out).await
+        }
+        Command::FloorServer => {
+            floor::serve(&floor::config_from_env()?).await?;
+            Ok(Verdict::Pass)
         }
         Command::Check { target } => {
             let ws = BenchWorkspace::load(&target.workspace_file)?;

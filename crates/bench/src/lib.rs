@@ -7,6 +7,7 @@
 pub mod agents;
 pub mod cli;
 pub mod client;
+pub mod floor;
 pub mod invariants;
 pub mod lag;
 pub mod outcome;
