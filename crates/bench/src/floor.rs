@@ -4,7 +4,7 @@
 //! domain `reserve` on a pool with the server's settings, and after the
 //! commit the same release job and change event. What it leaves out is
 //! async-graphql (parsing, validation, execution, response building), the
-//! live-update subscription, metrics and tracing; the request body is read
+//! live-update subscription, metrics and request spans; the request body is read
 //! with serde_json and the answer written by hand in GraphQL's shape.
 //!
 //! Spread against it, next to spread against the real server in the same
@@ -87,6 +87,9 @@ pub async fn router(config: &Config) -> anyhow::Result<Router> {
 /// Binds `config.listen`, prints the address as the server does, and serves
 /// until the process is stopped.
 pub async fn serve(config: &Config) -> anyhow::Result<()> {
+    // The server's logging, so that a release job or change event that could
+    // not be sent is seen in the floor's log as in the server's.
+    holdfast_server::logging::init(config);
     let router = router(config).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
