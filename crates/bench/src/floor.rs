@@ -4,8 +4,8 @@
 //! domain `reserve` on a pool with the server's settings, and after the
 //! commit the same release job and change event. What it leaves out is
 //! async-graphql (parsing, validation, execution, response building), the
-//! live-update subscription, metrics and request spans; the request body is read
-//! with serde_json and the answer written by hand in GraphQL's shape.
+//! live-update subscription, metrics and request spans; the request body is
+//! read with serde_json and the answer written by hand in GraphQL's shape.
 //!
 //! Spread against it, next to spread against the real server in the same
 //! round, shows how much of the reserve ratio the GraphQL layer costs, and
