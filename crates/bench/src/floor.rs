@@ -68,20 +68,48 @@ pub fn config_from_env() -> anyhow::Result<Config> {
     Ok(settings.config)
 }
 
-/// The floor's router over `config` (its database, Redis, queue, secret,
-/// pool size and reservation policy, as the server reads them).
-pub async fn router(config: &Config) -> anyhow::Result<Router> {
-    let queue = ReleaseQueue::new(&config.redis_url, &config.queue).context("REDIS_URL")?;
-    let floor = Floor {
-        db: app::connect_db(config).await?,
-        policy: config.policy(),
-        tokens: app::tokens(config),
-        events: EventPublisher::new(queue.clone()),
-        queue,
-    };
-    Ok(Router::new()
-        .route("/graphql", post(answer))
-        .with_state(Arc::new(floor)))
+/// The floor bound to its address, ready to serve (as the server's
+/// `Application`, so the binary and the smoke test start it the same way).
+pub struct FloorServer {
+    listener: tokio::net::TcpListener,
+    router: Router,
+}
+
+impl FloorServer {
+    /// Builds the floor over `config` (its database, Redis, queue, secret,
+    /// pool size and reservation policy, as the server reads them) and binds
+    /// `config.listen`.
+    pub async fn bind(config: &Config) -> anyhow::Result<Self> {
+        let queue = ReleaseQueue::new(&config.redis_url, &config.queue).context("REDIS_URL")?;
+        let floor = Floor {
+            db: app::connect_db(config).await?,
+            policy: config.policy(),
+            tokens: app::tokens(config),
+            events: EventPublisher::new(queue.clone()),
+            queue,
+        };
+        let router = Router::new()
+            .route("/graphql", post(answer))
+            .with_state(Arc::new(floor));
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("HOLDFAST_LISTEN: cannot bind {}", config.listen))?;
+        Ok(Self { listener, router })
+    }
+
+    pub fn addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
 }
 
 /// Binds `config.listen`, prints the address as the server does, and serves
@@ -90,13 +118,9 @@ pub async fn serve(config: &Config) -> anyhow::Result<()> {
     // The server's logging, so that a release job or change event that could
     // not be sent is seen in the floor's log as in the server's.
     holdfast_server::logging::init(config);
-    let router = router(config).await?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("HOLDFAST_LISTEN: cannot bind {}", config.listen))?;
-    let addr: SocketAddr = listener.local_addr()?;
-    println!("floor server listening on http://{addr}/graphql");
-    axum::serve(listener, router).await?;
+    let floor = FloorServer::bind(config).await?;
+    println!("floor server listening on http://{}/graphql", floor.addr()?);
+    floor.run_until(std::future::pending()).await?;
     Ok(())
 }
 

@@ -10,10 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use holdfast_bench::client::AgentClient;
+use holdfast_bench::floor::FloorServer;
 use holdfast_bench::invariants::{self, Seen};
 use holdfast_bench::outcome::{Op, Outcome};
 use holdfast_bench::scenarios::{self, Scenario, Target};
-use holdfast_bench::{floor, setup};
+use holdfast_bench::setup;
 use holdfast_domain::db::{self, PoolSettings};
 use holdfast_server::auth::Tokens;
 use holdfast_server::{Application, Config};
@@ -76,16 +77,9 @@ impl Bench {
                 addr
             }
             Server::Floor => {
-                let router = floor::router(&config).await.expect("build the floor");
-                let listener = tokio::net::TcpListener::bind(config.listen)
-                    .await
-                    .expect("bind");
-                let addr = listener.local_addr().expect("address");
-                tokio::spawn(async move {
-                    axum::serve(listener, router)
-                        .with_graceful_shutdown(stopped)
-                        .await
-                });
+                let floor = FloorServer::bind(&config).await.expect("build the floor");
+                let addr = floor.addr().expect("address");
+                tokio::spawn(floor.run_until(stopped));
                 addr
             }
         };
