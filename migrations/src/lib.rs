@@ -1,10 +1,17 @@
-//! Every schema change of holdfast, in order. Each migration is plain SQL, so
-//! that the safety nets (partial unique index, check constraints) read exactly
-//! as PostgreSQL enforces them.
+//! Every schema change of holdfast, in order, and the hold rules that act on
+//! the schema. Each migration is plain SQL, so that the safety nets (partial
+//! unique index, check constraints) read exactly as PostgreSQL enforces them.
+//! The rules (`rules.sql`: functions and views in the schema `rules`) are not
+//! versioned: [`migrate`] installs the current ones after the migrations.
 
 pub use sea_orm_migration::prelude::*;
+use sea_orm_migration::sea_orm::{DatabaseConnection, TransactionTrait};
 
 mod m20261121_000001_core;
+
+/// The hold rules: what "now" is, when a hold lapsed, how holds begin and end,
+/// and the reads as of now. See the top of the file.
+pub const RULES: &str = include_str!("rules.sql");
 
 pub struct Migrator;
 
@@ -15,8 +22,18 @@ impl MigratorTrait for Migrator {
     }
 }
 
-/// The SQL of every migration, in order: tests use it to tell whether a
-/// cached template database still matches the schema.
+/// Applies every pending migration, then (re)installs the hold rules, in one
+/// transaction of their own: what `holdfast-server migrate` does. Running it
+/// twice is harmless.
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
+    Migrator::up(db, None).await?;
+    let txn = db.begin().await?;
+    txn.execute_unprepared(RULES).await?;
+    txn.commit().await
+}
+
+/// The SQL of every migration, in order, and of the rules: tests use it to
+/// tell whether a cached template database still matches the schema.
 pub fn schema_sql() -> Vec<&'static str> {
-    vec![m20261121_000001_core::UP]
+    vec![m20261121_000001_core::UP, RULES]
 }

@@ -23,10 +23,10 @@ use axum::http::{HeaderMap, header};
 use axum::routing::post;
 use axum::{Json, Router};
 use holdfast_domain::{Caller, DomainError, Policy, ProjectId, PropertyId, reads, reservations};
-use holdfast_queue::{EventPublisher, PropertyChanged, ReleaseQueue};
+use holdfast_queue::{EventPublisher, ReleaseQueue};
 use holdfast_server::auth::{Tokens, bearer, verify_bearer};
 use holdfast_server::error::{Code, domain_code};
-use holdfast_server::{Config, app, jobs, live};
+use holdfast_server::{Config, app, jobs};
 use sea_orm::DatabaseConnection;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -151,17 +151,13 @@ async fn answer(State(floor): State<Arc<Floor>>, headers: HeaderMap, body: Bytes
 }
 
 async fn reserve(floor: &Floor, caller: Caller, property_id: PropertyId) -> Json<Value> {
-    let reserved = match reservations::reserve(&floor.db, &floor.policy, caller, property_id).await
-    {
-        Ok(reserved) => reserved,
+    let written = reservations::reserve(&floor.db, &floor.policy, caller, property_id).await;
+    jobs::after_commit(&floor.queue, &floor.events, &written.effects).await;
+    let hold = match written.result {
+        Ok(hold) => hold,
         Err(err) => return failed(&err),
     };
-    let changes = PropertyChanged::of_reserve(&reserved);
-    tokio::join!(
-        jobs::schedule_release(&floor.queue, &reserved.reservation),
-        live::publish::publish(&floor.events, &changes),
-    );
-    let r = &reserved.reservation;
+    let r = &hold.reservation;
     Json(json!({ "data": { "reserveProperty": {
         "id": r.id.to_string(),
         "status": "ACTIVE",

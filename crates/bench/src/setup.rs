@@ -94,7 +94,7 @@ pub async fn available_plots(
     let rows = db
         .query_all_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "SELECT id::text AS id FROM property_now WHERE project_id = $1::uuid AND status = 'AVAILABLE'",
+            "SELECT id::text AS id FROM rules.property_now WHERE project_id = $1::uuid AND status = 'AVAILABLE'",
             [project_id.to_owned().into()],
         ))
         .await?;

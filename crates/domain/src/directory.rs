@@ -10,7 +10,7 @@ use sea_orm::{
 use tracing::instrument;
 
 use crate::entities::{PropertyStatus, Role, WorkspaceStatus, project, property, user, workspace};
-use crate::error::{DomainError, DomainResult, is_unique_violation};
+use crate::error::{DomainError, DomainResult, on_constraint};
 use crate::ids::{ProjectId, PropertyId, UserId, WorkspaceId};
 use crate::reservations::Actor;
 
@@ -116,13 +116,11 @@ async fn insert_user(
     .exec_with_returning(conn)
     .await
     .map_err(|e| {
-        if is_unique_violation(&e) {
+        on_constraint(e, "app_user_email_per_workspace", || {
             DomainError::InvalidInput(format!(
                 "a user with the email {email:?} already exists in this workspace"
             ))
-        } else {
-            e.into()
-        }
+        })
     })
 }
 
@@ -255,12 +253,10 @@ pub async fn add_properties(
         .exec_with_returning(&txn)
         .await
         .map_err(|e| {
-            if is_unique_violation(&e) {
-                // A concurrent call added one of these codes first.
+            // A concurrent call added one of these codes first.
+            on_constraint(e, "property_code_unique_per_project", || {
                 DomainError::InvalidInput("a code was added to this project meanwhile".into())
-            } else {
-                e.into()
-            }
+            })
         })?;
     txn.commit().await?;
     let order: std::collections::HashMap<&str, usize> = codes

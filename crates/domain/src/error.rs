@@ -118,6 +118,18 @@ pub fn is_check_violation(err: &DbErr) -> bool {
     sqlstate(err).as_deref() == Some(sqlstate::CHECK_VIOLATION)
 }
 
+/// Maps a database error that broke the constraint (or unique index) named
+/// `name` to the domain error `map` gives; any other error maps as usual. The
+/// schema's safety nets are named, so each refusal they stand for is mapped
+/// by name, in one place per constraint.
+pub fn on_constraint(err: DbErr, name: &str, map: impl FnOnce() -> DomainError) -> DomainError {
+    if constraint(&err).as_deref() == Some(name) {
+        map()
+    } else {
+        err.into()
+    }
+}
+
 fn is_connection_failure(err: &DbErr) -> bool {
     if let Some(code) = sqlstate(err) {
         return sqlstate::is_connection(&code);

@@ -14,4 +14,4 @@ pub mod reservations;
 
 pub use error::{DomainError, DomainResult};
 pub use ids::{ProjectId, PropertyId, ReservationId, UserId, WorkspaceId};
-pub use reservations::{Actor, Caller, Policy};
+pub use reservations::{Actor, Caller, Effects, Hold, Policy, Written};

@@ -1,7 +1,8 @@
-//! Reads, always as of the database's now: they select from the `property_now`
-//! and `reservation_now` views (see the first migration) under the tables'
-//! names, so a lapsed hold reads AVAILABLE / EXPIRED whether or not the release
-//! job or the sweep has run yet. Every read is filtered by workspace.
+//! Reads, always as of the database's now: they select from the views
+//! `rules.property_now` and `rules.reservation_now` (the hold rules, in
+//! `migrations/src/rules.sql`) under the tables' names, so a lapsed hold reads
+//! AVAILABLE / EXPIRED whether or not the release job or the sweep has run
+//! yet. Every read is filtered by workspace.
 
 use std::collections::HashMap;
 
@@ -21,13 +22,14 @@ use crate::ids::{ProjectId, PropertyId, ReservationId, UserId, WorkspaceId};
 /// Pages are at most this long, whatever the caller asks.
 pub const MAX_PAGE: u64 = 100;
 
-/// `SELECT ... FROM <view> AS <table>`: the entity's own query, so its column
-/// names and filters apply, reading the as-of-now view instead of the table.
+/// `SELECT ... FROM rules.<view> AS <table>`: the entity's own query, so its
+/// column names and filters apply, reading the as-of-now view of the rules
+/// instead of the table.
 fn from_view<E: EntityTrait>(view: &str, table: &str) -> Select<E> {
     let mut select = E::find();
     QueryTrait::query(&mut select)
         .from_clear()
-        .from_as(Alias::new(view), Alias::new(table));
+        .from_as((Alias::new("rules"), Alias::new(view)), Alias::new(table));
     select
 }
 
@@ -278,11 +280,10 @@ pub async fn plot_counts(
     let placeholders: Vec<String> = (2..projects.len() + 2).map(|i| format!("${i}")).collect();
     let sql = format!(
         "SELECT project_id, count(*) AS total, \
-           count(*) FILTER (WHERE status = 'AVAILABLE' \
-             OR (status = 'RESERVED' AND reserved_until <= now())) AS available, \
-           count(*) FILTER (WHERE status = 'RESERVED' AND reserved_until > now()) AS reserved, \
+           count(*) FILTER (WHERE status = 'AVAILABLE') AS available, \
+           count(*) FILTER (WHERE status = 'RESERVED') AS reserved, \
            count(*) FILTER (WHERE status = 'SOLD') AS sold \
-         FROM property WHERE workspace_id = $1 AND project_id IN ({}) GROUP BY project_id",
+         FROM rules.property_now WHERE workspace_id = $1 AND project_id IN ({}) GROUP BY project_id",
         placeholders.join(", ")
     );
     let values = std::iter::once(ws.0.into()).chain(projects.iter().map(|p| p.0.into()));
@@ -316,9 +317,9 @@ pub async fn db_now(db: &impl ConnectionTrait) -> DomainResult<DateTime<Utc>> {
     let row = db
         .query_one_raw(Statement::from_string(
             DbBackend::Postgres,
-            "SELECT clock_timestamp() AS now",
+            "SELECT rules.now() AS now",
         ))
         .await?
-        .ok_or_else(|| sea_orm::DbErr::Custom("no row from clock_timestamp()".into()))?;
+        .ok_or_else(|| sea_orm::DbErr::Custom("no row from rules.now()".into()))?;
     Ok(row.try_get("", "now")?)
 }

@@ -1,31 +1,29 @@
-//! The reservation rules and the locking repository: reserve, release, extend,
-//! convert, expire and sweep. Each operation is one transaction that locks the
-//! property row first (`FOR UPDATE`), so every change to a property and its
-//! reservations is serialised on that row, and no two operations can ever hold
-//! the same property at once. "Now" is always the database's clock.
-//!
-//! Lock order, everywhere: property row, then (reserve only) the agent's row,
-//! then reservation rows. Nothing locks a reservation without first holding
-//! its property, so no two operations here can deadlock.
+//! The reservation operations: reserve, release, extend, convert, expire and
+//! sweep. Each is one call of a function of the hold rules (the schema
+//! `rules`, installed by `holdfast-server migrate` from
+//! `migrations/src/rules.sql`): one round trip and one transaction, which
+//! locks the property row first, so every change to a property and its
+//! reservations is serialised on that row. The rules decide in SQL, under the
+//! lock and by the database's clock; this module checks what needs no row
+//! (roles), and turns each answer into a result and its effects.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, FromQueryResult,
-    QueryResult, Statement, TransactionTrait, Value,
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait, Value,
 };
+use serde::Deserialize;
 use tracing::instrument;
 
 use crate::entities::{
-    EndSource, PropertyStatus, ReservationStatus, Role, WorkspaceStatus,
-    reservation::Model as Reservation,
+    PropertyStatus, ReservationStatus, Role, WorkspaceStatus, reservation::Model as Reservation,
 };
-use crate::error::{DomainError, DomainResult, constraint, is_unique_violation};
+use crate::error::{DomainError, DomainResult, on_constraint};
 use crate::ids::{ProjectId, PropertyId, ReservationId, UserId, WorkspaceId};
 
-/// The rules a deployment sets (CONTRACT.md: `HOLDFAST_RESERVATION_TTL`,
-/// `HOLDFAST_MAX_EXTENSIONS`, `HOLDFAST_MAX_ACTIVE_PER_AGENT`).
+/// The rules a deployment sets: the hold time, the extensions and the
+/// per-agent limit. `Default` holds the defaults of every binary's settings.
 #[derive(Debug, Clone)]
 pub struct Policy {
     /// Hold time of a new or extended reservation.
@@ -56,8 +54,8 @@ pub struct Actor {
 
 /// Who a request names as its caller (the user and workspace of a verified
 /// token) before anything checked that the user is still active and the
-/// workspace not suspended. `reserve` checks both inside its own lock
-/// statement, so the hot path needs no separate lookup of the caller.
+/// workspace not suspended. `reserve` checks both under its own lock, so the
+/// hot path needs no separate lookup of the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Caller {
     pub user_id: UserId,
@@ -73,27 +71,58 @@ impl From<&Actor> for Caller {
     }
 }
 
-/// A new reservation, and the lapsed one it took over, if any.
-#[derive(Debug, Clone)]
-pub struct Reserved {
+/// A reservation with its property's project, as events and jobs need it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Hold {
+    #[serde(flatten)]
     pub reservation: Reservation,
     pub project_id: ProjectId,
-    pub taken_over: Option<Reservation>,
 }
 
-/// A reservation that an operation changed, with its property's project (for
-/// change events) and the property's status before the change.
-#[derive(Debug, Clone)]
-pub struct Changed {
-    pub reservation: Reservation,
-    pub project_id: ProjectId,
-    pub previous_property_status: PropertyStatus,
+/// What a write committed, for the work owed after the commit: a release job
+/// for each hold that began or was extended, a live event for each change, and
+/// the metrics of each end.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct Effects {
+    /// Holds ended (released, converted, expired), in the order they ended.
+    #[serde(default)]
+    pub ended: Vec<Hold>,
+    /// Holds begun.
+    #[serde(default)]
+    pub started: Vec<Hold>,
+    /// Holds whose end moved later.
+    #[serde(default)]
+    pub extended: Vec<Hold>,
+}
+
+impl Effects {
+    pub fn is_empty(&self) -> bool {
+        self.ended.is_empty() && self.started.is_empty() && self.extended.is_empty()
+    }
+}
+
+/// What a write answers: the caller's result, and what it committed. The
+/// effects are owed even when the result is an error: a call may be refused
+/// after it ended a lapsed hold it found.
+#[derive(Debug)]
+pub struct Written<T> {
+    pub result: DomainResult<T>,
+    pub effects: Effects,
+}
+
+impl<T> Written<T> {
+    fn failed(err: DomainError) -> Self {
+        Self {
+            result: Err(err),
+            effects: Effects::default(),
+        }
+    }
 }
 
 /// What an expire call did. Only `Expired` changed anything.
 #[derive(Debug, Clone)]
 pub enum ExpireOutcome {
-    Expired(Changed),
+    Expired(Hold),
     /// No such reservation in that workspace.
     NotFound,
     /// It had already ended (released, converted, expired).
@@ -108,207 +137,10 @@ pub enum ExpireOutcome {
     },
 }
 
-/// One reservation the sweep ended.
-#[derive(Debug, Clone, PartialEq, Eq, FromQueryResult)]
-pub struct SweptReservation {
-    pub id: ReservationId,
-    pub workspace_id: WorkspaceId,
-    pub property_id: PropertyId,
-    pub project_id: ProjectId,
-    pub agent_id: UserId,
-    pub expires_at: DateTime<Utc>,
-    pub ended_at: DateTime<Utc>,
-}
-
-/// The locked property row, as the reservation rules need it.
-#[derive(Debug, FromQueryResult)]
-struct LockedProperty {
-    project_id: ProjectId,
-    status: PropertyStatus,
-    reserved_until: Option<DateTime<Utc>>,
-}
-
-/// The property row `reserve` locks, and whether its caller may act (an
-/// active user of a workspace that is not suspended).
-#[derive(Debug, FromQueryResult)]
-struct ReserveLock {
-    #[sea_orm(nested)]
-    property: LockedProperty,
-    caller_ok: bool,
-}
-
-fn stmt(sql: &str, values: impl IntoIterator<Item = Value>) -> Statement {
-    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
-}
-
-fn secs(d: Duration) -> Value {
-    d.as_secs_f64().into()
-}
-
-async fn one<T: FromQueryResult>(
-    conn: &impl ConnectionTrait,
-    statement: Statement,
-) -> DomainResult<Option<T>> {
-    match conn.query_one_raw(statement).await? {
-        Some(row) => Ok(Some(T::from_query_result(&row, "")?)),
-        None => Ok(None),
-    }
-}
-
-/// Reserves `property_id` for the caller for `policy.ttl`.
-///
-/// One transaction: lock the property (and the agent, when there is a limit)
-/// in the statement that also checks the caller (an active user of an active
-/// workspace), take over a lapsed hold, count the agent's holds, insert the
-/// reservation and mark the property RESERVED. No network I/O but PostgreSQL
-/// inside it; the caller schedules the release job after it returns.
-pub async fn reserve(
-    db: &DatabaseConnection,
-    policy: &Policy,
-    caller: impl Into<Caller>,
-    property_id: PropertyId,
-) -> DomainResult<Reserved> {
-    reserve_as(db, policy, caller.into(), property_id).await
-}
-
-#[instrument(skip_all, fields(workspace.id = %caller.workspace_id, user.id = %caller.user_id, property.id = %property_id), err(level = "debug"))]
-async fn reserve_as(
-    db: &DatabaseConnection,
-    policy: &Policy,
-    caller: Caller,
-    property_id: PropertyId,
-) -> DomainResult<Reserved> {
-    let txn = db.begin().await?;
-    let limited = policy.max_active_per_agent > 0;
-
-    // Lock the property, and with it the agent's row when holds are counted,
-    // so that two reserves by one agent count one after the other. The same
-    // statement reads whether the caller may act: one round trip for both.
-    let lock_sql = if limited {
-        "SELECT p.project_id, p.status, p.reserved_until, u.active AND w.status = 'ACTIVE' AS caller_ok \
-         FROM property p, app_user u, workspace w \
-         WHERE p.id = $1 AND p.workspace_id = $2 AND u.id = $3 AND u.workspace_id = $2 AND w.id = $2 \
-         FOR UPDATE OF p FOR NO KEY UPDATE OF u"
-    } else {
-        "SELECT p.project_id, p.status, p.reserved_until, u.active AND w.status = 'ACTIVE' AS caller_ok \
-         FROM property p, app_user u, workspace w \
-         WHERE p.id = $1 AND p.workspace_id = $2 AND u.id = $3 AND u.workspace_id = $2 AND w.id = $2 \
-         FOR UPDATE OF p"
-    };
-    let locked: Option<ReserveLock> = one(
-        &txn,
-        stmt(
-            lock_sql,
-            [
-                property_id.0.into(),
-                caller.workspace_id.0.into(),
-                caller.user_id.0.into(),
-            ],
-        ),
-    )
-    .await?;
-    let property = match locked {
-        Some(locked) if locked.caller_ok => locked.property,
-        // No row: either the property or the caller is missing. The caller
-        // comes first, as it would have at the door.
-        _ => {
-            check_caller(&txn, caller).await?;
-            return Err(DomainError::NotFound("property"));
-        }
-    };
-
-    let taken_over = match property.status {
-        PropertyStatus::Available => None,
-        PropertyStatus::Sold => {
-            return Err(DomainError::PropertyUnavailable {
-                status: PropertyStatus::Sold,
-                reserved_until: None,
-            });
-        }
-        PropertyStatus::Reserved => {
-            // Under the lock, the database's clock decides whether the hold lapsed.
-            let ended: Option<Reservation> = one(
-                &txn,
-                stmt(
-                    "UPDATE reservation SET status = 'EXPIRED', ended_at = clock_timestamp(), \
-                     end_source = 'takeover' \
-                     WHERE property_id = $1 AND status = 'ACTIVE' AND expires_at <= clock_timestamp() \
-                     RETURNING *",
-                    [property_id.0.into()],
-                ),
-            )
-            .await?;
-            match ended {
-                Some(ended) => Some(ended),
-                None => {
-                    return Err(DomainError::PropertyUnavailable {
-                        status: PropertyStatus::Reserved,
-                        reserved_until: property.reserved_until,
-                    });
-                }
-            }
-        }
-    };
-
-    if limited {
-        let held = count_active_holds(&txn, caller.user_id).await?;
-        if held >= i64::from(policy.max_active_per_agent) {
-            return Err(DomainError::ReservationLimitReached {
-                limit: policy.max_active_per_agent,
-            });
-        }
-    }
-
-    let reservation: Reservation = one(
-        &txn,
-        stmt(
-            "WITH t AS (SELECT clock_timestamp() AS now), \
-             created AS ( \
-               INSERT INTO reservation (id, workspace_id, property_id, agent_id, status, created_at, expires_at) \
-               SELECT $1, $2, $3, $4, 'ACTIVE', t.now, t.now + make_interval(secs => $5) FROM t \
-               RETURNING *), \
-             held AS ( \
-               UPDATE property SET status = 'RESERVED', reserved_by_id = created.agent_id, \
-                 reserved_until = created.expires_at, updated_at = created.created_at \
-               FROM created WHERE property.id = created.property_id) \
-             SELECT * FROM created",
-            [
-                ReservationId::new().0.into(),
-                caller.workspace_id.0.into(),
-                property_id.0.into(),
-                caller.user_id.0.into(),
-                secs(policy.ttl),
-            ],
-        ),
-    )
-    .await
-    .map_err(|e| match e {
-        // The partial unique index caught a second ACTIVE hold: unreachable
-        // through the lock above, but if it ever fires it means "taken".
-        DomainError::Internal(ref db) | DomainError::Unavailable(ref db)
-            if is_unique_violation(db)
-                && constraint(db).as_deref() == Some("reservation_one_active_per_property") =>
-        {
-            DomainError::PropertyUnavailable {
-                status: PropertyStatus::Reserved,
-                reserved_until: None,
-            }
-        }
-        e => e,
-    })?
-    .ok_or(DomainError::NotFound("property"))?;
-
-    txn.commit().await?;
-    Ok(Reserved {
-        reservation,
-        project_id: property.project_id,
-        taken_over,
-    })
-}
-
 /// Whether a caller may act at all, from its user's `active` flag and its
 /// workspace's status (`None`: no such user in that workspace). The one
-/// place that decides it, for the server's door and for `reserve` alike.
+/// place that decides what a refused caller is told, for the server's door
+/// and for `reserve` alike.
 pub fn caller_standing(found: Option<(bool, WorkspaceStatus)>) -> DomainResult<()> {
     match found {
         None => Err(DomainError::Unauthenticated(
@@ -324,267 +156,312 @@ pub fn caller_standing(found: Option<(bool, WorkspaceStatus)>) -> DomainResult<(
     }
 }
 
-/// Why `caller` may not act, read from the database (the slow path of
-/// `reserve`, when its lock statement found no row or a refused caller).
-async fn check_caller(conn: &impl ConnectionTrait, caller: Caller) -> DomainResult<()> {
-    #[derive(FromQueryResult)]
-    struct Row {
-        active: bool,
-        status: WorkspaceStatus,
-    }
-    let row: Option<Row> = one(
-        conn,
-        stmt(
-            "SELECT u.active, w.status FROM app_user u JOIN workspace w ON w.id = u.workspace_id \
-             WHERE u.id = $1 AND u.workspace_id = $2",
-            [caller.user_id.0.into(), caller.workspace_id.0.into()],
-        ),
-    )
-    .await?;
-    caller_standing(row.map(|r| (r.active, r.status)))
+/// How the rules answer: an outcome, and the effects they committed.
+#[derive(Debug, Deserialize)]
+struct Answer {
+    #[serde(flatten)]
+    verdict: Verdict,
+    #[serde(flatten)]
+    effects: Effects,
 }
 
-/// The agent's reservations that hold a property right now.
-async fn count_active_holds(conn: &impl ConnectionTrait, agent: UserId) -> DomainResult<i64> {
-    #[derive(FromQueryResult)]
-    struct Count {
-        n: i64,
-    }
-    let count: Option<Count> = one(
-        conn,
-        stmt(
-            "SELECT count(*) AS n FROM reservation \
-             WHERE agent_id = $1 AND status = 'ACTIVE' AND expires_at > clock_timestamp()",
-            [agent.0.into()],
-        ),
-    )
-    .await?;
-    Ok(count.map_or(0, |c| c.n))
+/// The outcomes of the rules' functions (see each function in rules.sql).
+#[derive(Debug, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+enum Verdict {
+    Reserved {
+        reservation: ReservationId,
+    },
+    Ended {
+        reservation: ReservationId,
+    },
+    Extended {
+        reservation: ReservationId,
+    },
+    Expired {
+        reservation: ReservationId,
+    },
+    Swept,
+    Refused {
+        standing: Standing,
+    },
+    NotFound {
+        what: Thing,
+    },
+    Forbidden,
+    Unavailable {
+        status: PropertyStatus,
+        reserved_until: Option<DateTime<Utc>>,
+    },
+    Limit {
+        limit: u32,
+    },
+    NotActive {
+        status: ReservationStatus,
+    },
+    ExtensionLimit {
+        limit: u32,
+    },
+    Stale {
+        current: i32,
+    },
+    NotDue {
+        expires_at: DateTime<Utc>,
+    },
 }
 
-/// A reservation loaded under its property's lock, with the database's now.
-struct Locked {
-    txn: DatabaseTransaction,
-    reservation: Reservation,
-    property: LockedProperty,
-    now: DateTime<Utc>,
+/// Why the rules refused a caller (`rules.standing`).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Standing {
+    Gone,
+    Deactivated,
+    Suspended,
 }
 
-impl Locked {
-    /// Whether the reservation holds its property at `now`.
-    fn ensure_holding(&self) -> DomainResult<()> {
-        let r = &self.reservation;
-        match r.status {
-            ReservationStatus::Active if r.expires_at > self.now => Ok(()),
-            // Lapsed but not yet recorded: it already reads EXPIRED.
-            ReservationStatus::Active => Err(DomainError::ReservationNotActive {
-                status: ReservationStatus::Expired,
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Thing {
+    Property,
+    Reservation,
+}
+
+impl Verdict {
+    /// The error an outcome that is not the caller's success means.
+    fn into_error(self) -> DomainError {
+        match self {
+            Verdict::Refused { standing } => {
+                let found = match standing {
+                    Standing::Gone => None,
+                    Standing::Deactivated => Some((false, WorkspaceStatus::Active)),
+                    Standing::Suspended => Some((true, WorkspaceStatus::Suspended)),
+                };
+                caller_standing(found)
+                    .err()
+                    .unwrap_or(DomainError::Forbidden("this caller may not act"))
+            }
+            Verdict::NotFound { what } => DomainError::NotFound(match what {
+                Thing::Property => "property",
+                Thing::Reservation => "reservation",
             }),
-            status => Err(DomainError::ReservationNotActive { status }),
-        }
-    }
-
-    fn ensure_owner_or_manager(&self, actor: &Actor) -> DomainResult<()> {
-        if self.reservation.agent_id == actor.user_id || actor.role.is_manager() {
-            Ok(())
-        } else {
-            Err(DomainError::Forbidden(
+            Verdict::Forbidden => DomainError::Forbidden(
                 "only its agent, a manager or an admin may do this to a reservation",
-            ))
+            ),
+            Verdict::Unavailable {
+                status,
+                reserved_until,
+            } => DomainError::PropertyUnavailable {
+                status,
+                reserved_until,
+            },
+            Verdict::Limit { limit } => DomainError::ReservationLimitReached { limit },
+            Verdict::NotActive { status } => DomainError::ReservationNotActive { status },
+            Verdict::ExtensionLimit { limit } => DomainError::ExtensionLimitReached { limit },
+            other => DomainError::Internal(DbErr::Custom(format!(
+                "the rules answered {other:?} where it does not belong"
+            ))),
         }
     }
 }
 
-/// Locks the property of a reservation, then reads the reservation.
-async fn lock_reservation(
+impl Answer {
+    /// The hold named by a success, from the effects it carries.
+    fn hold(&self, id: ReservationId) -> DomainResult<Hold> {
+        let Effects {
+            ended,
+            started,
+            extended,
+        } = &self.effects;
+        ended
+            .iter()
+            .chain(started)
+            .chain(extended)
+            .find(|h| h.reservation.id == id)
+            .cloned()
+            .ok_or_else(|| {
+                DomainError::Internal(DbErr::Custom(format!(
+                    "the rules named reservation {id} without its row"
+                )))
+            })
+    }
+
+    /// The result for the caller: the named hold on success, else the error
+    /// the outcome means.
+    fn into_written(self) -> Written<Hold> {
+        let result = match &self.verdict {
+            Verdict::Reserved { reservation }
+            | Verdict::Ended { reservation }
+            | Verdict::Extended { reservation }
+            | Verdict::Expired { reservation } => self.hold(*reservation),
+            _ => Err(self.verdict.into_error()),
+        };
+        Written {
+            result,
+            effects: self.effects,
+        }
+    }
+}
+
+/// Calls one function of the rules, `SELECT rules.<call>` with `values`, in a
+/// transaction of its own, and reads its answer. The commit is the client's
+/// to send: a call whose client dies before it (a server killed while the
+/// call waits for a lock) writes nothing.
+async fn ask(
     db: &DatabaseConnection,
-    workspace_id: WorkspaceId,
-    reservation_id: ReservationId,
-) -> DomainResult<Option<Locked>> {
+    call: &str,
+    values: impl IntoIterator<Item = Value>,
+) -> DomainResult<Answer> {
+    let sql = format!("SELECT rules.{call}::text AS answer");
     let txn = db.begin().await?;
-    let property: Option<LockedProperty> = one(
-        &txn,
-        stmt(
-            "SELECT p.project_id, p.status, p.reserved_until FROM property p \
-             WHERE p.id = (SELECT property_id FROM reservation WHERE id = $1 AND workspace_id = $2) \
-             FOR UPDATE",
-            [reservation_id.0.into(), workspace_id.0.into()],
-        ),
-    )
-    .await?;
-    let Some(property) = property else {
-        return Ok(None);
-    };
-    let row: QueryResult = txn
-        .query_one_raw(stmt(
-            "SELECT r.*, clock_timestamp() AS db_now FROM reservation r WHERE r.id = $1",
-            [reservation_id.0.into()],
+    let row = txn
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            values,
         ))
         .await?
-        .ok_or(DomainError::NotFound("reservation"))?;
-    let reservation = Reservation::from_query_result(&row, "")?;
-    let now: DateTime<Utc> = row.try_get("", "db_now")?;
-    Ok(Some(Locked {
-        txn,
-        reservation,
-        property,
-        now,
-    }))
-}
-
-/// Ends a locked reservation with `status` (RELEASED, EXPIRED or CONVERTED)
-/// and sets its property to `property_status`, in one statement; commits.
-async fn end_reservation(
-    locked: Locked,
-    status: ReservationStatus,
-    property_status: PropertyStatus,
-    ended_by: Option<UserId>,
-    source: Option<EndSource>,
-) -> DomainResult<Changed> {
-    let Locked { txn, property, .. } = locked;
-    let reservation: Reservation = one(
-        &txn,
-        stmt(
-            "WITH ended AS ( \
-               UPDATE reservation SET status = $2, ended_at = clock_timestamp(), ended_by_id = $3, \
-                 end_source = $4 \
-               WHERE id = $1 RETURNING *), \
-             freed AS ( \
-               UPDATE property SET status = $5, reserved_by_id = NULL, reserved_until = NULL, \
-                 updated_at = ended.ended_at \
-               FROM ended WHERE property.id = ended.property_id) \
-             SELECT * FROM ended",
-            [
-                locked.reservation.id.0.into(),
-                status.as_str().into(),
-                ended_by.map(|u| u.0).into(),
-                source.map(|s| s.as_str().to_owned()).into(),
-                property_status.as_str().into(),
-            ],
-        ),
-    )
-    .await?
-    .ok_or(DomainError::NotFound("reservation"))?;
+        .ok_or_else(|| DbErr::Custom(format!("rules.{call} answered no row")))?;
     txn.commit().await?;
-    Ok(Changed {
-        reservation,
-        project_id: property.project_id,
-        previous_property_status: property.status,
+    let text: String = row.try_get("", "answer")?;
+    serde_json::from_str(&text).map_err(|e| {
+        DomainError::Internal(DbErr::Custom(format!(
+            "cannot read the answer of rules.{call}: {e}: {text}"
+        )))
     })
 }
 
+fn secs(d: Duration) -> Value {
+    d.as_secs_f64().into()
+}
+
+/// A count as the rules take it (`integer`).
+fn count(n: u32) -> Value {
+    i32::try_from(n).unwrap_or(i32::MAX).into()
+}
+
+/// Reserves `property_id` for the caller for `policy.ttl`: one call of
+/// `rules.reserve`, which checks the caller (an active user of an active
+/// workspace) under the plot's lock, takes over a lapsed hold, counts the
+/// agent's holds and begins the new one. The caller schedules the release job
+/// after it returns.
+pub async fn reserve(
+    db: &DatabaseConnection,
+    policy: &Policy,
+    caller: impl Into<Caller>,
+    property_id: PropertyId,
+) -> Written<Hold> {
+    reserve_as(db, policy, caller.into(), property_id).await
+}
+
+#[instrument(skip_all, fields(workspace.id = %caller.workspace_id, user.id = %caller.user_id, property.id = %property_id))]
+async fn reserve_as(
+    db: &DatabaseConnection,
+    policy: &Policy,
+    caller: Caller,
+    property_id: PropertyId,
+) -> Written<Hold> {
+    let answer = ask(
+        db,
+        "reserve($1, $2, $3, make_interval(secs => $4), $5)",
+        [
+            caller.workspace_id.0.into(),
+            caller.user_id.0.into(),
+            property_id.0.into(),
+            secs(policy.ttl),
+            count(policy.max_active_per_agent),
+        ],
+    )
+    .await;
+    match answer {
+        Ok(answer) => answer.into_written(),
+        // The partial unique index caught a second ACTIVE hold: unreachable
+        // through the lock, but if it ever fires it means "taken".
+        Err(DomainError::Internal(e) | DomainError::Unavailable(e)) => Written::failed(
+            on_constraint(e, "reservation_one_active_per_property", || {
+                DomainError::PropertyUnavailable {
+                    status: PropertyStatus::Reserved,
+                    reserved_until: None,
+                }
+            }),
+        ),
+        Err(e) => Written::failed(e),
+    }
+}
+
 /// Ends an active reservation early: its agent, a manager or an admin.
-#[instrument(skip_all, fields(workspace.id = %actor.workspace_id, user.id = %actor.user_id, reservation.id = %reservation_id), err(level = "debug"))]
+#[instrument(skip_all, fields(workspace.id = %actor.workspace_id, user.id = %actor.user_id, reservation.id = %reservation_id))]
 pub async fn release(
     db: &DatabaseConnection,
     actor: &Actor,
     reservation_id: ReservationId,
-) -> DomainResult<Changed> {
-    end_by_person(
-        db,
-        actor,
-        reservation_id,
-        ReservationStatus::Released,
-        PropertyStatus::Available,
-    )
-    .await
+) -> Written<Hold> {
+    end_by_person(db, actor, reservation_id, ReservationStatus::Released).await
 }
 
 /// Turns an active reservation into a sale: the property becomes SOLD.
-#[instrument(skip_all, fields(workspace.id = %actor.workspace_id, user.id = %actor.user_id, reservation.id = %reservation_id), err(level = "debug"))]
+#[instrument(skip_all, fields(workspace.id = %actor.workspace_id, user.id = %actor.user_id, reservation.id = %reservation_id))]
 pub async fn convert(
     db: &DatabaseConnection,
     actor: &Actor,
     reservation_id: ReservationId,
-) -> DomainResult<Changed> {
-    end_by_person(
-        db,
-        actor,
-        reservation_id,
-        ReservationStatus::Converted,
-        PropertyStatus::Sold,
-    )
-    .await
+) -> Written<Hold> {
+    end_by_person(db, actor, reservation_id, ReservationStatus::Converted).await
 }
 
-/// Release and convert: a person ends a hold that is still holding, if it is
-/// theirs or they manage; recorded as ended by them, as its agent or a manager.
 async fn end_by_person(
     db: &DatabaseConnection,
     actor: &Actor,
     reservation_id: ReservationId,
     status: ReservationStatus,
-    property_status: PropertyStatus,
-) -> DomainResult<Changed> {
-    let locked = lock_reservation(db, actor.workspace_id, reservation_id)
-        .await?
-        .ok_or(DomainError::NotFound("reservation"))?;
-    locked.ensure_owner_or_manager(actor)?;
-    locked.ensure_holding()?;
-    let source = if locked.reservation.agent_id == actor.user_id {
-        EndSource::Agent
-    } else {
-        EndSource::Manager
-    };
-    end_reservation(
-        locked,
-        status,
-        property_status,
-        Some(actor.user_id),
-        Some(source),
+) -> Written<Hold> {
+    let answer = ask(
+        db,
+        "end_by_person($1, $2, $3, $4, $5)",
+        [
+            actor.workspace_id.0.into(),
+            actor.user_id.0.into(),
+            actor.role.is_manager().into(),
+            reservation_id.0.into(),
+            status.as_str().into(),
+        ],
     )
-    .await
+    .await;
+    match answer {
+        Ok(answer) => answer.into_written(),
+        Err(e) => Written::failed(e),
+    }
 }
 
 /// Pushes `expires_at` to one hold time from now: managers and admins only,
 /// at most `policy.max_extensions` times. Bumps `version`, so the release job
 /// scheduled for the earlier expiry finds nothing to do.
-#[instrument(skip_all, fields(workspace.id = %actor.workspace_id, user.id = %actor.user_id, reservation.id = %reservation_id), err(level = "debug"))]
+#[instrument(skip_all, fields(workspace.id = %actor.workspace_id, user.id = %actor.user_id, reservation.id = %reservation_id))]
 pub async fn extend(
     db: &DatabaseConnection,
     policy: &Policy,
     actor: &Actor,
     reservation_id: ReservationId,
-) -> DomainResult<Changed> {
+) -> Written<Hold> {
     if !actor.role.is_manager() {
-        return Err(DomainError::Forbidden(
+        return Written::failed(DomainError::Forbidden(
             "only managers and admins may extend a reservation",
         ));
     }
-    let locked = lock_reservation(db, actor.workspace_id, reservation_id)
-        .await?
-        .ok_or(DomainError::NotFound("reservation"))?;
-    locked.ensure_holding()?;
-    if locked.reservation.extension_count
-        >= i32::try_from(policy.max_extensions).unwrap_or(i32::MAX)
-    {
-        return Err(DomainError::ExtensionLimitReached {
-            limit: policy.max_extensions,
-        });
-    }
-    let Locked { txn, property, .. } = locked;
-    let reservation: Reservation = one(
-        &txn,
-        stmt(
-            "WITH extended AS ( \
-               UPDATE reservation SET expires_at = clock_timestamp() + make_interval(secs => $2), \
-                 extension_count = extension_count + 1, version = version + 1 \
-               WHERE id = $1 RETURNING *), \
-             held AS ( \
-               UPDATE property SET reserved_until = extended.expires_at, updated_at = clock_timestamp() \
-               FROM extended WHERE property.id = extended.property_id) \
-             SELECT * FROM extended",
-            [reservation_id.0.into(), secs(policy.ttl)],
-        ),
+    let answer = ask(
+        db,
+        "extend($1, $2, make_interval(secs => $3), $4)",
+        [
+            actor.workspace_id.0.into(),
+            reservation_id.0.into(),
+            secs(policy.ttl),
+            count(policy.max_extensions),
+        ],
     )
-    .await?
-    .ok_or(DomainError::NotFound("reservation"))?;
-    txn.commit().await?;
-    Ok(Changed {
-        reservation,
-        project_id: property.project_id,
-        previous_property_status: property.status,
-    })
+    .await;
+    match answer {
+        Ok(answer) => answer.into_written(),
+        Err(e) => Written::failed(e),
+    }
 }
 
 /// Ends the reservation as EXPIRED if, and only if, it is still ACTIVE, at
@@ -596,71 +473,52 @@ pub async fn expire(
     workspace_id: WorkspaceId,
     reservation_id: ReservationId,
     version: i32,
-) -> DomainResult<ExpireOutcome> {
-    let Some(locked) = lock_reservation(db, workspace_id, reservation_id).await? else {
-        return Ok(ExpireOutcome::NotFound);
-    };
-    let r = &locked.reservation;
-    if r.status != ReservationStatus::Active {
-        return Ok(ExpireOutcome::NotActive(r.status));
-    }
-    if r.version != version {
-        return Ok(ExpireOutcome::StaleVersion { current: r.version });
-    }
-    if r.expires_at > locked.now {
-        return Ok(ExpireOutcome::NotDue {
-            expires_at: r.expires_at,
-        });
-    }
-    end_reservation(
-        locked,
-        ReservationStatus::Expired,
-        PropertyStatus::Available,
-        None,
-        Some(EndSource::Job),
+) -> Written<ExpireOutcome> {
+    let answer = match ask(
+        db,
+        "expire($1, $2, $3)",
+        [
+            workspace_id.0.into(),
+            reservation_id.0.into(),
+            version.into(),
+        ],
     )
     .await
-    .map(ExpireOutcome::Expired)
+    {
+        Ok(answer) => answer,
+        Err(e) => return Written::failed(e),
+    };
+    let result = match &answer.verdict {
+        Verdict::Expired { reservation } => answer.hold(*reservation).map(ExpireOutcome::Expired),
+        Verdict::NotFound { .. } => Ok(ExpireOutcome::NotFound),
+        Verdict::NotActive { status } => Ok(ExpireOutcome::NotActive(*status)),
+        Verdict::Stale { current } => Ok(ExpireOutcome::StaleVersion { current: *current }),
+        Verdict::NotDue { expires_at } => Ok(ExpireOutcome::NotDue {
+            expires_at: *expires_at,
+        }),
+        other => Err(DomainError::Internal(DbErr::Custom(format!(
+            "rules.expire answered {other:?}"
+        )))),
+    };
+    Written {
+        result,
+        effects: answer.effects,
+    }
 }
 
 /// Ends up to `limit` lapsed reservations in one transaction and frees their
-/// properties. Property rows that another transaction holds are skipped
-/// (`SKIP LOCKED`): that transaction is releasing, taking over or extending
-/// them, and two sweeps never wait on, or release, the same row.
+/// properties; returns what it did. Property rows that another transaction
+/// holds are skipped (`SKIP LOCKED`): two sweeps never wait on, or end, the
+/// same hold.
 #[instrument(skip(db))]
-pub async fn sweep_batch(
-    db: &DatabaseConnection,
-    limit: u32,
-) -> DomainResult<Vec<SweptReservation>> {
-    let txn = db.begin().await?;
-    let rows = txn
-        .query_all_raw(stmt(
-            "WITH due AS ( \
-               SELECT p.id, p.project_id FROM property p \
-               WHERE p.status = 'RESERVED' AND p.reserved_until <= clock_timestamp() \
-               ORDER BY p.reserved_until LIMIT $1 \
-               FOR UPDATE SKIP LOCKED), \
-             ended AS ( \
-               UPDATE reservation r SET status = 'EXPIRED', ended_at = clock_timestamp(), \
-                 end_source = 'sweep' \
-               FROM due WHERE r.property_id = due.id AND r.status = 'ACTIVE' \
-                 AND r.expires_at <= clock_timestamp() \
-               RETURNING r.id, r.workspace_id, r.property_id, due.project_id, r.agent_id, \
-                 r.expires_at, r.ended_at), \
-             freed AS ( \
-               UPDATE property p SET status = 'AVAILABLE', reserved_by_id = NULL, \
-                 reserved_until = NULL, updated_at = ended.ended_at \
-               FROM ended WHERE p.id = ended.property_id) \
-             SELECT * FROM ended",
-            [i64::from(limit).into()],
-        ))
-        .await?;
-    let swept = rows
-        .iter()
-        .map(|row| SweptReservation::from_query_result(row, ""))
-        .collect::<Result<Vec<_>, _>>()?;
-    txn.commit().await?;
-    Ok(swept)
+pub async fn sweep_batch(db: &DatabaseConnection, limit: u32) -> DomainResult<Effects> {
+    let answer = ask(db, "sweep($1)", [count(limit)]).await?;
+    match answer.verdict {
+        Verdict::Swept => Ok(answer.effects),
+        other => Err(DomainError::Internal(DbErr::Custom(format!(
+            "rules.sweep answered {other:?}"
+        )))),
+    }
 }
 
 /// What one sweep did.
@@ -671,21 +529,23 @@ pub struct SweepReport {
 }
 
 /// Sweeps in batches of `batch_size` until no lapsed hold is left that is
-/// not locked by someone else; `on_batch` sees each batch after it commits.
+/// not locked by someone else; `on_batch` sees each batch's effects after it
+/// commits.
 pub async fn sweep(
     db: &DatabaseConnection,
     batch_size: u32,
-    mut on_batch: impl FnMut(&[SweptReservation]),
+    mut on_batch: impl FnMut(&Effects),
 ) -> DomainResult<SweepReport> {
     let mut report = SweepReport::default();
     loop {
         let swept = sweep_batch(db, batch_size).await?;
-        if !swept.is_empty() {
+        let ended = swept.ended.len();
+        if ended > 0 {
             report.batches += 1;
-            report.released += swept.len() as u64;
+            report.released += ended as u64;
             on_batch(&swept);
         }
-        if swept.len() < batch_size as usize {
+        if ended < batch_size as usize {
             return Ok(report);
         }
     }

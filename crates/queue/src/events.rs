@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
-use holdfast_domain::entities::PropertyStatus;
-use holdfast_domain::reservations::{Changed, Reserved, SweptReservation};
+use holdfast_domain::Effects;
+use holdfast_domain::entities::{PropertyStatus, ReservationStatus};
 use holdfast_domain::{ProjectId, PropertyId, UserId, WorkspaceId};
 use serde::{Deserialize, Serialize};
 
@@ -46,65 +46,44 @@ pub struct PropertyChanged {
 }
 
 impl PropertyChanged {
-    /// What a reserve changed: the new hold, preceded by the end of the
-    /// lapsed one it took over (RESERVED -> AVAILABLE, then AVAILABLE ->
-    /// RESERVED: two changes, so that counts kept by clients stay right).
-    pub fn of_reserve(reserved: &Reserved) -> Vec<PropertyChanged> {
-        let r = &reserved.reservation;
-        let mut changes = Vec::with_capacity(2);
-        if let Some(lapsed) = &reserved.taken_over {
-            changes.push(PropertyChanged {
-                workspace_id: lapsed.workspace_id,
-                project_id: reserved.project_id,
-                property_id: lapsed.property_id,
+    /// The property changes a write committed, in order: each ended hold
+    /// (RESERVED to AVAILABLE, or to SOLD for a conversion), then each hold
+    /// begun (AVAILABLE to RESERVED). A takeover of a lapsed hold is thus two
+    /// changes, so that counts kept by clients stay right. An extension
+    /// changes no status and sends nothing.
+    pub fn of_effects(effects: &Effects) -> Vec<PropertyChanged> {
+        let ended = effects.ended.iter().map(|hold| {
+            let r = &hold.reservation;
+            let status = if r.status == ReservationStatus::Converted {
+                PropertyStatus::Sold
+            } else {
+                PropertyStatus::Available
+            };
+            PropertyChanged {
+                workspace_id: r.workspace_id,
+                project_id: hold.project_id,
+                property_id: r.property_id,
                 previous_status: PropertyStatus::Reserved,
-                status: PropertyStatus::Available,
-                at: lapsed.ended_at.unwrap_or(r.created_at),
+                status,
+                at: r.ended_at.unwrap_or(r.created_at),
                 reserved_by_id: None,
                 reserved_until: None,
-            });
-        }
-        changes.push(PropertyChanged {
-            workspace_id: r.workspace_id,
-            project_id: reserved.project_id,
-            property_id: r.property_id,
-            previous_status: PropertyStatus::Available,
-            status: PropertyStatus::Reserved,
-            at: r.created_at,
-            reserved_by_id: Some(r.agent_id),
-            reserved_until: Some(r.expires_at),
+            }
         });
-        changes
-    }
-
-    /// What ending a reservation (release, convert, expire) changed; `status`
-    /// is the property's status after it.
-    pub fn of_end(changed: &Changed, status: PropertyStatus) -> PropertyChanged {
-        let r = &changed.reservation;
-        PropertyChanged {
-            workspace_id: r.workspace_id,
-            project_id: changed.project_id,
-            property_id: r.property_id,
-            previous_status: changed.previous_property_status,
-            status,
-            at: r.ended_at.unwrap_or(r.created_at),
-            reserved_by_id: None,
-            reserved_until: None,
-        }
-    }
-
-    /// What the sweep changed for one lapsed hold.
-    pub fn of_sweep(swept: &SweptReservation) -> PropertyChanged {
-        PropertyChanged {
-            workspace_id: swept.workspace_id,
-            project_id: swept.project_id,
-            property_id: swept.property_id,
-            previous_status: PropertyStatus::Reserved,
-            status: PropertyStatus::Available,
-            at: swept.ended_at,
-            reserved_by_id: None,
-            reserved_until: None,
-        }
+        let started = effects.started.iter().map(|hold| {
+            let r = &hold.reservation;
+            PropertyChanged {
+                workspace_id: r.workspace_id,
+                project_id: hold.project_id,
+                property_id: r.property_id,
+                previous_status: PropertyStatus::Available,
+                status: PropertyStatus::Reserved,
+                at: r.created_at,
+                reserved_by_id: Some(r.agent_id),
+                reserved_until: Some(r.expires_at),
+            }
+        });
+        ended.chain(started).collect()
     }
 }
 

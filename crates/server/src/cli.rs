@@ -11,7 +11,7 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{CommandFactory, Parser, Subcommand};
 use holdfast_domain::entities::user;
 use holdfast_domain::{UserId, directory};
-use holdfast_migrations::{Migrator, MigratorTrait};
+
 use sea_orm::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sea_orm::{ConnectOptions, Database, EntityTrait};
 
@@ -306,7 +306,7 @@ pub async fn migrate(url: &str) -> anyhow::Result<()> {
     let db = Database::connect(options)
         .await
         .context("connecting to DATABASE_URL")?;
-    Migrator::up(&db, None)
+    holdfast_migrations::migrate(&db)
         .await
         .context("applying migrations")?;
     tracing::info!("migrations applied");

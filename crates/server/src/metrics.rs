@@ -6,9 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use holdfast_domain::DomainError;
-use holdfast_domain::entities::EndSource;
+use holdfast_domain::entities::{ReservationStatus, reservation};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 // The series the worker reports too, named once for both.
@@ -136,19 +135,23 @@ pub fn reservation_outcome(result: Result<(), &DomainError>) {
     metrics::counter!(RESERVATIONS_TOTAL, "outcome" => outcome).increment(1);
 }
 
-pub fn release(source: EndSource) {
-    metrics::counter!(RELEASES_TOTAL, "source" => source.as_str()).increment(1);
-}
-
-/// A lapsed hold that a new reservation ended: counted, with how long after
-/// its `expires_at` that happened (both times are the database's clock).
-pub fn takeover(expires_at: DateTime<Utc>, ended_at: Option<DateTime<Utc>>) {
-    release(EndSource::Takeover);
-    if let Some(ended_at) = ended_at {
-        let lag = (ended_at - expires_at).to_std().unwrap_or(Duration::ZERO);
-        metrics::histogram!(RELEASE_LAG_SECONDS, "source" => EndSource::Takeover.as_str())
-            .record(lag.as_secs_f64());
+/// Counts a hold that ended: a release or an expiry, by what ended it, with
+/// how long after its `expires_at` an expired one was ended (both times are
+/// the database's clock). A conversion is a sale, not a release.
+pub fn hold_ended(r: &reservation::Model) {
+    let (Some(source), Some(ended_at)) = (r.end_source, r.ended_at) else {
+        return;
+    };
+    match r.status {
+        ReservationStatus::Released => {}
+        ReservationStatus::Expired => {
+            let lag = (ended_at - r.expires_at).to_std().unwrap_or(Duration::ZERO);
+            metrics::histogram!(RELEASE_LAG_SECONDS, "source" => source.as_str())
+                .record(lag.as_secs_f64());
+        }
+        _ => return,
     }
+    metrics::counter!(RELEASES_TOTAL, "source" => source.as_str()).increment(1);
 }
 
 pub fn graphql_request(elapsed: Duration) {

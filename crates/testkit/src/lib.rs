@@ -4,8 +4,6 @@
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 
-use holdfast_migrations::{Migrator, MigratorTrait};
-
 mod proxy;
 mod queue_keys;
 mod wait;
@@ -109,7 +107,9 @@ async fn ensure_template(admin: &DatabaseConnection) -> String {
         let conn = Database::connect(format!("{}/{building}", server_url()))
             .await
             .expect("connect to template");
-        Migrator::up(&conn, None).await.expect("migrate template");
+        holdfast_migrations::migrate(&conn)
+            .await
+            .expect("migrate template");
         conn.close().await.ok();
         admin
             .execute_unprepared(&format!("ALTER DATABASE {building} RENAME TO {template}"))

@@ -9,10 +9,10 @@ use std::time::Duration;
 use apalis::prelude::{AbortError, Attempt, BoxDynError, Data, RetryAfterError, TaskId};
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
-use holdfast_domain::DomainError;
-use holdfast_domain::entities::{PropertyStatus, ReservationStatus};
+use holdfast_domain::entities::ReservationStatus;
 use holdfast_domain::job::ReleaseReservation;
 use holdfast_domain::reservations::{self, ExpireOutcome};
+use holdfast_domain::{DomainError, Effects};
 use holdfast_queue::{EventPublisher, PropertyChanged};
 use sea_orm::DatabaseConnection;
 use serde::{Deserialize, Serialize};
@@ -89,24 +89,23 @@ pub async fn handle_release(
     expire_job(job, db).await.map(|(outcome, _)| outcome)
 }
 
-/// [`handle_release`], and the property change it made, if any, for the
-/// live subscribers.
+/// [`handle_release`], and what it committed, for the live subscribers.
 pub async fn expire_job(
     job: &ReleaseReservation,
     db: &DatabaseConnection,
-) -> Result<(Outcome, Option<PropertyChanged>), ReleaseError> {
-    let outcome = reservations::expire(db, job.workspace_id, job.reservation_id, job.version)
-        .await
-        .map_err(|e| {
-            if e.is_transient() {
-                ReleaseError::Transient(e)
-            } else {
-                ReleaseError::Permanent(e)
-            }
-        })?;
+) -> Result<(Outcome, Effects), ReleaseError> {
+    let written = reservations::expire(db, job.workspace_id, job.reservation_id, job.version).await;
+    let effects = written.effects;
+    let outcome = written.result.map_err(|e| {
+        if e.is_transient() {
+            ReleaseError::Transient(e)
+        } else {
+            ReleaseError::Permanent(e)
+        }
+    })?;
     match outcome {
-        ExpireOutcome::Expired(changed) => {
-            let r = &changed.reservation;
+        ExpireOutcome::Expired(hold) => {
+            let r = &hold.reservation;
             // `expire` always sets ended_at; the database's now is the fallback.
             let ended_at = r.ended_at.unwrap_or_else(Utc::now);
             telemetry::record_release("job", r.expires_at, ended_at);
@@ -116,14 +115,13 @@ pub async fn expire_job(
                 lag_seconds,
                 "released an expired reservation"
             );
-            let change = PropertyChanged::of_end(&changed, PropertyStatus::Available);
             Ok((
                 Outcome::Released {
                     expires_at: r.expires_at,
                     ended_at,
                     lag_seconds,
                 },
-                Some(change),
+                effects,
             ))
         }
         ExpireOutcome::NotActive(status) => {
@@ -131,7 +129,7 @@ pub async fn expire_job(
                 status = status.as_str(),
                 "reservation already ended, nothing to do"
             );
-            Ok((Outcome::AlreadyEnded { status }, None))
+            Ok((Outcome::AlreadyEnded { status }, effects))
         }
         ExpireOutcome::StaleVersion { current } => {
             debug!(
@@ -142,12 +140,12 @@ pub async fn expire_job(
                 Outcome::Superseded {
                     current_version: current,
                 },
-                None,
+                effects,
             ))
         }
         ExpireOutcome::NotFound => {
             info!("reservation not found, nothing to do");
-            Ok((Outcome::NotFound, None))
+            Ok((Outcome::NotFound, effects))
         }
         ExpireOutcome::NotDue { expires_at } => Err(ReleaseError::NotDue { expires_at }),
     }
@@ -203,10 +201,8 @@ pub async fn release_task(
         };
         metrics::counter!(telemetry::RELEASE_JOBS_TOTAL, "outcome" => label).increment(1);
         let result = match result {
-            Ok((outcome, change)) => {
-                if let Some(change) = change {
-                    telemetry::publish(&ctx.events, &[change]).await;
-                }
+            Ok((outcome, effects)) => {
+                telemetry::publish(&ctx.events, &PropertyChanged::of_effects(&effects)).await;
                 Ok(outcome)
             }
             Err(e) => Err(e),

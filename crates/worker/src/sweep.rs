@@ -44,22 +44,22 @@ pub async fn sweep_and_publish(
         batch += 1;
         if let Some(events) = events {
             // The callback cannot wait: publish beside the next batch.
-            let changes: Vec<_> = swept.iter().map(PropertyChanged::of_sweep).collect();
+            let changes = PropertyChanged::of_effects(swept);
             let events = events.clone();
             publishing.push(tokio::spawn(async move {
                 telemetry::publish(&events, &changes).await;
             }));
         }
-        for r in swept {
-            telemetry::record_release("sweep", r.expires_at, r.ended_at);
+        let mut max_lag = 0.0_f64;
+        for hold in &swept.ended {
+            let r = &hold.reservation;
+            let ended_at = r.ended_at.unwrap_or(r.expires_at);
+            telemetry::record_release("sweep", r.expires_at, ended_at);
+            max_lag = max_lag.max(telemetry::lag_seconds(r.expires_at, ended_at));
         }
-        let max_lag = swept
-            .iter()
-            .map(|r| telemetry::lag_seconds(r.expires_at, r.ended_at))
-            .fold(0.0, f64::max);
         info!(
             batch,
-            released = swept.len(),
+            released = swept.ended.len(),
             max_lag_seconds = max_lag,
             "sweep released a batch of expired reservations"
         );

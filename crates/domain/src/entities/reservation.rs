@@ -2,7 +2,7 @@ use sea_orm::entity::prelude::*;
 
 use crate::ids::{PropertyId, ReservationId, UserId, WorkspaceId};
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Deserialize)]
 #[sea_orm(table_name = "reservation")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
@@ -20,8 +20,11 @@ pub struct Model {
     pub version: i32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, serde::Deserialize,
+)]
 #[sea_orm(rs_type = "String", db_type = "Text")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ReservationStatus {
     /// Holds its property right now.
     #[sea_orm(string_value = "ACTIVE")]
@@ -49,8 +52,11 @@ impl ReservationStatus {
 }
 
 /// What ended a reservation; also the `source` label of the releases metric.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, serde::Deserialize,
+)]
 #[sea_orm(rs_type = "String", db_type = "Text")]
+#[serde(rename_all = "lowercase")]
 pub enum EndSource {
     #[sea_orm(string_value = "agent")]
     Agent,

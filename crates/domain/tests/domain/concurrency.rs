@@ -31,6 +31,7 @@ async fn race_for_one_plot(n: usize) {
             start.wait().await;
             reserve(&conn, &policy, &agent, plot)
                 .await
+                .result
                 .map(|r| (agent, r))
         })
     }))
@@ -112,7 +113,7 @@ async fn many_agents_racing_over_many_plots_never_double_book_or_exceed_the_limi
             for round in 0..ROUNDS {
                 // A cheap, deterministic spread of plots and actions per agent.
                 let plot = plots[(i * 7 + round * 5) % plots.len()];
-                let outcome = match reserve(&conn, &policy, &agent, plot).await {
+                let outcome = match reserve(&conn, &policy, &agent, plot).await.result {
                     Ok(r) => {
                         held.push(r.reservation.id);
                         "reserved"
@@ -126,9 +127,9 @@ async fn many_agents_racing_over_many_plots_never_double_book_or_exceed_the_limi
                     && let Some(id) = held.pop()
                 {
                     let ended = if round % 10 == 9 {
-                        reservations::convert(&conn, &agent, id).await
+                        reservations::convert(&conn, &agent, id).await.result
                     } else {
-                        reservations::release(&conn, &agent, id).await
+                        reservations::release(&conn, &agent, id).await.result
                     };
                     ended.expect("end own active hold");
                 }

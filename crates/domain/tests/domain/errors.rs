@@ -30,6 +30,7 @@ async fn a_property_locked_longer_than_the_lock_timeout_answers_busy_quickly() {
     let started = Instant::now();
     let err = reserve(&w.conn, &w.policy, &a, plot)
         .await
+        .result
         .expect_err("busy");
     let waited = started.elapsed();
 
@@ -40,6 +41,7 @@ async fn a_property_locked_longer_than_the_lock_timeout_answers_busy_quickly() {
     holder.rollback().await.expect("rollback");
     reserve(&w.conn, &w.policy, &a, plot)
         .await
+        .result
         .expect("free again");
 }
 
@@ -63,10 +65,12 @@ async fn a_database_that_cannot_be_reached_is_unavailable() {
 
     let err = reserve(&conn, &Policy::default(), &actor, PropertyId::new())
         .await
+        .result
         .expect_err("down");
     assert!(matches!(err, DomainError::Unavailable(_)), "{err:?}");
     let err = reservations::release(&conn, &actor, ReservationId::new())
         .await
+        .result
         .expect_err("down");
     assert!(matches!(err, DomainError::Unavailable(_)), "{err:?}");
 }
@@ -101,7 +105,7 @@ async fn a_connection_cut_in_the_middle_is_unavailable_and_the_pool_recovers() {
     // The pool replaces the dead connections by itself.
     let mut last = None;
     for _ in 0..5 {
-        match reserve(&w.conn, &w.policy, &a, plot).await {
+        match reserve(&w.conn, &w.policy, &a, plot).await.result {
             Ok(_) => {
                 last = None;
                 break;
@@ -121,15 +125,19 @@ async fn unknown_ids_are_not_found_not_panics() {
     for err in [
         reserve(&w.conn, &w.policy, &a, PropertyId::new())
             .await
+            .result
             .expect_err("reserve"),
         reservations::release(&w.conn, &a, missing)
             .await
+            .result
             .expect_err("release"),
         reservations::convert(&w.conn, &a, missing)
             .await
+            .result
             .expect_err("convert"),
         reservations::extend(&w.conn, &w.policy, &w.manager, missing)
             .await
+            .result
             .expect_err("extend"),
     ] {
         assert!(matches!(err, DomainError::NotFound(_)), "{err:?}");

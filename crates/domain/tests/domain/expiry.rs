@@ -14,12 +14,14 @@ async fn expire_releases_an_expired_reservation() {
     let plot = w.plot().await;
     let r = reserve(&w.conn, &w.policy, &a, plot)
         .await
+        .result
         .expect("reserve")
         .reservation;
     w.lapse(r.id).await;
 
     let outcome = reservations::expire(&w.conn, a.workspace_id, r.id, 1)
         .await
+        .result
         .expect("expire");
 
     let ExpireOutcome::Expired(changed) = outcome else {
@@ -45,11 +47,13 @@ async fn expire_leaves_a_reservation_that_has_not_expired_alone() {
     let plot = w.plot().await;
     let r = reserve(&w.conn, &w.policy, &a, plot)
         .await
+        .result
         .expect("reserve")
         .reservation;
 
     let outcome = reservations::expire(&w.conn, a.workspace_id, r.id, 1)
         .await
+        .result
         .expect("expire");
 
     assert!(
@@ -71,16 +75,19 @@ async fn expire_is_idempotent() {
     let plot = w.plot().await;
     let r = reserve(&w.conn, &w.policy, &a, plot)
         .await
+        .result
         .expect("reserve")
         .reservation;
     w.lapse(r.id).await;
 
     let first = reservations::expire(&w.conn, a.workspace_id, r.id, 1)
         .await
+        .result
         .expect("first");
     let after_first = w.stored_reservation(r.id).await;
     let second = reservations::expire(&w.conn, a.workspace_id, r.id, 1)
         .await
+        .result
         .expect("second");
 
     assert!(matches!(first, ExpireOutcome::Expired(_)));
@@ -107,16 +114,19 @@ async fn expire_ignores_the_job_of_an_earlier_version() {
     let plot = w.plot().await;
     let r = reserve(&w.conn, &w.policy, &a, plot)
         .await
+        .result
         .expect("reserve")
         .reservation;
     let extended = reservations::extend(&w.conn, &w.policy, &w.manager, r.id)
         .await
+        .result
         .expect("extend")
         .reservation;
     w.lapse(r.id).await;
 
     let stale = reservations::expire(&w.conn, a.workspace_id, r.id, 1)
         .await
+        .result
         .expect("stale");
     assert!(
         matches!(stale, ExpireOutcome::StaleVersion { current: 2 }),
@@ -129,6 +139,7 @@ async fn expire_ignores_the_job_of_an_earlier_version() {
 
     let current = reservations::expire(&w.conn, a.workspace_id, r.id, extended.version)
         .await
+        .result
         .expect("current");
     assert!(matches!(current, ExpireOutcome::Expired(_)), "{current:?}");
     assert_eq!(
@@ -145,19 +156,23 @@ async fn expire_does_nothing_to_a_released_reservation_or_an_unknown_one() {
     let plot = w.plot().await;
     let r = reserve(&w.conn, &w.policy, &a, plot)
         .await
+        .result
         .expect("reserve")
         .reservation;
     reservations::release(&w.conn, &a, r.id)
         .await
+        .result
         .expect("release");
     let again = reserve(&w.conn, &w.policy, &a, plot)
         .await
+        .result
         .expect("again")
         .reservation;
     w.lapse(r.id).await;
 
     let outcome = reservations::expire(&w.conn, a.workspace_id, r.id, 1)
         .await
+        .result
         .expect("expire");
     assert!(
         matches!(
@@ -174,10 +189,12 @@ async fn expire_does_nothing_to_a_released_reservation_or_an_unknown_one() {
 
     let unknown = reservations::expire(&w.conn, a.workspace_id, ReservationId::new(), 1)
         .await
+        .result
         .expect("unknown");
     assert!(matches!(unknown, ExpireOutcome::NotFound));
     let foreign = reservations::expire(&w.conn, WorkspaceId::new(), again.id, 1)
         .await
+        .result
         .expect("foreign");
     assert!(matches!(foreign, ExpireOutcome::NotFound));
     w.check().await;

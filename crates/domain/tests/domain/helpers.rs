@@ -170,7 +170,7 @@ impl World {
         let counts = self.counts().await;
         let reading_available = self
             .count(&format!(
-                "SELECT count(*) FROM property_now WHERE project_id = '{}' AND status = 'AVAILABLE'",
+                "SELECT count(*) FROM rules.property_now WHERE project_id = '{}' AND status = 'AVAILABLE'",
                 self.project
             ))
             .await;

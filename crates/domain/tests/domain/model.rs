@@ -157,12 +157,18 @@ async fn run(db: Arc<TestDb>, conn: DatabaseConnection, ops: Vec<Op>) {
                 } else {
                     "ok"
                 };
-                let got =
+                let written =
                     reservations::reserve(&w.conn, &w.policy, &agents[agent], plots[plot]).await;
+                let got = written.result;
                 assert_eq!(kind(&got), expected, "{ctx}");
                 if let Ok(r) = got {
                     if let Some(old) = m.active_on(plot) {
-                        assert_eq!(r.taken_over.map(|t| t.id), Some(m.res[old].id), "{ctx}");
+                        let taken_over = written.effects.ended.first();
+                        assert_eq!(
+                            taken_over.map(|t| t.reservation.id),
+                            Some(m.res[old].id),
+                            "{ctx}"
+                        );
                         m.res[old].status = ReservationStatus::Expired;
                     }
                     m.res.push(ModelRes {
@@ -193,9 +199,9 @@ async fn run(db: Arc<TestDb>, conn: DatabaseConnection, ops: Vec<Op>) {
                     "ok"
                 };
                 let got = if converting {
-                    reservations::convert(&w.conn, &actor, r.id).await
+                    reservations::convert(&w.conn, &actor, r.id).await.result
                 } else {
-                    reservations::release(&w.conn, &actor, r.id).await
+                    reservations::release(&w.conn, &actor, r.id).await.result
                 };
                 assert_eq!(kind(&got), expected, "{ctx}");
                 if got.is_ok() {
@@ -224,7 +230,9 @@ async fn run(db: Arc<TestDb>, conn: DatabaseConnection, ops: Vec<Op>) {
                 } else {
                     "ok"
                 };
-                let got = reservations::extend(&w.conn, &w.policy, &actor, r.id).await;
+                let got = reservations::extend(&w.conn, &w.policy, &actor, r.id)
+                    .await
+                    .result;
                 assert_eq!(kind(&got), expected, "{ctx}");
                 if got.is_ok() {
                     m.res[i].extensions += 1;
@@ -237,6 +245,7 @@ async fn run(db: Arc<TestDb>, conn: DatabaseConnection, ops: Vec<Op>) {
                 let version = if stale { r.version - 1 } else { r.version };
                 let got = reservations::expire(&w.conn, agents[0].workspace_id, r.id, version)
                     .await
+                    .result
                     .expect("expire never fails here");
                 let ok = match got {
                     ExpireOutcome::NotActive(status) => {
@@ -265,7 +274,11 @@ async fn run(db: Arc<TestDb>, conn: DatabaseConnection, ops: Vec<Op>) {
                 let ws = w.admin.workspace_id;
                 let mut ours = 0;
                 reservations::sweep(&w.conn, 2, |batch| {
-                    ours += batch.iter().filter(|r| r.workspace_id == ws).count() as u64;
+                    ours += batch
+                        .ended
+                        .iter()
+                        .filter(|h| h.reservation.workspace_id == ws)
+                        .count() as u64;
                 })
                 .await
                 .expect("sweep");

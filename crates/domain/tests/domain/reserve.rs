@@ -10,9 +10,8 @@ async fn a_reservation_holds_the_property_for_the_hold_time() {
     let agent = w.agent().await;
     let plot = w.plot().await;
 
-    let r = reserve(&w.conn, &w.policy, &agent, plot)
-        .await
-        .expect("reserve");
+    let written = reserve(&w.conn, &w.policy, &agent, plot).await;
+    let r = written.result.expect("reserve");
 
     let res = r.reservation;
     assert_eq!(res.status, ReservationStatus::Active);
@@ -24,7 +23,8 @@ async fn a_reservation_holds_the_property_for_the_hold_time() {
     assert_eq!(p.status, PropertyStatus::Reserved);
     assert_eq!(p.reserved_by_id, Some(agent.user_id));
     assert_eq!(p.reserved_until, Some(res.expires_at));
-    assert!(r.taken_over.is_none());
+    // Nothing was taken over: the reserve ended no hold.
+    assert!(written.effects.ended.is_empty());
     w.check().await;
 }
 
@@ -33,10 +33,14 @@ async fn a_reserved_property_refuses_another_agent_with_its_status_and_end() {
     let w = World::new().await;
     let [a, b] = <[_; 2]>::try_from(w.agents(2).await).expect("two");
     let plot = w.plot().await;
-    let first = reserve(&w.conn, &w.policy, &a, plot).await.expect("first");
+    let first = reserve(&w.conn, &w.policy, &a, plot)
+        .await
+        .result
+        .expect("first");
 
     let err = reserve(&w.conn, &w.policy, &b, plot)
         .await
+        .result
         .expect_err("second");
 
     match err {
@@ -63,6 +67,7 @@ async fn err_message_names_until(
 ) -> bool {
     let msg = reserve(&w.conn, &w.policy, who, plot)
         .await
+        .result
         .expect_err("refused")
         .to_string();
     msg.contains("RESERVED") && msg.contains(until)
@@ -73,9 +78,13 @@ async fn the_holder_cannot_reserve_the_same_property_twice() {
     let w = World::new().await;
     let a = w.agent().await;
     let plot = w.plot().await;
-    reserve(&w.conn, &w.policy, &a, plot).await.expect("first");
+    reserve(&w.conn, &w.policy, &a, plot)
+        .await
+        .result
+        .expect("first");
     let err = reserve(&w.conn, &w.policy, &a, plot)
         .await
+        .result
         .expect_err("again");
     assert!(
         matches!(err, DomainError::PropertyUnavailable { .. }),
@@ -90,13 +99,16 @@ async fn a_sold_property_refuses_every_reservation() {
     let plot = w.plot().await;
     let r = reserve(&w.conn, &w.policy, &a, plot)
         .await
+        .result
         .expect("reserve");
     reservations::convert(&w.conn, &a, r.reservation.id)
         .await
+        .result
         .expect("convert");
 
     let err = reserve(&w.conn, &w.policy, &b, plot)
         .await
+        .result
         .expect_err("sold");
 
     match err {
@@ -119,15 +131,15 @@ async fn a_lapsed_hold_is_taken_over_and_recorded_as_expired() {
     let plot = w.plot().await;
     let old = reserve(&w.conn, &w.policy, &a, plot)
         .await
+        .result
         .expect("old")
         .reservation;
     w.lapse(old.id).await;
 
-    let new = reserve(&w.conn, &w.policy, &b, plot)
-        .await
-        .expect("takeover");
+    let new = reserve(&w.conn, &w.policy, &b, plot).await;
+    new.result.expect("takeover");
 
-    let taken = new.taken_over.expect("took over");
+    let taken = &new.effects.ended.first().expect("took over").reservation;
     assert_eq!(taken.id, old.id);
     let old = w.stored_reservation(old.id).await;
     assert_eq!(old.status, ReservationStatus::Expired);
@@ -149,11 +161,18 @@ async fn an_agent_at_the_limit_cannot_reserve_more() {
     };
     let a = w.agent().await;
     let plots = w.plots(3).await;
-    reserve(&w.conn, &w.policy, &a, plots[0]).await.expect("1");
-    let second = reserve(&w.conn, &w.policy, &a, plots[1]).await.expect("2");
+    reserve(&w.conn, &w.policy, &a, plots[0])
+        .await
+        .result
+        .expect("1");
+    let second = reserve(&w.conn, &w.policy, &a, plots[1])
+        .await
+        .result
+        .expect("2");
 
     let err = reserve(&w.conn, &w.policy, &a, plots[2])
         .await
+        .result
         .expect_err("3");
     assert!(
         matches!(err, DomainError::ReservationLimitReached { limit: 2 }),
@@ -168,6 +187,7 @@ async fn an_agent_at_the_limit_cannot_reserve_more() {
     w.lapse(second.reservation.id).await;
     reserve(&w.conn, &w.policy, &a, plots[2])
         .await
+        .result
         .expect("after lapse");
     w.check().await;
 }
@@ -183,6 +203,7 @@ async fn no_limit_when_the_limit_is_zero() {
     for plot in w.plots(12).await {
         reserve(&w.conn, &w.policy, &a, plot)
             .await
+            .result
             .expect("reserve");
     }
     assert_eq!(w.counts().await.reserved, 12);
@@ -205,10 +226,12 @@ async fn a_property_of_another_workspace_is_not_found() {
 
     let err = reserve(&w.conn, &w.policy, &stranger, plot)
         .await
+        .result
         .expect_err("foreign");
     assert!(matches!(err, DomainError::NotFound("property")), "{err:?}");
     let err = reserve(&w.conn, &w.policy, &stranger, PropertyId::new())
         .await
+        .result
         .expect_err("missing");
     assert!(matches!(err, DomainError::NotFound("property")), "{err:?}");
     assert_eq!(
@@ -242,6 +265,7 @@ async fn a_caller_who_may_not_act_is_refused_and_nothing_changes() {
         };
         let err = reserve(&w.conn, policy, ghost, plots[0])
             .await
+            .result
             .expect_err("no such user");
         assert!(matches!(err, DomainError::Unauthenticated(_)), "{err:?}");
 
@@ -251,6 +275,7 @@ async fn a_caller_who_may_not_act_is_refused_and_nothing_changes() {
         };
         let err = reserve(&w.conn, policy, wrong_workspace, plots[0])
             .await
+            .result
             .expect_err("not a user of that workspace");
         assert!(matches!(err, DomainError::Unauthenticated(_)), "{err:?}");
     }
@@ -263,6 +288,7 @@ async fn a_caller_who_may_not_act_is_refused_and_nothing_changes() {
     for policy in [&w.policy, &unlimited] {
         let err = reserve(&w.conn, policy, &agent, plots[0])
             .await
+            .result
             .expect_err("deactivated");
         assert!(
             matches!(
@@ -274,6 +300,7 @@ async fn a_caller_who_may_not_act_is_refused_and_nothing_changes() {
         // The caller comes first, also when the property does not exist.
         let err = reserve(&w.conn, policy, &agent, PropertyId::new())
             .await
+            .result
             .expect_err("deactivated");
         assert!(matches!(err, DomainError::Unauthenticated(_)), "{err:?}");
     }
@@ -289,6 +316,7 @@ async fn a_caller_who_may_not_act_is_refused_and_nothing_changes() {
     for policy in [&w.policy, &unlimited] {
         let err = reserve(&w.conn, policy, &active, plots[1])
             .await
+            .result
             .expect_err("suspended");
         assert!(
             matches!(err, DomainError::Forbidden("this workspace is suspended")),
@@ -314,6 +342,7 @@ async fn a_caller_who_may_not_act_is_refused_and_nothing_changes() {
     .expect("resume");
     reserve(&w.conn, &w.policy, &active, plots[1])
         .await
+        .result
         .expect("reserved");
 }
 
@@ -326,10 +355,12 @@ async fn release_extend_and_convert_keep_the_counts_right() {
 
     let r1 = reserve(&w.conn, &w.policy, &a, plots[0])
         .await
+        .result
         .expect("r1")
         .reservation;
     let r2 = reserve(&w.conn, &w.policy, &b, plots[1])
         .await
+        .result
         .expect("r2")
         .reservation;
     w.check().await;
@@ -338,10 +369,12 @@ async fn release_extend_and_convert_keep_the_counts_right() {
     // Agents may not act on each other's holds; managers may.
     let err = reservations::release(&w.conn, &b, r1.id)
         .await
+        .result
         .expect_err("not hers");
     assert!(matches!(err, DomainError::Forbidden(_)), "{err:?}");
     let released = reservations::release(&w.conn, &w.manager, r1.id)
         .await
+        .result
         .expect("manager releases");
     assert_eq!(released.reservation.status, ReservationStatus::Released);
     assert_eq!(released.reservation.ended_by_id, Some(w.manager.user_id));
@@ -349,6 +382,7 @@ async fn release_extend_and_convert_keep_the_counts_right() {
     assert_eq!(w.counts().await.available, 3);
     let err = reservations::release(&w.conn, &a, r1.id)
         .await
+        .result
         .expect_err("twice");
     assert!(
         matches!(
@@ -363,21 +397,25 @@ async fn release_extend_and_convert_keep_the_counts_right() {
     // Extending: managers only, twice, then the limit.
     let err = reservations::extend(&w.conn, &w.policy, &b, r2.id)
         .await
+        .result
         .expect_err("agent");
     assert!(matches!(err, DomainError::Forbidden(_)), "{err:?}");
     let e1 = reservations::extend(&w.conn, &w.policy, &w.manager, r2.id)
         .await
+        .result
         .expect("e1")
         .reservation;
     assert_eq!((e1.version, e1.extension_count), (2, 1));
     assert!(e1.expires_at >= r2.expires_at);
     let e2 = reservations::extend(&w.conn, &w.policy, &w.admin, r2.id)
         .await
+        .result
         .expect("e2")
         .reservation;
     assert_eq!((e2.version, e2.extension_count), (3, 2));
     let err = reservations::extend(&w.conn, &w.policy, &w.manager, r2.id)
         .await
+        .result
         .expect_err("e3");
     assert!(
         matches!(err, DomainError::ExtensionLimitReached { limit: 2 }),
@@ -390,11 +428,11 @@ async fn release_extend_and_convert_keep_the_counts_right() {
     w.check().await;
 
     // Converting: the property is sold for good.
-    let sold = reservations::convert(&w.conn, &b, r2.id)
-        .await
-        .expect("convert");
+    let converted = reservations::convert(&w.conn, &b, r2.id).await;
+    let sold = converted.result.expect("convert");
     assert_eq!(sold.reservation.status, ReservationStatus::Converted);
-    assert_eq!(sold.previous_property_status, PropertyStatus::Reserved);
+    // The conversion ended the plot's hold (RESERVED before it).
+    assert_eq!(converted.effects.ended, vec![sold.clone()]);
     assert_eq!(
         w.stored_property(plots[1]).await.status,
         PropertyStatus::Sold
@@ -406,6 +444,7 @@ async fn release_extend_and_convert_keep_the_counts_right() {
     );
     let err = reservations::convert(&w.conn, &b, r2.id)
         .await
+        .result
         .expect_err("twice");
     assert!(
         matches!(
@@ -426,6 +465,7 @@ async fn a_lapsed_reservation_cannot_be_released_extended_or_converted() {
     let plot = w.plot().await;
     let r = reserve(&w.conn, &w.policy, &a, plot)
         .await
+        .result
         .expect("reserve")
         .reservation;
     w.lapse(r.id).await;
@@ -433,12 +473,15 @@ async fn a_lapsed_reservation_cannot_be_released_extended_or_converted() {
     for err in [
         reservations::release(&w.conn, &a, r.id)
             .await
+            .result
             .expect_err("release"),
         reservations::convert(&w.conn, &a, r.id)
             .await
+            .result
             .expect_err("convert"),
         reservations::extend(&w.conn, &w.policy, &w.manager, r.id)
             .await
+            .result
             .expect_err("extend"),
     ] {
         assert!(

@@ -13,6 +13,7 @@ async fn a_second_active_reservation_inserted_directly_in_sql_fails_on_the_index
     let plot = w.plot().await;
     reserve(&w.conn, &w.policy, &a, plot)
         .await
+        .result
         .expect("reserve");
 
     let err = w

@@ -20,6 +20,7 @@ async fn the_sweep_releases_only_expired_reservations() {
         ids.push(
             reserve(&w.conn, &w.policy, agent, *plot)
                 .await
+                .result
                 .expect("reserve")
                 .reservation
                 .id,
@@ -30,7 +31,7 @@ async fn the_sweep_releases_only_expired_reservations() {
 
     let mut seen = Vec::new();
     let report = reservations::sweep(&w.conn, 100, |batch| {
-        seen.extend(batch.iter().map(|r| r.id))
+        seen.extend(batch.ended.iter().map(|h| h.reservation.id))
     })
     .await
     .expect("sweep");
@@ -104,9 +105,11 @@ async fn two_sweeps_at_once_release_each_reservation_exactly_once() {
         tokio::spawn(async move {
             start.wait().await;
             let mut ids = Vec::new();
-            reservations::sweep(&conn, 50, |batch| ids.extend(batch.iter().map(|r| r.id)))
-                .await
-                .expect("sweep");
+            reservations::sweep(&conn, 50, |batch| {
+                ids.extend(batch.ended.iter().map(|h| h.reservation.id))
+            })
+            .await
+            .expect("sweep");
             ids
         })
     });
@@ -144,11 +147,12 @@ async fn ten_thousand_expired_reservations_are_swept_in_batches() {
     for p in &extra {
         reserve(&w.conn, &Policy::default(), &a, p.id)
             .await
+            .result
             .expect("fresh hold");
     }
 
     let mut batch_sizes = Vec::new();
-    let report = reservations::sweep(&w.conn, 1000, |batch| batch_sizes.push(batch.len()))
+    let report = reservations::sweep(&w.conn, 1000, |batch| batch_sizes.push(batch.ended.len()))
         .await
         .expect("sweep");
 

@@ -5,14 +5,11 @@
 use std::time::Duration;
 
 use async_graphql::{Context, ID, Object, Result};
-use holdfast_domain::entities::PropertyStatus;
 use holdfast_domain::{DomainError, ProjectId, PropertyId, ReservationId, directory, reservations};
-use holdfast_queue::PropertyChanged;
 
 use super::context::{actor, caller, parse_id, services};
 use super::types::{CreatedUser, ProjectNode, PropertyNode, ReservationNode, Role, UserNode};
 use crate::error::ApiError;
-use crate::live::publish::publish;
 use crate::{auth, jobs, metrics};
 
 /// How long the token handed out with a new user lasts.
@@ -28,38 +25,30 @@ impl Mutation {
         ctx: &Context<'_>,
         property_id: ID,
     ) -> Result<ReservationNode> {
-        // Any active user may reserve, so the role is not needed: the domain
-        // checks the caller in the statement that locks the property, which
-        // spares the hot path a separate lookup of the user.
+        // Any active user may reserve, so the role is not needed: the rules
+        // check the caller under the property's lock, which spares the hot
+        // path a separate lookup of the user.
         let caller = caller(ctx)?;
         let property_id: PropertyId = parse_id("property id", &property_id)?;
         let svc = services(ctx)?;
-        let result = reservations::reserve(&svc.db, &svc.policy, caller, property_id).await;
-        if let Err(refused @ (DomainError::Unauthenticated(_) | DomainError::Forbidden(_))) = result
+        let written = reservations::reserve(&svc.db, &svc.policy, caller, property_id).await;
+        jobs::after_commit(&svc.queue, &svc.events, &written.effects).await;
+        if let Err(refused @ (DomainError::Unauthenticated(_) | DomainError::Forbidden(_))) =
+            written.result
         {
             // Refused at the door, not a reservation attempt: not counted.
             return Err(auth::refusal(refused).into());
         }
-        metrics::reservation_outcome(result.as_ref().map(|_| ()));
-        let reserved = result.map_err(ApiError::from)?;
-        if let Some(lapsed) = &reserved.taken_over {
-            metrics::takeover(lapsed.expires_at, lapsed.ended_at);
-        }
+        metrics::reservation_outcome(written.result.as_ref().map(|_| ()));
+        let hold = written.result.map_err(ApiError::from)?;
         tracing::info!(
             property.id = %property_id,
-            reservation.id = %reserved.reservation.id,
-            expires_at = %reserved.reservation.expires_at,
-            taken_over = reserved.taken_over.is_some(),
+            reservation.id = %hold.reservation.id,
+            expires_at = %hold.reservation.expires_at,
+            taken_over = !written.effects.ended.is_empty(),
             "reserved"
         );
-        // Both after the commit, side by side: with Redis away, the request
-        // waits for one bound, not two.
-        let changes = PropertyChanged::of_reserve(&reserved);
-        tokio::join!(
-            jobs::schedule_release(&svc.queue, &reserved.reservation),
-            publish(&svc.events, &changes),
-        );
-        Ok(ReservationNode(reserved.reservation))
+        Ok(ReservationNode(hold.reservation))
     }
 
     /// End an active reservation early: its agent, a manager or an admin.
@@ -71,23 +60,15 @@ impl Mutation {
         let actor = actor(ctx).await?;
         let id: ReservationId = parse_id("reservation id", &reservation_id)?;
         let svc = services(ctx)?;
-        let changed = reservations::release(&svc.db, &actor, id)
-            .await
-            .map_err(ApiError::from)?;
-        if let Some(source) = changed.reservation.end_source {
-            metrics::release(source);
-        }
+        let written = reservations::release(&svc.db, &actor, id).await;
+        jobs::after_commit(&svc.queue, &svc.events, &written.effects).await;
+        let hold = written.result.map_err(ApiError::from)?;
         tracing::info!(
             reservation.id = %id,
-            property.id = %changed.reservation.property_id,
+            property.id = %hold.reservation.property_id,
             "released"
         );
-        publish(
-            &svc.events,
-            &[PropertyChanged::of_end(&changed, PropertyStatus::Available)],
-        )
-        .await;
-        Ok(ReservationNode(changed.reservation))
+        Ok(ReservationNode(hold.reservation))
     }
 
     /// Push expiresAt to one hold time from now: managers and admins only, at most the configured number of times.
@@ -99,13 +80,12 @@ impl Mutation {
         let actor = actor(ctx).await?;
         let id: ReservationId = parse_id("reservation id", &reservation_id)?;
         let svc = services(ctx)?;
-        let changed = reservations::extend(&svc.db, &svc.policy, &actor, id)
-            .await
-            .map_err(ApiError::from)?;
-        // The job of the earlier version will find nothing to do; this one
-        // releases the hold at its new time.
-        jobs::schedule_release(&svc.queue, &changed.reservation).await;
-        Ok(ReservationNode(changed.reservation))
+        // The job of the earlier version will find nothing to do; the one
+        // scheduled after the commit releases the hold at its new time.
+        let written = reservations::extend(&svc.db, &svc.policy, &actor, id).await;
+        jobs::after_commit(&svc.queue, &svc.events, &written.effects).await;
+        let hold = written.result.map_err(ApiError::from)?;
+        Ok(ReservationNode(hold.reservation))
     }
 
     /// Turn an active reservation into a sale; the property becomes SOLD: its agent, a manager or an admin.
@@ -117,20 +97,15 @@ impl Mutation {
         let actor = actor(ctx).await?;
         let id: ReservationId = parse_id("reservation id", &reservation_id)?;
         let svc = services(ctx)?;
-        let changed = reservations::convert(&svc.db, &actor, id)
-            .await
-            .map_err(ApiError::from)?;
+        let written = reservations::convert(&svc.db, &actor, id).await;
+        jobs::after_commit(&svc.queue, &svc.events, &written.effects).await;
+        let hold = written.result.map_err(ApiError::from)?;
         tracing::info!(
             reservation.id = %id,
-            property.id = %changed.reservation.property_id,
+            property.id = %hold.reservation.property_id,
             "converted into a sale"
         );
-        publish(
-            &svc.events,
-            &[PropertyChanged::of_end(&changed, PropertyStatus::Sold)],
-        )
-        .await;
-        Ok(ReservationNode(changed.reservation))
+        Ok(ReservationNode(hold.reservation))
     }
 
     /// Managers and admins only.

@@ -20,6 +20,7 @@ async fn audit_exits_0_on_a_sound_database() {
         scene.plots[0],
     )
     .await
+    .result
     .expect("reserve");
     let (code, out) = audit_binary(&db.url).await;
     assert_eq!(code, Some(0), "{out}");
@@ -39,6 +40,7 @@ async fn audit_exits_non_zero_naming_the_rows_of_a_broken_invariant() {
         scene.plots[0],
     )
     .await
+    .result
     .expect("reserve")
     .reservation;
     // The plot forgets its hold while the reservation stays ACTIVE: what a

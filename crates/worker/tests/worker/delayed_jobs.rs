@@ -71,6 +71,7 @@ async fn an_extended_reservation_is_not_released_by_its_first_job_but_after_its_
         r.id,
     )
     .await
+    .result
     .expect("extend")
     .reservation;
     w.schedule(&extended).await;

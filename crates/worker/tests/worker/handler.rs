@@ -99,10 +99,12 @@ async fn jobs_for_extended_released_or_unknown_reservations_change_nothing() {
     let rs = w.reserve_many(2, Duration::from_secs(3600)).await;
     let extended = extend(&w.conn, &Policy::default(), &w.manager, rs[0].id)
         .await
+        .result
         .expect("extend")
         .reservation;
     reservations::release(&w.conn, &w.manager, rs[1].id)
         .await
+        .result
         .expect("release");
     w.lapse(rs[0].id).await;
 

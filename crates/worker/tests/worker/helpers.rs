@@ -133,6 +133,7 @@ impl World {
             let agent = self.agent().await;
             let r = reserve(&self.conn, &policy, &agent, plot)
                 .await
+                .result
                 .expect("reserve")
                 .reservation;
             out.push(r);

@@ -1,0 +1,359 @@
+-- The hold rules of holdfast, each written once: what "now" is, when a hold has
+-- lapsed, how a hold begins and how it ends, and the reads "as of now".
+--
+-- The tables and their safety nets (the unique partial index, the checks) live in
+-- the versioned migrations beside this file; the rules that act on them live here.
+-- `holdfast-server migrate` installs this file after the migrations, every time, as
+-- one transaction that drops the schema `rules` and makes it again: change a rule
+-- here, run migrate, and every server and worker uses it from their next call.
+-- Nothing outside the schema may depend on what is in it.
+--
+-- Every function that changes a hold takes the property's row lock first (FOR
+-- UPDATE): everything that touches a plot is serialised on that row. Lock order,
+-- everywhere: property rows, then agents' rows (to count an agent's holds), then
+-- reservation rows. So no two calls here can deadlock on each other.
+--
+-- The functions that write answer one jsonb object: "outcome" (what happened, for
+-- the caller), the fields that outcome needs, and the effects that were committed,
+-- for the work after the commit (release jobs, live events, metrics):
+--   "ended":    holds this call ended,
+--   "started":  holds this call began,
+--   "extended": holds this call extended,
+-- each a list of reservation rows with their property's "project_id".
+
+DROP VIEW IF EXISTS public.property_now;
+DROP VIEW IF EXISTS public.reservation_now;
+DROP SCHEMA IF EXISTS rules CASCADE;
+CREATE SCHEMA rules;
+
+-- "Now", from the database's clock, so that servers, workers and the sweep never
+-- disagree about what has lapsed. A read-only transaction (a GraphQL query reads
+-- in one) judges every row at the moment it began, now(): one answer is one
+-- moment. A write judges at the moment it runs, clock_timestamp(), which comes
+-- after any wait for a row lock: a hold that lapsed while the write waited counts
+-- as lapsed, and a new hold never begins before the one it follows ended.
+CREATE FUNCTION rules.now() RETURNS timestamptz
+LANGUAGE sql VOLATILE AS $$
+  SELECT CASE WHEN current_setting('transaction_read_only')::boolean THEN now()
+              ELSE clock_timestamp() END
+$$;
+
+-- The one definition of a lapsed hold: its end has come. A write passes the
+-- moment it judges at (taken once, after its locks); reads use rules.now().
+CREATE FUNCTION rules.lapsed(p_ends_at timestamptz, p_at timestamptz DEFAULT rules.now())
+RETURNS boolean LANGUAGE sql IMMUTABLE AS $$
+  SELECT p_ends_at <= p_at
+$$;
+
+-- Properties as of now: a lapsed hold reads AVAILABLE, with no holder, whether
+-- or not its release job or the sweep has run yet.
+CREATE VIEW rules.property_now AS
+SELECT p.id, p.workspace_id, p.project_id, p.code,
+       CASE WHEN l.lapsed THEN 'AVAILABLE' ELSE p.status END AS status,
+       CASE WHEN l.lapsed THEN NULL ELSE p.reserved_by_id END AS reserved_by_id,
+       CASE WHEN l.lapsed THEN NULL ELSE p.reserved_until END AS reserved_until,
+       p.updated_at
+FROM property p
+CROSS JOIN LATERAL (SELECT p.status = 'RESERVED' AND rules.lapsed(p.reserved_until) AS lapsed) l;
+
+-- Reservations as of now: an ACTIVE reservation past its end reads EXPIRED.
+CREATE VIEW rules.reservation_now AS
+SELECT r.id, r.workspace_id, r.property_id, r.agent_id,
+       CASE WHEN r.status = 'ACTIVE' AND rules.lapsed(r.expires_at) THEN 'EXPIRED' ELSE r.status END AS status,
+       r.created_at, r.expires_at, r.ended_at, r.ended_by_id, r.end_source,
+       r.extension_count, r.version
+FROM reservation r;
+
+-- A time-ordered id (UUIDv7, as the application makes them), for rows made here.
+CREATE FUNCTION rules.uuid7() RETURNS uuid
+LANGUAGE sql VOLATILE AS $$
+  SELECT encode(
+    set_bit(set_bit(
+      overlay(uuid_send(gen_random_uuid())
+              PLACING substring(int8send((extract(epoch FROM clock_timestamp()) * 1000)::bigint) FROM 3)
+              FROM 1 FOR 6),
+      52, 1), 53, 1),
+    'hex')::uuid
+$$;
+
+-- The holds an agent has at `at`, for the per-agent limit. The caller holds the
+-- agent's row lock, so two calls for one agent count one after the other.
+CREATE FUNCTION rules.holds_of(p_agent uuid, p_at timestamptz) RETURNS bigint
+LANGUAGE sql STABLE AS $$
+  SELECT count(*) FROM reservation r
+  WHERE r.agent_id = p_agent AND r.status = 'ACTIVE' AND NOT rules.lapsed(r.expires_at, p_at)
+$$;
+
+-- Whether a user may act: 'ok', or why not ('gone', 'deactivated', 'suspended').
+CREATE FUNCTION rules.standing(p_workspace uuid, p_user uuid) RETURNS text
+LANGUAGE sql STABLE AS $$
+  SELECT COALESCE(
+    (SELECT CASE WHEN NOT u.active THEN 'deactivated'
+                 WHEN w.status <> 'ACTIVE' THEN 'suspended'
+                 ELSE 'ok' END
+     FROM app_user u JOIN workspace w ON w.id = u.workspace_id
+     WHERE u.id = p_user AND u.workspace_id = p_workspace),
+    'gone')
+$$;
+
+-- The effects of a call, as the answer carries them (see the top of this file).
+CREATE FUNCTION rules.holds_json(p_ids uuid[]) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+  SELECT COALESCE(jsonb_agg(to_jsonb(r) || jsonb_build_object('project_id', p.project_id)
+                            ORDER BY array_position(p_ids, r.id)), '[]'::jsonb)
+  FROM reservation r JOIN property p ON p.id = r.property_id
+  WHERE r.id = ANY (p_ids)
+$$;
+
+CREATE FUNCTION rules.effects(p_ended uuid[], p_started uuid[], p_extended uuid[]) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+  SELECT jsonb_build_object(
+    'ended', rules.holds_json(p_ended),
+    'started', rules.holds_json(p_started),
+    'extended', rules.holds_json(p_extended))
+$$;
+
+-- Begins a hold of the locked, free property for `agent` until `at + ttl`: the
+-- reservation row and the property's new state. Returns the reservation's id.
+CREATE FUNCTION rules.begin_hold(p_workspace uuid, p_property uuid, p_agent uuid,
+                                 p_at timestamptz, p_ttl interval) RETURNS uuid
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_id uuid := rules.uuid7();
+BEGIN
+  INSERT INTO reservation (id, workspace_id, property_id, agent_id, status, created_at, expires_at)
+  VALUES (v_id, p_workspace, p_property, p_agent, 'ACTIVE', p_at, p_at + p_ttl);
+  UPDATE property
+     SET status = 'RESERVED', reserved_by_id = p_agent, reserved_until = p_at + p_ttl, updated_at = p_at
+   WHERE id = p_property;
+  RETURN v_id;
+END
+$$;
+
+-- Ends an ACTIVE hold: the one path by which every hold ends, released or
+-- converted by a person, or expired by its job, the sweep or a takeover. The
+-- caller holds the property's row lock. The plot becomes SOLD for a conversion,
+-- and AVAILABLE otherwise. Returns whether the hold was ACTIVE (and is now ended).
+CREATE FUNCTION rules.end_hold(p_hold uuid, p_status text, p_source text, p_by uuid,
+                               p_at timestamptz) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_property uuid;
+BEGIN
+  UPDATE reservation
+     SET status = p_status, ended_at = p_at, ended_by_id = p_by, end_source = p_source
+   WHERE id = p_hold AND status = 'ACTIVE'
+  RETURNING property_id INTO v_property;
+  IF NOT FOUND THEN
+    RETURN false;
+  END IF;
+  UPDATE property
+     SET status = CASE WHEN p_status = 'CONVERTED' THEN 'SOLD' ELSE 'AVAILABLE' END,
+         reserved_by_id = NULL, reserved_until = NULL, updated_at = p_at
+   WHERE id = v_property;
+  RETURN true;
+END
+$$;
+
+-- Locks the property of a reservation of the workspace, then reads the
+-- reservation: how release, convert, extend and the release job start.
+CREATE FUNCTION rules.lock_hold(p_workspace uuid, p_hold uuid) RETURNS SETOF reservation
+LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM 1 FROM property p
+   WHERE p.id = (SELECT r.property_id FROM reservation r
+                 WHERE r.id = p_hold AND r.workspace_id = p_workspace)
+     FOR UPDATE;
+  IF FOUND THEN
+    RETURN QUERY SELECT * FROM reservation WHERE id = p_hold;
+  END IF;
+END
+$$;
+
+-- reserveProperty: reserves `p_property` for `p_agent` for `p_ttl`, if the agent
+-- may act (an active user of an active workspace), the plot is free (or its hold
+-- lapsed, which is taken over: ended as EXPIRED here), and the agent holds fewer
+-- than `p_max_active` (0: no limit). Outcomes: reserved {reservation}, refused
+-- {standing}, not_found, unavailable {status, reserved_until}, limit.
+CREATE FUNCTION rules.reserve(p_workspace uuid, p_agent uuid, p_property uuid,
+                              p_ttl interval, p_max_active integer) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_plot record;
+  v_now timestamptz;
+  v_standing text;
+  v_lapsed uuid;
+  v_hold uuid;
+BEGIN
+  -- Lock the plot, and with it the agent's row when holds are counted, so that
+  -- two reserves by one agent count one after the other; the same statement
+  -- reads whether the caller may act.
+  IF p_max_active > 0 THEN
+    SELECT p.status, p.reserved_until, u.active AND w.status = 'ACTIVE' AS caller_ok
+      INTO v_plot
+      FROM property p, app_user u, workspace w
+     WHERE p.id = p_property AND p.workspace_id = p_workspace
+       AND u.id = p_agent AND u.workspace_id = p_workspace AND w.id = p_workspace
+       FOR UPDATE OF p FOR NO KEY UPDATE OF u;
+  ELSE
+    SELECT p.status, p.reserved_until, u.active AND w.status = 'ACTIVE' AS caller_ok
+      INTO v_plot
+      FROM property p, app_user u, workspace w
+     WHERE p.id = p_property AND p.workspace_id = p_workspace
+       AND u.id = p_agent AND u.workspace_id = p_workspace AND w.id = p_workspace
+       FOR UPDATE OF p;
+  END IF;
+  IF NOT FOUND OR NOT v_plot.caller_ok THEN
+    -- No row: the property or the caller is missing. The caller comes first,
+    -- as it would have at the door.
+    v_standing := rules.standing(p_workspace, p_agent);
+    IF v_standing <> 'ok' THEN
+      RETURN jsonb_build_object('outcome', 'refused', 'standing', v_standing);
+    END IF;
+    RETURN jsonb_build_object('outcome', 'not_found', 'what', 'property');
+  END IF;
+
+  v_now := rules.now();
+  IF v_plot.status = 'SOLD'
+     OR (v_plot.status = 'RESERVED' AND NOT rules.lapsed(v_plot.reserved_until, v_now)) THEN
+    RETURN jsonb_build_object('outcome', 'unavailable', 'status', v_plot.status,
+                              'reserved_until', v_plot.reserved_until);
+  END IF;
+  IF p_max_active > 0 AND rules.holds_of(p_agent, v_now) >= p_max_active THEN
+    RETURN jsonb_build_object('outcome', 'limit', 'limit', p_max_active);
+  END IF;
+
+  IF v_plot.status = 'RESERVED' THEN
+    -- Its hold lapsed and nothing has ended it yet: take it over.
+    SELECT id INTO v_lapsed FROM reservation WHERE property_id = p_property AND status = 'ACTIVE';
+    PERFORM rules.end_hold(v_lapsed, 'EXPIRED', 'takeover', NULL, v_now);
+  END IF;
+  v_hold := rules.begin_hold(p_workspace, p_property, p_agent, v_now, p_ttl);
+  RETURN jsonb_build_object('outcome', 'reserved', 'reservation', v_hold)
+      || rules.effects(array_remove(ARRAY[v_lapsed], NULL), ARRAY[v_hold], '{}');
+END
+$$;
+
+-- releaseReservation and convertReservation: a person ends a hold that still
+-- holds, if it is theirs or they manage (p_manager), with p_status RELEASED or
+-- CONVERTED, recorded as ended by them, as its agent or a manager. Outcomes:
+-- ended {reservation}, not_found, forbidden, not_active {status}.
+CREATE FUNCTION rules.end_by_person(p_workspace uuid, p_person uuid, p_manager boolean,
+                                    p_hold uuid, p_status text) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_hold reservation;
+  v_now timestamptz;
+BEGIN
+  SELECT * INTO v_hold FROM rules.lock_hold(p_workspace, p_hold);
+  IF NOT FOUND THEN
+    RETURN jsonb_build_object('outcome', 'not_found', 'what', 'reservation');
+  END IF;
+  IF v_hold.agent_id <> p_person AND NOT p_manager THEN
+    RETURN jsonb_build_object('outcome', 'forbidden');
+  END IF;
+  v_now := rules.now();
+  IF v_hold.status <> 'ACTIVE' OR rules.lapsed(v_hold.expires_at, v_now) THEN
+    -- A lapsed hold not yet recorded already reads EXPIRED.
+    RETURN jsonb_build_object('outcome', 'not_active',
+                              'status', CASE WHEN v_hold.status = 'ACTIVE' THEN 'EXPIRED' ELSE v_hold.status END);
+  END IF;
+  PERFORM rules.end_hold(p_hold, p_status,
+                         CASE WHEN v_hold.agent_id = p_person THEN 'agent' ELSE 'manager' END,
+                         p_person, v_now);
+  RETURN jsonb_build_object('outcome', 'ended', 'reservation', p_hold)
+      || rules.effects(ARRAY[p_hold], '{}', '{}');
+END
+$$;
+
+-- extendReservation (the caller checked the role): pushes the end of a hold that
+-- still holds to `p_ttl` from now, at most `p_max_extensions` times, and bumps its
+-- version, so that the release job of the earlier version finds nothing to do.
+-- Outcomes: extended {reservation}, not_found, not_active {status}, extension_limit.
+CREATE FUNCTION rules.extend(p_workspace uuid, p_hold uuid, p_ttl interval,
+                             p_max_extensions integer) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_hold reservation;
+  v_now timestamptz;
+BEGIN
+  SELECT * INTO v_hold FROM rules.lock_hold(p_workspace, p_hold);
+  IF NOT FOUND THEN
+    RETURN jsonb_build_object('outcome', 'not_found', 'what', 'reservation');
+  END IF;
+  v_now := rules.now();
+  IF v_hold.status <> 'ACTIVE' OR rules.lapsed(v_hold.expires_at, v_now) THEN
+    RETURN jsonb_build_object('outcome', 'not_active',
+                              'status', CASE WHEN v_hold.status = 'ACTIVE' THEN 'EXPIRED' ELSE v_hold.status END);
+  END IF;
+  IF v_hold.extension_count >= p_max_extensions THEN
+    RETURN jsonb_build_object('outcome', 'extension_limit', 'limit', p_max_extensions);
+  END IF;
+  UPDATE reservation
+     SET expires_at = v_now + p_ttl, extension_count = extension_count + 1, version = version + 1
+   WHERE id = p_hold;
+  UPDATE property SET reserved_until = v_now + p_ttl, updated_at = v_now
+   WHERE id = v_hold.property_id;
+  RETURN jsonb_build_object('outcome', 'extended', 'reservation', p_hold)
+      || rules.effects('{}', '{}', ARRAY[p_hold]);
+END
+$$;
+
+-- The release job: ends the hold as EXPIRED if, and only if, it is still ACTIVE,
+-- at `p_version`, and lapsed. Running it again, or with an older version, changes
+-- nothing. Outcomes: expired {reservation}, not_found, not_active {status},
+-- stale {current}, not_due {expires_at}.
+CREATE FUNCTION rules.expire(p_workspace uuid, p_hold uuid, p_version integer) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_hold reservation;
+  v_now timestamptz;
+BEGIN
+  SELECT * INTO v_hold FROM rules.lock_hold(p_workspace, p_hold);
+  IF NOT FOUND THEN
+    RETURN jsonb_build_object('outcome', 'not_found', 'what', 'reservation');
+  END IF;
+  IF v_hold.status <> 'ACTIVE' THEN
+    RETURN jsonb_build_object('outcome', 'not_active', 'status', v_hold.status);
+  END IF;
+  IF v_hold.version <> p_version THEN
+    RETURN jsonb_build_object('outcome', 'stale', 'current', v_hold.version);
+  END IF;
+  v_now := rules.now();
+  IF NOT rules.lapsed(v_hold.expires_at, v_now) THEN
+    RETURN jsonb_build_object('outcome', 'not_due', 'expires_at', v_hold.expires_at);
+  END IF;
+  PERFORM rules.end_hold(p_hold, 'EXPIRED', 'job', NULL, v_now);
+  RETURN jsonb_build_object('outcome', 'expired', 'reservation', p_hold)
+      || rules.effects(ARRAY[p_hold], '{}', '{}');
+END
+$$;
+
+-- One batch of the sweep: ends up to `p_limit` lapsed holds. Property rows that
+-- another transaction holds are skipped (SKIP LOCKED): it is releasing, taking
+-- over or extending them, and two sweeps never wait on, or end, the same hold.
+-- Outcome: swept.
+CREATE FUNCTION rules.sweep(p_limit integer) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_now timestamptz := rules.now();
+  v_plot uuid;
+  v_hold uuid;
+  v_ended uuid[] := '{}';
+BEGIN
+  FOR v_plot IN
+    SELECT p.id FROM property p
+     WHERE p.status = 'RESERVED' AND rules.lapsed(p.reserved_until, v_now)
+     ORDER BY p.reserved_until
+     LIMIT p_limit
+       FOR UPDATE SKIP LOCKED
+  LOOP
+    SELECT id INTO v_hold FROM reservation
+     WHERE property_id = v_plot AND status = 'ACTIVE' AND rules.lapsed(expires_at, v_now);
+    IF FOUND AND rules.end_hold(v_hold, 'EXPIRED', 'sweep', NULL, rules.now()) THEN
+      v_ended := v_ended || v_hold;
+    END IF;
+  END LOOP;
+  RETURN jsonb_build_object('outcome', 'swept') || rules.effects(v_ended, '{}', '{}');
+END
+$$;
