@@ -15,9 +15,11 @@ use sea_orm::DatabaseConnection;
 use crate::auth::Tokens;
 use crate::config::Config;
 use crate::graphql::{self, Services};
-use crate::http::{self, AppState};
+use crate::http;
 use crate::live::Hub;
+use crate::live::connections::Connections;
 use crate::metrics;
+use crate::state::AppState;
 
 /// The pool settings a config asks for.
 pub fn pool_settings(config: &Config) -> PoolSettings {
@@ -55,7 +57,7 @@ pub struct Application {
     router: Router,
     addr: SocketAddr,
     statements: Arc<AtomicU64>,
-    ws: crate::live::ws::Connections,
+    ws: Connections,
 }
 
 impl Application {
@@ -75,7 +77,7 @@ impl Application {
         // One Redis subscription for the whole process, started now so that
         // the first subscriber misses nothing published after it is told
         // it is subscribed.
-        let ws = crate::live::ws::Connections::default();
+        let ws = Connections::default();
         let hub = Hub::start(
             config.redis_url.clone(),
             config.queue.clone(),

@@ -4,7 +4,6 @@
 //! made), a span per request that carries it, and the per-request
 //! authentication that GraphQL resolvers read.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_graphql::http::GraphiQLSource;
@@ -15,38 +14,20 @@ use axum::http::{HeaderMap, Request, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use holdfast_queue::ReleaseQueue;
-use metrics_exporter_prometheus::PrometheusHandle;
-use sea_orm::DatabaseConnection;
 use serde_json::json;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use tracing::Instrument;
 
-use crate::auth::{self, Tokens};
+use crate::auth;
 use crate::error::{Code, ensure_coded};
-use crate::graphql::documents::ParsedQueries;
-use crate::graphql::{HoldfastSchema, Loaders, RequestAuth};
+use crate::graphql::{Loaders, RequestAuth};
 use crate::live::ws;
 use crate::metrics;
+use crate::state::{AppState, MAX_BODY_BYTES};
 
-/// The largest request body accepted (CONTRACT.md: 1 MiB).
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// How long /readyz waits for each dependency.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
-
-#[derive(Clone)]
-pub struct AppState {
-    pub schema: HoldfastSchema,
-    pub db: DatabaseConnection,
-    pub tokens: Tokens,
-    pub queue: ReleaseQueue,
-    pub metrics: PrometheusHandle,
-    /// Open subscription connections, closed on shutdown.
-    pub ws: ws::Connections,
-    /// Parsed documents of the queries clients keep sending.
-    pub documents: Arc<ParsedQueries>,
-}
 
 pub fn router(state: AppState, production: bool) -> Router {
     let graphql = if production {

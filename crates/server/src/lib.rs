@@ -14,6 +14,7 @@ pub mod live;
 pub mod logging;
 pub mod metrics;
 pub mod seed;
+pub mod state;
 
 pub use app::Application;
 pub use config::Config;

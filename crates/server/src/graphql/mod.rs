@@ -6,6 +6,8 @@ pub mod context;
 pub mod documents;
 pub mod loaders;
 pub mod mutation;
+pub mod pages;
+pub mod paging;
 pub mod query;
 pub mod subscription;
 pub mod types;

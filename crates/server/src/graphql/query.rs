@@ -9,8 +9,8 @@ use super::connection;
 use super::context::{loaders, parse_id, require_manager, services, session};
 use super::types::{
     ProjectNode, PropertyNode, PropertyStatus, ReservationNode, ReservationStatus, UserNode,
-    project_page, property_page, reservation_page,
 };
+use super::{pages, paging};
 use crate::error::ApiError;
 
 pub struct Query;
@@ -29,14 +29,17 @@ impl Query {
         Ok(row.map(ProjectNode))
     }
 
-    #[graphql(complexity = "connection::complexity(first, child_complexity)")]
+    #[graphql(complexity = "paging::complexity(first, child_complexity)")]
     async fn projects(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<connection::ProjectConnection> {
-        project_page(ctx, first, after).await
+        Ok(pages::projects(ctx, first, after)
+            .await?
+            .map(ProjectNode)
+            .into())
     }
 
     async fn property(&self, ctx: &Context<'_>, id: ID) -> Result<Option<PropertyNode>> {
@@ -46,7 +49,7 @@ impl Query {
         Ok(row.map(PropertyNode))
     }
 
-    #[graphql(complexity = "connection::complexity(first, child_complexity)")]
+    #[graphql(complexity = "paging::complexity(first, child_complexity)")]
     async fn properties(
         &self,
         ctx: &Context<'_>,
@@ -63,7 +66,10 @@ impl Query {
                 .transpose()?,
             status: status.map(Into::into),
         };
-        property_page(ctx, filter, first, after).await
+        Ok(pages::properties(ctx, filter, first, after)
+            .await?
+            .map(PropertyNode)
+            .into())
     }
 
     async fn reservation(&self, ctx: &Context<'_>, id: ID) -> Result<Option<ReservationNode>> {
@@ -74,7 +80,7 @@ impl Query {
     }
 
     /// Newest first.
-    #[graphql(complexity = "connection::complexity(first, child_complexity)")]
+    #[graphql(complexity = "paging::complexity(first, child_complexity)")]
     async fn reservations(
         &self,
         ctx: &Context<'_>,
@@ -96,7 +102,10 @@ impl Query {
                 .transpose()?,
             status: status.map(Into::into),
         };
-        reservation_page(ctx, filter, first, after).await
+        Ok(pages::reservations(ctx, filter, first, after)
+            .await?
+            .map(ReservationNode)
+            .into())
     }
 
     /// Managers and admins only.

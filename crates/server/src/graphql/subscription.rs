@@ -8,13 +8,45 @@ use futures::Stream;
 use holdfast_domain::reads;
 use holdfast_domain::{DomainError, ProjectId};
 use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::watch;
 
 use super::context::{parse_id, services, session};
 use super::types::PropertyChange;
 use crate::error::{ApiError, Code, coded};
-use crate::live::ws::{ConnectionControl, close};
 use crate::live::{Delivery, Hub};
 use crate::metrics;
+
+/// Why a subscription ended the connection it runs on; what that means on
+/// the wire is the transport's to say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedEnded {
+    /// The subscriber fell more than its buffer behind the changes: its
+    /// connection is what is slow, so it ends.
+    FellBehind,
+}
+
+/// Connection data a transport gives its subscriptions, to hear when one of
+/// them ended the connection.
+#[derive(Clone, Default)]
+pub struct FeedEnds(Arc<watch::Sender<Option<FeedEnded>>>);
+
+impl FeedEnds {
+    /// Ends the connection for `why` (the first reason given stands).
+    pub fn end(&self, why: FeedEnded) {
+        self.0.send_if_modified(|current| {
+            let first = current.is_none();
+            if first {
+                *current = Some(why);
+            }
+            first
+        });
+    }
+
+    /// Sees the reason, once one is given.
+    pub fn watch(&self) -> watch::Receiver<Option<FeedEnded>> {
+        self.0.subscribe()
+    }
+}
 
 pub struct Subscription;
 
@@ -52,7 +84,7 @@ impl Subscription {
         let state = Feed {
             receiver,
             project,
-            control: ctx.data_opt::<ConnectionControl>().cloned(),
+            ends: ctx.data_opt::<FeedEnds>().cloned(),
             _counted: metrics::Subscriber::open(),
             done: false,
         };
@@ -64,7 +96,7 @@ impl Subscription {
 struct Feed {
     receiver: broadcast::Receiver<Arc<Delivery>>,
     project: Option<ProjectId>,
-    control: Option<ConnectionControl>,
+    ends: Option<FeedEnds>,
     _counted: metrics::Subscriber,
     done: bool,
 }
@@ -101,8 +133,8 @@ impl Feed {
                         "this subscriber fell behind by {missed} changes and was dropped; \
                          re-read and subscribe again"
                     );
-                    if let Some(control) = &self.control {
-                        control.close(close::TOO_SLOW, "subscriber too slow");
+                    if let Some(ends) = &self.ends {
+                        ends.end(FeedEnded::FellBehind);
                     }
                     self.done = true;
                     return Some((Err(coded(Code::SubscriberTooSlow, message)), self));

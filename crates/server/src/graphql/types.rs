@@ -6,11 +6,11 @@ use async_graphql::{ComplexObject, Context, Enum, ID, Object, Result, SimpleObje
 use chrono::{DateTime, Utc};
 use holdfast_domain::entities::{project, property, reservation, user};
 use holdfast_domain::reads::{self, PropertyFilter, ReservationFilter};
-use holdfast_domain::{ProjectId, PropertyId, ReservationId};
 
 use super::connection;
-use super::context::{loaders, services, session};
+use super::context::loaders;
 use super::loaders::{ActiveOfAgent, ActiveOfProperty, CountsOf};
+use super::{pages, paging};
 use crate::error::{ApiError, ApiResult};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -135,7 +135,7 @@ impl ProjectNode {
         Ok(count(self.counts(ctx).await?.sold))
     }
 
-    #[graphql(complexity = "connection::complexity(first, child_complexity)")]
+    #[graphql(complexity = "paging::complexity(first, child_complexity)")]
     async fn properties(
         &self,
         ctx: &Context<'_>,
@@ -147,7 +147,10 @@ impl ProjectNode {
             project_id: Some(self.0.id),
             status: status.map(Into::into),
         };
-        property_page(ctx, filter, first, after).await
+        Ok(pages::properties(ctx, filter, first, after)
+            .await?
+            .map(PropertyNode)
+            .into())
     }
 }
 
@@ -199,7 +202,7 @@ impl PropertyNode {
     }
 
     /// Every reservation this property has had, newest first.
-    #[graphql(complexity = "connection::complexity(first, child_complexity)")]
+    #[graphql(complexity = "paging::complexity(first, child_complexity)")]
     async fn reservations(
         &self,
         ctx: &Context<'_>,
@@ -210,7 +213,10 @@ impl PropertyNode {
             property_id: Some(self.0.id),
             ..Default::default()
         };
-        reservation_page(ctx, filter, first, after).await
+        Ok(pages::reservations(ctx, filter, first, after)
+            .await?
+            .map(ReservationNode)
+            .into())
     }
 }
 
@@ -299,124 +305,4 @@ impl PropertyChange {
     async fn property(&self) -> PropertyNode {
         PropertyNode(self.property.clone())
     }
-}
-
-/// One page of properties, in code order.
-pub async fn property_page(
-    ctx: &Context<'_>,
-    filter: PropertyFilter,
-    first: Option<i32>,
-    after: Option<String>,
-) -> Result<connection::PropertyConnection> {
-    let first = connection::page_size(first)?;
-    let session = session(ctx).await?;
-    let after_key = match &after {
-        Some(cursor) => {
-            let parts = connection::decode_cursor("property", cursor, 2)?;
-            let id: PropertyId = parts[1]
-                .parse()
-                .map_err(|_| ApiError::BadInput("malformed cursor".into()))?;
-            Some((parts[0].clone(), id))
-        }
-        None => None,
-    };
-    let rows = reads::properties_page(
-        &services(ctx)?.db,
-        session.workspace.id,
-        &filter,
-        after_key,
-        first + 1,
-    )
-    .await
-    .map_err(ApiError::from)?;
-    Ok(connection::Page::new(
-        rows,
-        first,
-        after.is_some(),
-        |p| connection::encode_cursor("property", &[&p.code, &p.id.to_string()]),
-        PropertyNode,
-    )
-    .into())
-}
-
-/// One page of reservations, newest first.
-pub async fn reservation_page(
-    ctx: &Context<'_>,
-    filter: ReservationFilter,
-    first: Option<i32>,
-    after: Option<String>,
-) -> Result<connection::ReservationConnection> {
-    let first = connection::page_size(first)?;
-    let session = session(ctx).await?;
-    let after_key = match &after {
-        Some(cursor) => {
-            let parts = connection::decode_cursor("reservation", cursor, 2)?;
-            let bad = || ApiError::BadInput("malformed cursor".into());
-            let at = DateTime::parse_from_rfc3339(&parts[0])
-                .map_err(|_| bad())?
-                .with_timezone(&Utc);
-            let id: ReservationId = parts[1].parse().map_err(|_| bad())?;
-            Some((at, id))
-        }
-        None => None,
-    };
-    let rows = reads::reservations_page(
-        &services(ctx)?.db,
-        session.workspace.id,
-        &filter,
-        after_key,
-        first + 1,
-    )
-    .await
-    .map_err(ApiError::from)?;
-    Ok(connection::Page::new(
-        rows,
-        first,
-        after.is_some(),
-        |r| {
-            let at = r
-                .created_at
-                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
-            connection::encode_cursor("reservation", &[&at, &r.id.to_string()])
-        },
-        ReservationNode,
-    )
-    .into())
-}
-
-/// One page of projects, in creation order.
-pub async fn project_page(
-    ctx: &Context<'_>,
-    first: Option<i32>,
-    after: Option<String>,
-) -> Result<connection::ProjectConnection> {
-    let first = connection::page_size(first)?;
-    let session = session(ctx).await?;
-    let after_key: Option<ProjectId> = match &after {
-        Some(cursor) => {
-            let parts = connection::decode_cursor("project", cursor, 1)?;
-            Some(
-                parts[0]
-                    .parse()
-                    .map_err(|_| ApiError::BadInput("malformed cursor".into()))?,
-            )
-        }
-        None => None,
-    };
-    let rows = reads::projects_page(
-        &services(ctx)?.db,
-        session.workspace.id,
-        after_key,
-        first + 1,
-    )
-    .await
-    .map_err(ApiError::from)?;
-    Ok(connection::Page::new(
-        rows,
-        first,
-        after.is_some(),
-        |p| connection::encode_cursor("project", &[&p.id.to_string()]),
-        ProjectNode,
-    )
-    .into())
 }

@@ -2,6 +2,7 @@
 //! process that makes them ([`publish`]), fanned out in each server to its
 //! subscribers ([`hub`]), and delivered over WebSocket ([`ws`]).
 
+pub mod connections;
 pub mod hub;
 pub mod publish;
 pub mod ws;

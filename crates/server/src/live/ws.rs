@@ -18,14 +18,14 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
-use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::auth;
 use crate::error::ApiError;
+use crate::graphql::subscription::{FeedEnded, FeedEnds};
 use crate::graphql::{Loaders, RequestAuth};
-use crate::http::AppState;
 use crate::metrics;
+use crate::state::{AppState, MAX_BODY_BYTES};
 
 /// Close codes (documented in README, "Live updates and operations").
 pub mod close {
@@ -46,42 +46,6 @@ pub mod close {
     pub const GOING_AWAY: u16 = 1001;
 }
 
-/// The server's open WebSocket connections: told to close on shutdown, and
-/// waited for (briefly) before the process exits.
-#[derive(Clone, Default)]
-pub struct Connections {
-    going_away: Arc<watch::Sender<bool>>,
-    open: Arc<std::sync::atomic::AtomicUsize>,
-}
-
-impl Connections {
-    /// Asks every connection to close with 1001.
-    pub fn go_away(&self) {
-        self.going_away.send_replace(true);
-    }
-
-    /// Waits until every connection has closed, at most `within`.
-    pub async fn wait_closed(&self, within: Duration) {
-        let deadline = tokio::time::Instant::now() + within;
-        while self.open.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn track(&self) -> Tracked {
-        self.open.fetch_add(1, Ordering::AcqRel);
-        Tracked(Arc::clone(&self.open))
-    }
-}
-
-struct Tracked(Arc<std::sync::atomic::AtomicUsize>);
-
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 /// Per-connection socket buffers.
 const READ_BUFFER_BYTES: usize = 4 * 1024;
 const WRITE_BUFFER_BYTES: usize = 8 * 1024;
@@ -91,33 +55,6 @@ pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one message may wait for the client's socket: a client that reads
 /// nothing for this long is disconnected without ceremony.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Lets a subscription end its whole connection (a slow subscriber's
-/// connection is what is slow). Connection data, read by resolvers.
-#[derive(Clone)]
-pub struct ConnectionControl {
-    end: Arc<watch::Sender<Option<(u16, String)>>>,
-}
-
-impl ConnectionControl {
-    fn new() -> (Self, watch::Receiver<Option<(u16, String)>>) {
-        let (tx, rx) = watch::channel(None);
-        (Self { end: Arc::new(tx) }, rx)
-    }
-
-    /// Asks the connection to close with `code` once what is queued is sent.
-    pub fn close(&self, code: u16, reason: impl Into<String>) {
-        let reason = reason.into();
-        self.end.send_if_modified(|current| {
-            if current.is_none() {
-                *current = Some((code, reason));
-                true
-            } else {
-                false
-            }
-        });
-    }
-}
 
 pub async fn graphql_ws(
     State(state): State<AppState>,
@@ -158,7 +95,7 @@ pub async fn graphql_ws(
         // small ones, and a server holds hundreds of them.
         .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(WRITE_BUFFER_BYTES)
-        .max_message_size(crate::http::MAX_BODY_BYTES)
+        .max_message_size(MAX_BODY_BYTES)
         .on_upgrade(move |socket| serve(state, protocol, socket).instrument(span))
 }
 
@@ -168,12 +105,7 @@ type Refusal = Arc<std::sync::Mutex<Option<(u16, String)>>>;
 async fn serve(state: AppState, protocol: WebSocketProtocols, socket: WebSocket) {
     let _connected = metrics::WsConnection::open();
     let _tracked = state.ws.track();
-    let going_away = {
-        let mut going_away = state.ws.going_away.subscribe();
-        async move {
-            let _ = going_away.wait_for(|away| *away).await;
-        }
-    };
+    let going_away = state.ws.going_away();
     let mut going_away = std::pin::pin!(going_away);
     let (mut sink, incoming) = socket.split();
     let input = incoming
@@ -185,14 +117,15 @@ async fn serve(state: AppState, protocol: WebSocketProtocols, socket: WebSocket)
             })
         });
 
-    let (control, mut ended) = ConnectionControl::new();
+    let feed_ends = FeedEnds::default();
+    let mut ended = feed_ends.watch();
     let refusal: Refusal = Arc::default();
     let initialised = Arc::new(AtomicBool::new(false));
     let on_init = {
         let state = state.clone();
         let refusal = Arc::clone(&refusal);
         let initialised = Arc::clone(&initialised);
-        let control = control.clone();
+        let feed_ends = feed_ends.clone();
         let span = tracing::Span::current();
         move |payload: serde_json::Value| async move {
             match authenticate(&state, &payload).await {
@@ -205,7 +138,7 @@ async fn serve(state: AppState, protocol: WebSocketProtocols, socket: WebSocket)
                     let mut data = Data::default();
                     data.insert(Loaders::for_request(state.db.clone(), session.workspace.id));
                     data.insert(RequestAuth::loaded(state.db.clone(), session));
-                    data.insert(control);
+                    data.insert(feed_ends);
                     initialised.store(true, Ordering::Release);
                     Ok(data)
                 }
@@ -237,9 +170,13 @@ async fn serve(state: AppState, protocol: WebSocketProtocols, socket: WebSocket)
         tokio::select! {
             biased;
             Ok(()) = ended.changed() => {
-                let end = ended.borrow().clone();
-                if let Some(end) = end {
-                    break Some(end);
+                let end = *ended.borrow();
+                match end {
+                    // A slow subscriber's connection is what is slow.
+                    Some(FeedEnded::FellBehind) => {
+                        break Some((close::TOO_SLOW, "subscriber too slow".to_owned()));
+                    }
+                    None => {}
                 }
             }
             () = &mut going_away => {

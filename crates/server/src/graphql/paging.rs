@@ -1,0 +1,114 @@
+//! Paging, Relay-style: page sizes, opaque cursors and a page before it takes
+//! its GraphQL shape. A cursor is base64 of the keyset position the domain's
+//! page reads take, so a client can pass it back but has no reason to look
+//! inside.
+
+use async_graphql::SimpleObject;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::error::{ApiError, ApiResult};
+
+/// A page's length when `first` is not given.
+pub const DEFAULT_PAGE: u64 = 20;
+/// The longest page a client may ask for (CONTRACT.md: `first` at most 100).
+pub const MAX_PAGE: u64 = holdfast_domain::reads::MAX_PAGE;
+
+/// The cost of a connection field for the complexity limit: its page length
+/// times what each node costs.
+pub fn complexity(first: Option<i32>, child: usize) -> usize {
+    let first = first.map_or(DEFAULT_PAGE, |f| {
+        u64::try_from(f).unwrap_or(0).min(MAX_PAGE)
+    });
+    usize::try_from(first)
+        .unwrap_or(1)
+        .max(1)
+        .saturating_mul(child)
+}
+
+/// The page length a client asked for, checked.
+pub fn page_size(first: Option<i32>) -> ApiResult<u64> {
+    match first {
+        None => Ok(DEFAULT_PAGE),
+        Some(n) if n < 0 => Err(ApiError::BadInput("first must not be negative".into())),
+        Some(n) if n as u64 > MAX_PAGE => Err(ApiError::BadInput(format!(
+            "first is {n}; a page holds at most {MAX_PAGE} items"
+        ))),
+        Some(n) => Ok(n as u64),
+    }
+}
+
+/// Parts are joined by a newline, which no code, id or time can contain
+/// (the domain refuses control characters in codes).
+const SEPARATOR: char = '\n';
+
+pub fn encode_cursor(kind: &str, parts: &[&str]) -> String {
+    let mut raw = String::from(kind);
+    for part in parts {
+        raw.push(SEPARATOR);
+        raw.push_str(part);
+    }
+    URL_SAFE_NO_PAD.encode(raw)
+}
+
+/// The parts of a cursor of `kind`; anything else is BAD_USER_INPUT.
+pub fn decode_cursor(kind: &str, cursor: &str, parts: usize) -> ApiResult<Vec<String>> {
+    let bad = || ApiError::BadInput(format!("{cursor:?} is not a cursor of this list"));
+    let raw = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+    let raw = String::from_utf8(raw).map_err(|_| bad())?;
+    let mut split = raw.split(SEPARATOR);
+    if split.next() != Some(kind) {
+        return Err(bad());
+    }
+    let out: Vec<String> = split.map(str::to_owned).collect();
+    if out.len() != parts {
+        return Err(bad());
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Clone, SimpleObject)]
+pub struct PageInfo {
+    pub has_previous_page: bool,
+    pub has_next_page: bool,
+    pub start_cursor: Option<String>,
+    pub end_cursor: Option<String>,
+}
+
+/// A page of nodes with their cursors, before it takes its GraphQL shape.
+pub struct Page<T> {
+    pub items: Vec<(String, T)>,
+    pub page_info: PageInfo,
+}
+
+impl<T> Page<T> {
+    /// A page from `rows`, read with a limit of `first + 1` so that the extra
+    /// row, dropped here, tells whether another page follows.
+    pub fn new<M>(
+        mut rows: Vec<M>,
+        first: u64,
+        after_given: bool,
+        cursor: impl Fn(&M) -> String,
+        node: impl Fn(M) -> T,
+    ) -> Self {
+        let first = usize::try_from(first).unwrap_or(usize::MAX);
+        let has_next_page = rows.len() > first;
+        rows.truncate(first);
+        let items: Vec<(String, T)> = rows.into_iter().map(|m| (cursor(&m), node(m))).collect();
+        let page_info = PageInfo {
+            has_previous_page: after_given,
+            has_next_page,
+            start_cursor: items.first().map(|(c, _)| c.clone()),
+            end_cursor: items.last().map(|(c, _)| c.clone()),
+        };
+        Page { items, page_info }
+    }
+
+    /// The same page with each item turned into another.
+    pub fn map<U>(self, f: impl Fn(T) -> U) -> Page<U> {
+        Page {
+            items: self.items.into_iter().map(|(c, t)| (c, f(t))).collect(),
+            page_info: self.page_info,
+        }
+    }
+}

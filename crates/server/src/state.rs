@@ -1,0 +1,30 @@
+//! What every request handler shares: the schema, the pool, the signing keys,
+//! the queue, the metrics, the open subscription connections and the
+//! document cache; and the largest body any of them accepts.
+
+use std::sync::Arc;
+
+use holdfast_queue::ReleaseQueue;
+use metrics_exporter_prometheus::PrometheusHandle;
+use sea_orm::DatabaseConnection;
+
+use crate::auth::Tokens;
+use crate::graphql::HoldfastSchema;
+use crate::graphql::documents::ParsedQueries;
+use crate::live::connections::Connections;
+
+/// The largest request body accepted (CONTRACT.md: 1 MiB).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub schema: HoldfastSchema,
+    pub db: DatabaseConnection,
+    pub tokens: Tokens,
+    pub queue: ReleaseQueue,
+    pub metrics: PrometheusHandle,
+    /// Open subscription connections, closed on shutdown.
+    pub ws: Connections,
+    /// Parsed documents of the queries clients keep sending.
+    pub documents: Arc<ParsedQueries>,
+}
