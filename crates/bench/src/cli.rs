@@ -83,12 +83,11 @@ pub enum Command {
         #[arg(long)]
         workspace_file: PathBuf,
     },
-    /// Make the helper tables of the pgbench script and write the script.
+    /// Make the helper tables and function the pgbench scripts
+    /// (crates/bench/pgbench/*.sql) draw on.
     PgbenchPrepare {
         #[arg(long)]
         workspace_file: PathBuf,
-        #[arg(long)]
-        script_out: PathBuf,
     },
     /// Time the domain's sweep over lapsed holds against a raw batched UPDATE.
     Sweep {
@@ -254,13 +253,10 @@ async fn run(cli: Cli) -> anyhow::Result<Verdict> {
             setup::reset_project(&db, &ws.project_id).await?;
             Ok(Verdict::Pass)
         }
-        Command::PgbenchPrepare {
-            workspace_file,
-            script_out,
-        } => {
+        Command::PgbenchPrepare { workspace_file } => {
             let ws = BenchWorkspace::load(&workspace_file)?;
             let ids: Vec<String> = ws.agents.iter().map(|a| a.id.clone()).collect();
-            pgbench::prepare(&db, &ws.project_id, &ids, &script_out).await?;
+            pgbench::prepare(&db, &ws.project_id, &ids).await?;
             pgbench::restart(&db).await?;
             Ok(Verdict::Pass)
         }

@@ -1,9 +1,10 @@
 //! A smoke run of the load generator, so that it keeps working: the real
 //! server in-process on 127.0.0.1:0 over a fresh database, a small project,
 //! four agents, spread for 500 reservations and the others for two seconds
-//! each; and the floor server of `BENCH_FLOOR` the same way. Only
-//! correctness is asserted (invariants, one winner in `hot`, one release job
-//! per hold), never timing.
+//! each; the floor server of `BENCH_FLOOR` the same way; and the
+//! one-statement pgbench script run as plain SQL, for its answers and its
+//! per-agent limit under a race. Only correctness is asserted (invariants,
+//! one winner in `hot`, one release job per hold), never timing.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,12 +15,12 @@ use holdfast_bench::floor::FloorServer;
 use holdfast_bench::invariants::{self, Seen};
 use holdfast_bench::outcome::{Op, Outcome};
 use holdfast_bench::scenarios::{self, Scenario, Target};
-use holdfast_bench::setup;
+use holdfast_bench::{pgbench, setup};
 use holdfast_domain::db::{self, PoolSettings};
 use holdfast_server::auth::Tokens;
 use holdfast_server::{Application, Config};
 use holdfast_testkit::{QueueKeys, TestDb};
-use sea_orm::DatabaseConnection;
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait};
 use tokio::sync::oneshot;
 
 const SECRET: &str = "a-bench-smoke-secret-that-is-at-least-32-bytes";
@@ -232,4 +233,218 @@ async fn the_floor_server_reserves_as_the_server_does_with_a_release_job_per_hol
     // The floor leaves out GraphQL, not the work after the commit: every
     // hold has its release job, as the server schedules it.
     assert_eq!(bench.scheduled_jobs().await, SPREAD_REQUESTS + 1);
+}
+
+/// One answer of the one-statement script.
+#[derive(Debug)]
+struct Answer {
+    outcome: String,
+    property_status: Option<String>,
+    held: Option<i64>,
+    reserved_until: Option<chrono::DateTime<chrono::Utc>>,
+    reservation: Option<uuid::Uuid>,
+}
+
+async fn answer(conn: &impl ConnectionTrait, sql: &str) -> Answer {
+    let row = conn
+        .query_one_raw(Statement::from_string(DbBackend::Postgres, sql))
+        .await
+        .expect("the one-statement script runs")
+        .expect("it answers one row");
+    Answer {
+        outcome: row.try_get("", "outcome").expect("outcome"),
+        property_status: row.try_get("", "property_status").expect("property_status"),
+        held: row.try_get("", "held").expect("held"),
+        reserved_until: row.try_get("", "reserved_until").expect("reserved_until"),
+        reservation: row.try_get("", "reservation_id").expect("reservation_id"),
+    }
+}
+
+async fn exec(db: &DatabaseConnection, sql: &str) {
+    db.execute_unprepared(sql).await.expect(sql);
+}
+
+async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
+    db.query_one_raw(Statement::from_string(DbBackend::Postgres, sql))
+        .await
+        .expect(sql)
+        .expect("a row")
+        .try_get("", "n")
+        .expect("n")
+}
+
+/// The limit of the reserve ratio (pgbench/reserve-one-statement.sql), run as
+/// the plain SQL pgbench would send: it reserves a free plot in one
+/// statement, says why when it does not, changes nothing then, and keeps the
+/// per-agent limit when reserves of one agent wait on each other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_one_statement_limit_reserves_says_why_not_and_keeps_the_limit_under_a_race() {
+    let test_db = TestDb::new().await;
+    let db = db::connect(&test_db.url, &PoolSettings::default())
+        .await
+        .expect("connect");
+    let seeded = setup::seed(&db, 20, 4).await.expect("seed");
+    pgbench::prepare(&db, &seeded.project_id, &seeded.agent_ids)
+        .await
+        .expect("prepare");
+    let ws = seeded.workspace_id.clone();
+    // Agent n is seeded.agent_ids[n - 1]; each run draws the next plot.
+    let one = |agent: u32, max_active: u32| {
+        pgbench::statement(
+            pgbench::ONE_STATEMENT_SCRIPT,
+            &[
+                ("ws", ws.clone()),
+                ("agent", agent.to_string()),
+                ("ttl_secs", "3600".to_owned()),
+                ("max_active", max_active.to_string()),
+            ],
+        )
+    };
+    let plot = |n: u32| format!("(SELECT property_id FROM bench_plot WHERE n = {n})");
+
+    // A free plot: reserved, with its hold and the plot's new state.
+    let a = answer(&db, &one(1, 0)).await;
+    assert_eq!(a.outcome, "RESERVED", "{a:?}");
+    assert!(a.reservation.is_some());
+    assert_eq!(
+        count(
+            &db,
+            &format!(
+                "SELECT count(*) AS n FROM property WHERE id = {} AND status = 'RESERVED' \
+                 AND reserved_by_id = '{}'",
+                plot(1),
+                seeded.agent_ids[0]
+            )
+        )
+        .await,
+        1
+    );
+
+    // The same plot again: unavailable, held until when.
+    exec(&db, "ALTER SEQUENCE bench_plot_seq RESTART").await;
+    let a = answer(&db, &one(2, 0)).await;
+    assert_eq!(a.outcome, "PROPERTY_UNAVAILABLE", "{a:?}");
+    assert_eq!(a.property_status.as_deref(), Some("RESERVED"));
+    assert!(a.reserved_until.is_some() && a.reservation.is_none());
+
+    // A limit of 2: two holds, then the limit, with the count that decided.
+    for (held, outcome) in [
+        (0, "RESERVED"),
+        (1, "RESERVED"),
+        (2, "RESERVATION_LIMIT_REACHED"),
+    ] {
+        let a = answer(&db, &one(3, 2)).await;
+        assert_eq!((a.held, a.outcome.as_str()), (Some(held), outcome), "{a:?}");
+    }
+
+    // The race: agent 4 reserves in a transaction left open, so it keeps the
+    // agent's lock; two more reserves of agent 4 on other plots wait for it.
+    // Once it commits, each counts what committed before it: one more hold,
+    // then the limit. (A count inside the statement would read the snapshot
+    // from before the wait, count 0 twice, and make 3 holds.)
+    let txn = db.begin().await.expect("begin");
+    let first = answer(&txn, &one(4, 2)).await;
+    assert_eq!(first.outcome, "RESERVED", "{first:?}");
+    let racers: Vec<_> = (0..2)
+        .map(|_| {
+            let (db, sql) = (db.clone(), one(4, 2));
+            tokio::spawn(async move { answer(&db, &sql).await })
+        })
+        .collect();
+    let mut waiting = 0;
+    for _ in 0..100 {
+        waiting = count(
+            &db,
+            "SELECT count(*) AS n FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .await;
+        if waiting == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(waiting, 2, "both racers wait for the agent's lock");
+    txn.commit().await.expect("commit");
+    let mut raced = Vec::new();
+    for racer in racers {
+        let a = racer.await.expect("racer");
+        raced.push((a.held, a.outcome));
+    }
+    raced.sort();
+    assert_eq!(
+        raced,
+        [
+            (Some(1), "RESERVED".to_owned()),
+            (Some(2), "RESERVATION_LIMIT_REACHED".to_owned())
+        ]
+    );
+    assert_eq!(
+        count(
+            &db,
+            &format!(
+                "SELECT count(*) AS n FROM reservation WHERE agent_id = '{}' AND status = 'ACTIVE'",
+                seeded.agent_ids[3]
+            )
+        )
+        .await,
+        2,
+        "agent 4 holds its limit, no more"
+    );
+    let broken = invariants::check(&db, &seeded.project_id, None, None)
+        .await
+        .expect("check");
+    assert!(broken.is_empty(), "{broken:?}");
+
+    // Why not, for the rest: a sold plot, a plot not in the workspace, a
+    // lapsed hold (a takeover, left to the full transaction), a deactivated
+    // caller, a suspended workspace. None of them writes anything.
+    let before = count(&db, "SELECT count(*) AS n FROM reservation").await;
+    exec(&db, "SELECT setval('bench_plot_seq', 10)").await;
+    exec(
+        &db,
+        &format!(
+            "UPDATE property SET status = 'SOLD' WHERE id = {}",
+            plot(11)
+        ),
+    )
+    .await;
+    let a = answer(&db, &one(1, 0)).await;
+    assert_eq!(
+        (a.outcome.as_str(), a.property_status.as_deref()),
+        ("PROPERTY_UNAVAILABLE", Some("SOLD"))
+    );
+    exec(
+        &db,
+        "UPDATE bench_plot SET property_id = gen_random_uuid() WHERE n = 12",
+    )
+    .await;
+    assert_eq!(answer(&db, &one(1, 0)).await.outcome, "NOT_FOUND");
+    exec(
+        &db,
+        &format!(
+            "UPDATE reservation SET created_at = now() - interval '2 hours', \
+             expires_at = now() - interval '1 hour' WHERE property_id = {p}; \
+             UPDATE property SET reserved_until = now() - interval '1 hour' WHERE id = {p}",
+            p = plot(1)
+        ),
+    )
+    .await;
+    exec(&db, "ALTER SEQUENCE bench_plot_seq RESTART").await;
+    assert_eq!(answer(&db, &one(2, 0)).await.outcome, "TAKEOVER");
+    exec(
+        &db,
+        &format!(
+            "UPDATE app_user SET active = false WHERE id = '{}'",
+            seeded.agent_ids[1]
+        ),
+    )
+    .await;
+    assert_eq!(answer(&db, &one(2, 0)).await.outcome, "UNAUTHENTICATED");
+    exec(&db, "UPDATE workspace SET status = 'SUSPENDED'").await;
+    assert_eq!(answer(&db, &one(3, 0)).await.outcome, "FORBIDDEN");
+    assert_eq!(
+        count(&db, "SELECT count(*) AS n FROM reservation").await,
+        before
+    );
 }

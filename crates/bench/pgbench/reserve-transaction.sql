@@ -1,6 +1,8 @@
 -- The reserve transaction of crates/domain/src/reservations.rs (`reserve`,
 -- with no per-agent limit, HOLDFAST_MAX_ACTIVE_PER_AGENT=0), statement for
--- statement, for `pgbench -M prepared`: lock the plot and check the caller
+-- statement, for `pgbench -M prepared`; `just bench` runs it beside the
+-- one-statement limit (reserve-one-statement.sql) for continuity with the
+-- earlier figures: lock the plot and check the caller
 -- (an active user of an active workspace) in one statement, check the plot,
 -- insert the reservation and mark the plot RESERVED in one statement, commit.
 -- Where the server gets ids from its client, pgbench looks them up in the
@@ -8,7 +10,8 @@
 -- plots in a random order, drawn once each through bench_plot_seq, as the
 -- spread scenario draws them); the reservation id is a UUIDv7-shaped value,
 -- like the server's, so the index sees the same insertion order.
--- Variables: -D ws=<workspace id> -D agents=<number of agents>.
+-- Variables: -D ws=<workspace id> -D agents=<number of agents>
+-- -D ttl_secs=<hold time in seconds>.
 \set agent random(1, :agents)
 BEGIN;
 SELECT p.id AS pid, p.project_id, p.status, p.reserved_until, u.active AND w.status = 'ACTIVE' AS caller_ok,
@@ -25,7 +28,7 @@ WITH t AS (SELECT clock_timestamp() AS now),
     SELECT (lpad(to_hex((extract(epoch FROM t.now) * 1000)::bigint), 12, '0') || '7'
             || substr(md5(random()::text), 1, 19))::uuid,
            :ws::uuid, :pid::uuid, (SELECT user_id FROM bench_agent WHERE n = :agent),
-           'ACTIVE', t.now, t.now + make_interval(secs => 86400) FROM t
+           'ACTIVE', t.now, t.now + make_interval(secs => :ttl_secs) FROM t
     RETURNING *),
   held AS (
     UPDATE property SET status = 'RESERVED', reserved_by_id = created.agent_id,
