@@ -1,10 +1,13 @@
 //! A smoke run of the load generator, so that it keeps working: the real
 //! server in-process on 127.0.0.1:0 over a fresh database, a small project,
 //! four agents, spread for 500 reservations and the others for two seconds
-//! each; the floor server of `BENCH_FLOOR` the same way; and the
-//! one-statement pgbench script run as plain SQL, for its answers and its
-//! per-agent limit under a race. Only correctness is asserted (invariants,
-//! one winner in `hot`, one release job per hold), never timing.
+//! each (reads with two readers besides), then launch (50 agents on a new
+//! project of 10 plots); the floor server of `BENCH_FLOOR` the same way
+//! (spread and hot); and the one-statement pgbench script run as plain SQL,
+//! for its answers and its per-agent limit under a race. Only correctness is
+//! asserted (invariants, one winner in `hot`, each launch plot taken once and
+//! no outcome there but reserved and unavailable, every read answered, one
+//! release job per hold), never timing.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,7 +27,13 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, Transac
 use tokio::sync::oneshot;
 
 const SECRET: &str = "a-bench-smoke-secret-that-is-at-least-32-bytes";
-const AGENTS: u32 = 4;
+/// Agents of every scenario but launch (and reads' reserving agents).
+const AGENTS: usize = 4;
+/// reads' readers, the agents after the first AGENTS.
+const READERS: usize = 2;
+/// launch: LAUNCH_AGENTS agents (all of the workspace's) on LAUNCH_PLOTS plots.
+const LAUNCH_AGENTS: u32 = 50;
+const LAUNCH_PLOTS: u64 = 10;
 const PLOTS: u64 = 2000;
 /// Spread runs by count, not time: on a fast machine 2 s of it took every
 /// plot (about 1,000 a second) and left `hot` none.
@@ -43,7 +52,9 @@ struct Bench {
     db: DatabaseConnection,
     queue_name: String,
     url: String,
+    workspace_id: String,
     project_id: String,
+    /// All LAUNCH_AGENTS agents; the other scenarios use the first AGENTS.
     clients: Vec<AgentClient>,
     /// The queue's keys are deleted from Redis when the bench is dropped.
     _queue: QueueKeys,
@@ -88,7 +99,7 @@ impl Bench {
         let db = db::connect(&test_db.url, &PoolSettings::default())
             .await
             .expect("connect");
-        let seeded = setup::seed(&db, PLOTS, AGENTS).await.expect("seed");
+        let seeded = setup::seed(&db, PLOTS, LAUNCH_AGENTS).await.expect("seed");
         let tokens = Tokens::new(SECRET.as_bytes());
         let ws = seeded.workspace_id.parse().expect("workspace id");
         let clients = seeded
@@ -105,6 +116,7 @@ impl Bench {
             db,
             queue_name: queue.name.clone(),
             url,
+            workspace_id: seeded.workspace_id,
             project_id: seeded.project_id,
             clients,
             _queue: queue,
@@ -113,9 +125,16 @@ impl Bench {
         }
     }
 
-    async fn target(&self) -> Target {
+    /// The first AGENTS agents (and READERS readers for reads) on the project.
+    async fn target(&self, scenario: Scenario) -> Target {
+        let readers = if scenario == Scenario::Reads {
+            self.clients[AGENTS..AGENTS + READERS].to_vec()
+        } else {
+            Vec::new()
+        };
         Target {
-            clients: self.clients.clone(),
+            clients: self.clients[..AGENTS].to_vec(),
+            readers,
             project_id: self.project_id.clone(),
             plots: Arc::new(
                 setup::available_plots(&self.db, &self.project_id)
@@ -148,8 +167,54 @@ impl Bench {
         assert_eq!(hot.summary.count(Op::Reserve, Outcome::Ok), 1);
         assert_eq!(
             hot.summary.count(Op::Reserve, Outcome::Unavailable),
-            u64::from(AGENTS) - 1
+            AGENTS as u64 - 1
         );
+    }
+
+    /// Launch: every agent of the workspace on a new project of LAUNCH_PLOTS
+    /// plots; each plot taken once, checked against the database, and the
+    /// check itself shown to see a wrong account.
+    async fn launch(&self) -> scenarios::RunReport {
+        let project_id = setup::add_project(&self.db, &self.workspace_id, "Launch", LAUNCH_PLOTS)
+            .await
+            .expect("launch project");
+        let target = Target {
+            clients: self.clients.clone(),
+            readers: Vec::new(),
+            plots: Arc::new(
+                setup::available_plots(&self.db, &project_id)
+                    .await
+                    .expect("plots"),
+            ),
+            project_id,
+        };
+        let since = invariants::db_now(&self.db).await.expect("now");
+        let report = scenarios::run(Scenario::Launch, &target, None, None)
+            .await
+            .expect("launch");
+        let broken = invariants::taken_once(&self.db, &target.project_id, since, &report.taken)
+            .await
+            .expect("taken once");
+        assert!(broken.is_empty(), "launch: {broken:?}");
+        let all = invariants::check(&self.db, &target.project_id, self.clients.first(), None)
+            .await
+            .expect("check");
+        assert!(all.is_empty(), "launch: broken invariants: {all:?}");
+
+        // The check sees a hold the clients were told of by another agent,
+        // and one they were not told of.
+        let mut wrong = report.taken.clone();
+        wrong[0].1 = wrong[1].1.clone();
+        for account in [wrong, report.taken[1..].to_vec()] {
+            let broken = invariants::taken_once(&self.db, &target.project_id, since, &account)
+                .await
+                .expect("taken once");
+            assert!(
+                !broken.is_empty(),
+                "a wrong account of the launch goes unseen"
+            );
+        }
+        report
     }
 
     /// How many release jobs wait in the queue's scheduled set.
@@ -174,7 +239,7 @@ impl Bench {
         seconds: u64,
         count: Option<u64>,
     ) -> scenarios::RunReport {
-        let target = self.target().await;
+        let target = self.target(scenario).await;
         let since = invariants::db_now(&self.db).await.expect("now");
         let duration = count.is_none().then(|| Duration::from_secs(seconds));
         let report = scenarios::run(scenario, &target, duration, count)
@@ -222,6 +287,28 @@ async fn a_short_load_keeps_every_invariant_and_a_hot_plot_has_exactly_one_winne
 
     let story = bench.run(Scenario::Story25, 2, None).await;
     assert!(story.summary.count(Op::Release, Outcome::Ok) > 0);
+
+    let reads = bench.run(Scenario::Reads, 2, None).await;
+    assert!(reads.failures.is_empty(), "{:?}", reads.failures);
+    assert!(reads.summary.count(Op::Counts, Outcome::Ok) > 0);
+    assert!(reads.summary.count(Op::Page, Outcome::Ok) > 0);
+
+    let launch = bench.launch().await;
+    assert!(launch.failures.is_empty(), "{:?}", launch.failures);
+    let s = &launch.summary;
+    assert_eq!(
+        s.count(Op::Reserve, Outcome::Ok),
+        LAUNCH_PLOTS,
+        "{}",
+        s.render()
+    );
+    assert_eq!(
+        s.count(Op::Reserve, Outcome::Ok) + s.count(Op::Reserve, Outcome::Unavailable),
+        s.total.count,
+        "no outcome but reserved and unavailable:\n{}",
+        s.render()
+    );
+    assert_eq!(launch.taken.len() as u64, LAUNCH_PLOTS);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
