@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
 # `just bench`: the benchmarks of docs/BENCHMARKS.md, side by side in one run.
-# Makes a throw-away database with a 100,000-plot project and 100 agents,
+# Makes a throw-away database with a 100,000-plot project and 1,000 agents,
 # starts the release-build server and worker on it (own Redis queue, free
 # ports), and runs: spread over GraphQL vs pgbench on the best one-statement
 # SQL for the same work (the limit) and on the server's transaction (for
-# continuity), hot (100 agents, one plot), story 2.5's load, mixed, the sweep
-# vs a raw batched UPDATE, the release lag of 1,000 short holds, and the
-# server's peak memory. Prints a summary with each target and PASS/MISS;
-# exits non-zero when an invariant breaks or a run fails. Cleans up after
-# itself.
+# continuity), hot (100 agents, one plot), story 2.5's load, mixed, reads of
+# the large project under the spread load, launch (1,000 agents on a
+# 200-plot project at one instant), the sweep vs a raw batched UPDATE, the
+# release lag of 1,000 short holds, and the server's peak memory. Prints a
+# summary with each target and PASS/MISS; exits non-zero when an invariant
+# breaks or a run fails. Cleans up after itself.
 #
 # Settings (environment): BENCH_SECONDS (spread and pgbench, default 10),
 # BENCH_ROUNDS (spread/pgbench rounds, default 3), BENCH_PLOTS (100000),
-# BENCH_STORY_SECONDS (30), BENCH_MIXED_SECONDS (10), BENCH_LAG_COUNT (1000),
-# BENCH_SWEEP_COUNT (100000), BENCH_RUST_LOG (warn), PGHOST/PGPORT/PGUSER,
-# BENCH_ONLY=reserve (only the spread/pgbench rounds: for iterating on the
-# reserve path), BENCH_LIMIT_SCRIPT=<pgbench script> (the limit's
+# BENCH_STORY_SECONDS (30), BENCH_MIXED_SECONDS (10), BENCH_READS_SECONDS
+# (10), BENCH_READERS (4), BENCH_LAUNCH_AGENTS (1000), BENCH_LAUNCH_PLOTS
+# (200), BENCH_LAG_COUNT (1000), BENCH_SWEEP_COUNT (100000), BENCH_RUST_LOG
+# (warn), PGHOST/PGPORT/PGUSER, BENCH_ONLY=<reserve,launch,reads> (only those
+# parts, comma-separated: reserve is the spread/pgbench rounds, for iterating
+# on the reserve path), BENCH_LIMIT_SCRIPT=<pgbench script> (the limit's
 # statement; default crates/bench/pgbench/reserve-one-statement.sql, whose
 # header says how to write another), BENCH_BASELINE=<directory with another holdfast-server
 # binary> (each round also runs spread against that build, side by side:
@@ -36,16 +39,40 @@ story_seconds="${BENCH_STORY_SECONDS:-30}"
 mixed_seconds="${BENCH_MIXED_SECONDS:-10}"
 lag_count="${BENCH_LAG_COUNT:-1000}"
 sweep_count="${BENCH_SWEEP_COUNT:-100000}"
+reads_seconds="${BENCH_READS_SECONDS:-10}"
+readers="${BENCH_READERS:-4}"
+launch_agents="${BENCH_LAUNCH_AGENTS:-1000}"
+launch_plots="${BENCH_LAUNCH_PLOTS:-200}"
 only="${BENCH_ONLY:-all}"
-case "$only" in all|reserve) ;; *) echo "error: BENCH_ONLY must be reserve (or unset), not '$only'" >&2; exit 2 ;; esac
+if [ "$only" != all ]; then
+  IFS=, read -ra parts <<< "$only"
+  for part in "${parts[@]}"; do
+    case "$part" in reserve|launch|reads) ;;
+      *) echo "error: BENCH_ONLY is a comma-separated list of reserve, launch and reads (or unset), not '$only'" >&2; exit 2 ;;
+    esac
+  done
+fi
 # Whether this run includes a part (BENCH_ONLY).
-want() { [ "$only" = all ] || [ "$only" = "$1" ]; }
+want() { [ "$only" = all ] || [[ ",$only," == *",$1,"* ]]; }
 # The pgbench scripts: the limit (the reserve ratio's denominator) and the
 # server's transaction beside it. Variables: see the scripts' headers.
 limit_script="${BENCH_LIMIT_SCRIPT:-crates/bench/pgbench/reserve-one-statement.sql}"
 txn_script="crates/bench/pgbench/reserve-transaction.sql"
 [ -r "$limit_script" ] || { echo "error: BENCH_LIMIT_SCRIPT=$limit_script is not a readable file" >&2; exit 2; }
+# pgbench draws its agents among the first 100; the workspace holds enough
+# for launch and for reads' readers too.
 agents=100
+seed_agents="$agents"
+if want launch && [ "$launch_agents" -gt "$seed_agents" ]; then seed_agents="$launch_agents"; fi
+if want reads && [ $((16 + readers)) -gt "$seed_agents" ]; then seed_agents=$((16 + readers)); fi
+
+# launch holds one connection per agent open in the load generator and in
+# the server: every process started here gets the hard limit on open files.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+if want launch && [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((launch_agents + 256)) ]; then
+  echo "error: launch with ${launch_agents} agents needs more open files than this shell may have ($(ulimit -n)); raise the hard limit or BENCH_LAUNCH_AGENTS" >&2
+  exit 2
+fi
 
 export PGHOST="${PGHOST:-127.0.0.1}" PGPORT="${PGPORT:-5432}" PGUSER="${PGUSER:-postgres}"
 stamp="$(date +%s)_$$"
@@ -175,8 +202,8 @@ peak_rss_mb() { awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 section "database ${db}, queue ${HOLDFAST_QUEUE}"
 "$bin/holdfast-server" migrate
 started=$(date +%s)
-bench setup --plots "$plots" --agents "$agents" --server-bin "$bin/holdfast-server" --out "$work/ws.json"
-echo "seeded ${plots} plots and ${agents} agents in $(( $(date +%s) - started )) s"
+bench setup --plots "$plots" --agents "$seed_agents" --server-bin "$bin/holdfast-server" --out "$work/ws.json"
+echo "seeded ${plots} plots and ${seed_agents} agents in $(( $(date +%s) - started )) s"
 ws_id="$(jq -r .workspaceId "$work/ws.json")"
 bench pgbench-prepare --workspace-file "$work/ws.json"
 
@@ -306,8 +333,30 @@ bench run --scenario story-2.5 "${target[@]}" --agents 50 --duration "${story_se
 section "mixed: 16 agents, ${mixed_seconds} s"
 bench run --scenario mixed "${target[@]}" --agents 16 --duration "${mixed_seconds}s" || failed+=("mixed")
 
+fi
+
+if want reads; then
+section "reads: ${readers} readers of the ${plots}-plot project while 16 agents reserve (spread), ${reads_seconds} s"
+bench reset --workspace-file "$work/ws.json"
+bench run --scenario reads "${target[@]}" --agents 16 --readers "$readers" --duration "${reads_seconds}s" || failed+=("reads")
+fi
+# The memory target is the server's under the load so far (spread, hot,
+# story 2.5, mixed, reads); launch's 1,000 connections are reported beside it.
+if [ "$only" = all ]; then
+  load_rss="$(peak_rss_mb "$server_pid")"
+  echo "server peak resident memory (VmHWM) before launch: ${load_rss} MB"
+fi
+
+if want launch; then
+section "launch: ${launch_agents} agents at one barrier on a new project of ${launch_plots} plots"
+echo "open files: $(ulimit -n) for this script and what it starts; the server's pool: ${HOLDFAST_DB_MAX_CONNECTIONS:-32} connections"
+bench add-project --workspace-file "$work/ws.json" --plots "$launch_plots" --name Launch --out "$work/launch.json"
+bench run --scenario launch --url "$url" --workspace-file "$work/launch.json" --agents "$launch_agents" || failed+=("launch")
+fi
+
+if [ "$only" = all ]; then
 server_rss="$(peak_rss_mb "$server_pid")"
-echo "server peak resident memory (VmHWM): ${server_rss} MB"
+echo "server peak resident memory (VmHWM), launch included: ${server_rss} MB"
 # Its pool's idle connections would stay open for minutes: stop it, so the
 # rest of the run leaves room under max_connections for whoever shares PostgreSQL.
 kill "$server_pid"
@@ -379,13 +428,25 @@ if [ "$only" = all ]; then
   line "hot: 100 agents on one plot" "1 + 99 unavailable" \
     "${hot_reserved:-?} reserved, ${hot_unavailable:-?} unavailable, $(( ${hot_requests:-0} - ${hot_reserved:-0} - ${hot_unavailable:-0} )) other" "$hot_ok"
 fi
+if want launch; then
+  launch_ok="$(verdict "${launch_p99_ms:-n/a}" 1000 '<')"
+  for f in "${failed[@]}"; do [ "$f" = launch ] && launch_ok=MISS; done
+  line "launch: ${launch_agents} agents on ${launch_plots} plots, p99" "< 1 s, 0 other" \
+    "${launch_p99_ms:-?} ms (max ${launch_max_ms:-?}; ${launch_taken:-?} of ${launch_plots} plots taken once, ${launch_unavailable:-?} unavailable, ${launch_other:-?} other; sold out after ${launch_sold_out_s:-?} s)" "$launch_ok"
+fi
+if want reads; then
+  reads_ok="$(verdict "${reads_read_p99_ms:-n/a}" 50 '<')"
+  for f in "${failed[@]}"; do [ "$f" = reads ] && reads_ok=MISS; done
+  line "reads: ${plots} plots, counts + page, p99" "< 50 ms" \
+    "${reads_read_p99_ms:-?} ms (counts ${reads_counts_p99_ms:-?}, page of 50 ${reads_page_p99_ms:-?}; ${reads_reads:-?} reads by ${readers} readers while 16 agents reserved ${reads_reserved_per_sec:-?} /s)" "$reads_ok"
+fi
 if [ "$only" = all ]; then
   line "sweep of ${sweep_count}: domain / raw UPDATE" ">= 0.5" \
     "${sweep_ratio:-n/a} (${sweep_domain_per_sec:-?} vs ${sweep_raw_per_sec:-?} /s)" "$(verdict "${sweep_ratio:-n/a}" 0.5 '>=')"
   line "release lag p99 (${lag_count:-?} holds)" "< 2 s" \
     "${lag_p99:-n/a} s (p50 ${lag_p50:-?}, max ${lag_max:-?})" "$(verdict "${lag_p99:-n/a}" 2 '<')"
   line "server peak RSS under load (VmHWM)" "< 100 MB" \
-    "${server_rss} MB (lag server ${lag_rss}, worker ${worker_rss})" "$(verdict "$server_rss" 100 '<')"
+    "${load_rss} MB (then launch's ${launch_agents} connections: ${server_rss}; lag server ${lag_rss}, worker ${worker_rss})" "$(verdict "$load_rss" 100 '<')"
   line "story 2.5: 50 users, ${story_seconds} s" "0 violations" \
     "${story25_reserved:-?} reserved, ${story25_unavailable:-?} unavailable, $(( ${story25_error:-0} + ${story25_transport:-0} )) failed" "$([ "${#failed[@]}" = 0 ] && echo PASS || echo see-below)"
 fi
