@@ -1,19 +1,26 @@
 #!/usr/bin/env bash
 # `just bench`: the benchmarks of docs/BENCHMARKS.md, side by side in one run.
-# Makes a throw-away database with a 100,000-plot project and 100 agents,
+# Makes a throw-away database with a 100,000-plot project and 1,000 agents,
 # starts the release-build server and worker on it (own Redis queue, free
-# ports), and runs: spread over GraphQL vs pgbench on the same transaction,
-# hot (100 agents, one plot), story 2.5's load, mixed, the sweep vs a raw
-# batched UPDATE, the release lag of 1,000 short holds, and the server's peak
-# memory. Prints a summary with each target and PASS/MISS; exits non-zero
-# when an invariant breaks or a run fails. Cleans up after itself.
+# ports), and runs: spread over GraphQL vs pgbench on the best one-statement
+# SQL for the same work (the limit) and on the server's transaction (for
+# continuity), hot (100 agents, one plot), story 2.5's load, mixed, reads of
+# the large project under the spread load, launch (1,000 agents on a
+# 200-plot project at one instant), the sweep vs a raw batched UPDATE, the
+# release lag of 1,000 short holds, and the server's peak memory. Prints a
+# summary with each target and PASS/MISS; exits non-zero when an invariant
+# breaks or a run fails. Cleans up after itself.
 #
 # Settings (environment): BENCH_SECONDS (spread and pgbench, default 10),
-# BENCH_ROUNDS (spread/pgbench pairs, default 3), BENCH_PLOTS (100000),
-# BENCH_STORY_SECONDS (30), BENCH_MIXED_SECONDS (10), BENCH_LAG_COUNT (1000),
-# BENCH_SWEEP_COUNT (100000), BENCH_RUST_LOG (warn), PGHOST/PGPORT/PGUSER,
-# BENCH_ONLY=reserve (only the spread/pgbench rounds: for iterating on the
-# reserve path), BENCH_BASELINE=<directory with another holdfast-server
+# BENCH_ROUNDS (spread/pgbench rounds, default 3), BENCH_PLOTS (100000),
+# BENCH_STORY_SECONDS (30), BENCH_MIXED_SECONDS (10), BENCH_READS_SECONDS
+# (10), BENCH_READERS (4), BENCH_LAUNCH_AGENTS (1000), BENCH_LAUNCH_PLOTS
+# (200), BENCH_LAG_COUNT (1000), BENCH_SWEEP_COUNT (100000), BENCH_RUST_LOG
+# (warn), PGHOST/PGPORT/PGUSER, BENCH_ONLY=<reserve,launch,reads> (only those
+# parts, comma-separated: reserve is the spread/pgbench rounds, for iterating
+# on the reserve path), BENCH_LIMIT_SCRIPT=<pgbench script> (the limit's
+# statement; default crates/bench/pgbench/reserve-one-statement.sql, whose
+# header says how to write another), BENCH_BASELINE=<directory with another holdfast-server
 # binary> (each round also runs spread against that build, side by side:
 # before and after a change in one run), BENCH_PIN=1 (each round also runs
 # spread and pgbench with the local PostgreSQL on half the CPUs and
@@ -32,9 +39,40 @@ story_seconds="${BENCH_STORY_SECONDS:-30}"
 mixed_seconds="${BENCH_MIXED_SECONDS:-10}"
 lag_count="${BENCH_LAG_COUNT:-1000}"
 sweep_count="${BENCH_SWEEP_COUNT:-100000}"
+reads_seconds="${BENCH_READS_SECONDS:-10}"
+readers="${BENCH_READERS:-4}"
+launch_agents="${BENCH_LAUNCH_AGENTS:-1000}"
+launch_plots="${BENCH_LAUNCH_PLOTS:-200}"
 only="${BENCH_ONLY:-all}"
-case "$only" in all|reserve) ;; *) echo "error: BENCH_ONLY must be reserve (or unset), not '$only'" >&2; exit 2 ;; esac
+if [ "$only" != all ]; then
+  IFS=, read -ra parts <<< "$only"
+  for part in "${parts[@]}"; do
+    case "$part" in reserve|launch|reads) ;;
+      *) echo "error: BENCH_ONLY is a comma-separated list of reserve, launch and reads (or unset), not '$only'" >&2; exit 2 ;;
+    esac
+  done
+fi
+# Whether this run includes a part (BENCH_ONLY).
+want() { [ "$only" = all ] || [[ ",$only," == *",$1,"* ]]; }
+# The pgbench scripts: the limit (the reserve ratio's denominator) and the
+# server's transaction beside it. Variables: see the scripts' headers.
+limit_script="${BENCH_LIMIT_SCRIPT:-crates/bench/pgbench/reserve-one-statement.sql}"
+txn_script="crates/bench/pgbench/reserve-transaction.sql"
+[ -r "$limit_script" ] || { echo "error: BENCH_LIMIT_SCRIPT=$limit_script is not a readable file" >&2; exit 2; }
+# pgbench draws its agents among the first 100; the workspace holds enough
+# for launch and for reads' readers too.
 agents=100
+seed_agents="$agents"
+if want launch && [ "$launch_agents" -gt "$seed_agents" ]; then seed_agents="$launch_agents"; fi
+if want reads && [ $((16 + readers)) -gt "$seed_agents" ]; then seed_agents=$((16 + readers)); fi
+
+# launch holds one connection per agent open in the load generator and in
+# the server: every process started here gets the hard limit on open files.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+if want launch && [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((launch_agents + 256)) ]; then
+  echo "error: launch with ${launch_agents} agents needs more open files than this shell may have ($(ulimit -n)); raise the hard limit or BENCH_LAUNCH_AGENTS" >&2
+  exit 2
+fi
 
 export PGHOST="${PGHOST:-127.0.0.1}" PGPORT="${PGPORT:-5432}" PGUSER="${PGUSER:-postgres}"
 stamp="$(date +%s)_$$"
@@ -164,10 +202,10 @@ peak_rss_mb() { awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 section "database ${db}, queue ${HOLDFAST_QUEUE}"
 "$bin/holdfast-server" migrate
 started=$(date +%s)
-bench setup --plots "$plots" --agents "$agents" --server-bin "$bin/holdfast-server" --out "$work/ws.json"
-echo "seeded ${plots} plots and ${agents} agents in $(( $(date +%s) - started )) s"
+bench setup --plots "$plots" --agents "$seed_agents" --server-bin "$bin/holdfast-server" --out "$work/ws.json"
+echo "seeded ${plots} plots and ${seed_agents} agents in $(( $(date +%s) - started )) s"
 ws_id="$(jq -r .workspaceId "$work/ws.json")"
-bench pgbench-prepare --workspace-file "$work/ws.json" --script-out "$work/reserve.pgbench"
+bench pgbench-prepare --workspace-file "$work/ws.json"
 
 # The worker runs the release jobs; its cron sweep is off so that it cannot
 # take rows from under the sweep benchmark (the jobs alone release the lag holds).
@@ -211,26 +249,36 @@ spread_run() { # pid, url, what failed says
   run_rate="$r"
 }
 
-# One pgbench run on the same transaction; prints its CPU per transaction and
-# sets `run_rate` (transactions per second).
-pgbench_run() { # what failed says
-  local pg0 cl0 pg1 cl1 r made
+# One pgbench run of SCRIPT, the server's settings as variables (a hold of
+# 24 h, no per-agent limit); prints its CPU per transaction and sets
+# `run_rate` (transactions per second). Every transaction must have made a
+# reservation: fewer means the plots ran out (raise BENCH_PLOTS) or the
+# script reserved nothing, and the rate would not be a reserve rate.
+pgbench_run() { # script, what failed says
+  local script="$1" pg0 cl0 pg1 cl1 r made processed
   bench reset --workspace-file "$work/ws.json"
   psql -q -d "$db" -c "ALTER SEQUENCE bench_plot_seq RESTART"
   pg0="$(settled_pg_ticks)"; cl0="$(own_ticks)"
   "${on_cpus[@]}" pgbench -n -M prepared -c 16 -j 2 -T "$seconds" -D "ws=${ws_id}" -D "agents=${agents}" \
-    -f "$work/reserve.pgbench" "$db" > "$work/pgbench.out" 2>&1 || { cat "$work/pgbench.out"; failed+=("$1"); }
+    -D ttl_secs=86400 -D max_active=0 -f "$script" "$db" > "$work/pgbench.out" 2>&1 || { cat "$work/pgbench.out"; failed+=("$2"); }
   pg1="$(settled_pg_ticks)"; cl1="$(own_ticks)"
   grep -E '^(number of (transactions|failed)|latency|tps)' "$work/pgbench.out" || true
   r="$(awk '/^tps = / { printf "%.1f", $3; exit }' "$work/pgbench.out")"
   echo "CPU ms per transaction: PostgreSQL $(ms_per_op $((pg1 - pg0)) "$r" "$seconds"), pgbench $(ms_per_op $((cl1 - cl0)) "$r" "$seconds"), total $(ms_per_op $((pg1 - pg0 + cl1 - cl0)) "$r" "$seconds") (local processes)"
   made="$(psql -Atq -d "$db" -c "SELECT count(*) FROM reservation")"
-  echo "reservations in the database after pgbench: ${made}"
+  processed="$(awk -F': ' '/^number of transactions actually processed/ { split($2, a, "/"); print a[1]; exit }' "$work/pgbench.out")"
+  echo "reservations in the database after pgbench: ${made} (transactions: ${processed:-?})"
+  if [ "${made:-0}" -lt "${processed:-0}" ]; then
+    echo "error: ${processed} transactions made ${made} reservations (plots used up? raise BENCH_PLOTS)" >&2
+    failed+=("$2: ${processed} transactions, ${made} reservations")
+  fi
   run_rate="$r"
-  bench check "${target[@]}" --agents 1 || failed+=("invariants after $1")
+  bench check "${target[@]}" --agents 1 || failed+=("invariants after $2")
 }
 
-spread_rates=(); pgbench_rates=(); base_rates=(); floor_rates=(); pinned_spread_rates=(); pinned_pgbench_rates=()
+spread_rates=(); limit_rates=(); txn_rates=(); base_rates=(); floor_rates=()
+pinned_spread_rates=(); pinned_limit_rates=(); pinned_txn_rates=()
+want reserve || rounds=0
 for round in $(seq 1 "$rounds"); do
   section "round ${round}/${rounds}: spread, 16 agents over GraphQL HTTP, ${seconds} s"
   spread_run "$server_pid" "$url" "spread round ${round}"
@@ -251,18 +299,25 @@ for round in $(seq 1 "$rounds"); do
     floor_rates+=("$run_rate")
   fi
 
-  section "round ${round}/${rounds}: pgbench, the same transaction, 16 clients, ${seconds} s"
-  pgbench_run "pgbench round ${round}"
-  pgbench_rates+=("$run_rate")
+  section "round ${round}/${rounds}: pgbench, the limit: one statement (${limit_script}), 16 clients, ${seconds} s"
+  pgbench_run "$limit_script" "pgbench one statement round ${round}"
+  limit_rates+=("$run_rate")
+
+  section "round ${round}/${rounds}: pgbench, the server's transaction (${txn_script}), 16 clients, ${seconds} s"
+  pgbench_run "$txn_script" "pgbench transaction round ${round}"
+  txn_rates+=("$run_rate")
 
   if [ -n "$pin" ]; then
     pin_now
     section "round ${round}/${rounds}, pinned: PostgreSQL on CPUs ${db_cpus}, the rest on ${app_cpus}: spread"
     spread_run "$server_pid" "$url" "pinned spread round ${round}"
     pinned_spread_rates+=("$run_rate")
-    section "round ${round}/${rounds}, pinned: PostgreSQL on CPUs ${db_cpus}, the rest on ${app_cpus}: pgbench"
-    pgbench_run "pinned pgbench round ${round}"
-    pinned_pgbench_rates+=("$run_rate")
+    section "round ${round}/${rounds}, pinned: PostgreSQL on CPUs ${db_cpus}, the rest on ${app_cpus}: pgbench, one statement"
+    pgbench_run "$limit_script" "pinned pgbench one statement round ${round}"
+    pinned_limit_rates+=("$run_rate")
+    section "round ${round}/${rounds}, pinned: PostgreSQL on CPUs ${db_cpus}, the rest on ${app_cpus}: pgbench, transaction"
+    pgbench_run "$txn_script" "pinned pgbench transaction round ${round}"
+    pinned_txn_rates+=("$run_rate")
     unpin
   fi
 done
@@ -278,8 +333,30 @@ bench run --scenario story-2.5 "${target[@]}" --agents 50 --duration "${story_se
 section "mixed: 16 agents, ${mixed_seconds} s"
 bench run --scenario mixed "${target[@]}" --agents 16 --duration "${mixed_seconds}s" || failed+=("mixed")
 
+fi
+
+if want reads; then
+section "reads: ${readers} readers of the ${plots}-plot project while 16 agents reserve (spread), ${reads_seconds} s"
+bench reset --workspace-file "$work/ws.json"
+bench run --scenario reads "${target[@]}" --agents 16 --readers "$readers" --duration "${reads_seconds}s" || failed+=("reads")
+fi
+# The memory target is the server's under the load so far (spread, hot,
+# story 2.5, mixed, reads); launch's 1,000 connections are reported beside it.
+if [ "$only" = all ]; then
+  load_rss="$(peak_rss_mb "$server_pid")"
+  echo "server peak resident memory (VmHWM) before launch: ${load_rss} MB"
+fi
+
+if want launch; then
+section "launch: ${launch_agents} agents at one barrier on a new project of ${launch_plots} plots"
+echo "open files: $(ulimit -n) for this script and what it starts; the server's pool: ${HOLDFAST_DB_MAX_CONNECTIONS:-32} connections"
+bench add-project --workspace-file "$work/ws.json" --plots "$launch_plots" --name Launch --out "$work/launch.json"
+bench run --scenario launch --url "$url" --workspace-file "$work/launch.json" --agents "$launch_agents" || failed+=("launch")
+fi
+
+if [ "$only" = all ]; then
 server_rss="$(peak_rss_mb "$server_pid")"
-echo "server peak resident memory (VmHWM): ${server_rss} MB"
+echo "server peak resident memory (VmHWM), launch included: ${server_rss} MB"
 # Its pool's idle connections would stay open for minutes: stop it, so the
 # rest of the run leaves room under max_connections for whoever shares PostgreSQL.
 kill "$server_pid"
@@ -301,56 +378,84 @@ fi
 source "$results"
 
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-spread_rate="$(median "${spread_rates[@]}")"
-pgbench_rate="$(median "${pgbench_rates[@]}")"
 ratio_of() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
-verdict() { awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN { ok = (op == ">=") ? (v + 0 >= t) : (v + 0 < t); print (v != "n/a" && ok) ? "PASS" : "MISS" }'; }
+verdict() { awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN { ok = (op == ">=") ? (v + 0 >= t) : (v + 0 < t); print (v != "n/a" && v != "" && ok) ? "PASS" : "MISS" }'; }
 # Each round's ratio is measured side by side; the machine's load drifts
 # between rounds, so the verdict takes the median of the rounds' ratios.
 # Each rate's ratio to its round's rate in the array named first (pgbench's
-# of the same placement), space-separated.
+# of the same script and placement), space-separated.
 ratios_to() { local -n refs="$1"; shift; local i=0 rate; for rate in "$@"; do printf '%s ' "$(ratio_of "$rate" "${refs[$i]}")"; i=$((i + 1)); done; }
-per_round="$(ratios_to pgbench_rates "${spread_rates[@]}")"
-# shellcheck disable=SC2086 # one ratio per word
-reserve_ratio="$(median $per_round)"
-base_per_round="$(ratios_to pgbench_rates "${base_rates[@]}")"
-floor_per_round="$(ratios_to pgbench_rates "${floor_rates[@]}")"
-pinned_per_round="$(ratios_to pinned_pgbench_rates "${pinned_spread_rates[@]}")"
-hot_ok=MISS
-[ "${hot_reserved:-0}" = 1 ] && [ "${hot_unavailable:-0}" = 99 ] && [ "${hot_requests:-0}" = 100 ] && hot_ok=PASS
+# One line of the summary: what, target, measured, verdict.
+line() { printf '%-50s %-18s %-44s %s\n' "$@"; }
 
-section "summary ($(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), PostgreSQL $(psql -Atq -d postgres -c 'SHOW server_version' 2>/dev/null | cut -d' ' -f1 || echo '?'), Redis $(redis-cli -u "$REDIS_URL" info server | awk -F: '/redis_version/ { print $2 }' | tr -d '\r'), release build, $(date -u '+%Y-%m-%d %H:%M UTC'))"
-printf '%-44s %-18s %-44s %s\n' "what" "target" "measured" "verdict"
-printf '%-44s %-18s %-44s %s\n' "reserve: GraphQL HTTP / pgbench, 16 clients" ">= 0.7" \
-  "${reserve_ratio} (median of rounds ${per_round% }; ${spread_rate} vs ${pgbench_rate} /s)" "$(verdict "$reserve_ratio" 0.7 '>=')"
-if [ -n "$baseline" ]; then
-printf '%-44s %-18s %-44s %s\n' "  the same, baseline build (BENCH_BASELINE)" "" \
-  "$(median $base_per_round) (median of rounds ${base_per_round% }; $(median "${base_rates[@]}") /s)" ""
-fi
-if [ -n "$floor" ]; then
-printf '%-44s %-18s %-44s %s\n' "  the same, floor: no GraphQL (BENCH_FLOOR)" "" \
-  "$(median $floor_per_round) (median of rounds ${floor_per_round% }; $(median "${floor_rates[@]}") /s)" ""
-fi
-if [ -n "$pin" ]; then
-printf '%-44s %-18s %-44s %s\n' "  the same, PostgreSQL on CPUs of its own" "(BENCH_PIN)" \
-  "$(median $pinned_per_round) (median of rounds ${pinned_per_round% }; $(median "${pinned_spread_rates[@]}") vs $(median "${pinned_pgbench_rates[@]}") /s)" ""
+section "summary ($(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), PostgreSQL $(psql -Atq -d postgres -c 'SHOW server_version' 2>/dev/null | cut -d' ' -f1 || echo '?'), Redis $(redis-cli -u "$REDIS_URL" info server | awk -F: '/redis_version/ { print $2 }' | tr -d '\r'), release build, $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg))"
+line "what" "target" "measured" "verdict"
+if want reserve; then
+  spread_rate="$(median "${spread_rates[@]}")"
+  limit_rate="$(median "${limit_rates[@]}")"
+  per_round="$(ratios_to limit_rates "${spread_rates[@]}")"
+  txn_per_round="$(ratios_to txn_rates "${spread_rates[@]}")"
+  # shellcheck disable=SC2086 # one ratio per word
+  reserve_ratio="$(median $per_round)"
+  line "reserve: GraphQL HTTP / pgbench one statement" ">= 0.5" \
+    "${reserve_ratio} (median of rounds ${per_round% }; ${spread_rate} vs ${limit_rate} /s)" "$(verdict "$reserve_ratio" 0.5 '>=')"
+  # shellcheck disable=SC2086
+  line "  the same / pgbench, the server's transaction" "(was >= 0.7)" \
+    "$(median $txn_per_round) (median of rounds ${txn_per_round% }; $(median "${txn_rates[@]}") /s)" ""
+  if [ -n "$baseline" ]; then
+    base_per_round="$(ratios_to limit_rates "${base_rates[@]}")"
+    # shellcheck disable=SC2086
+    line "  the same, baseline build (BENCH_BASELINE)" "" \
+      "$(median $base_per_round) (median of rounds ${base_per_round% }; $(median "${base_rates[@]}") /s)" ""
+  fi
+  if [ -n "$floor" ]; then
+    floor_per_round="$(ratios_to limit_rates "${floor_rates[@]}")"
+    # shellcheck disable=SC2086
+    line "  the same, floor: no GraphQL (BENCH_FLOOR)" "" \
+      "$(median $floor_per_round) (median of rounds ${floor_per_round% }; $(median "${floor_rates[@]}") /s)" ""
+  fi
+  if [ -n "$pin" ]; then
+    pinned_per_round="$(ratios_to pinned_limit_rates "${pinned_spread_rates[@]}")"
+    pinned_txn_per_round="$(ratios_to pinned_txn_rates "${pinned_spread_rates[@]}")"
+    # shellcheck disable=SC2086
+    line "  the same, PostgreSQL on CPUs of its own" "(BENCH_PIN)" \
+      "$(median $pinned_per_round) (median of rounds ${pinned_per_round% }; $(median "${pinned_spread_rates[@]}") vs $(median "${pinned_limit_rates[@]}") /s; / transaction $(median $pinned_txn_per_round), $(median "${pinned_txn_rates[@]}") /s)" ""
+  fi
 fi
 if [ "$only" = all ]; then
-printf '%-44s %-18s %-44s %s\n' "hot: 100 agents on one plot" "1 + 99 unavailable" \
-  "${hot_reserved:-?} reserved, ${hot_unavailable:-?} unavailable, $(( ${hot_requests:-0} - ${hot_reserved:-0} - ${hot_unavailable:-0} )) other" "$hot_ok"
-printf '%-44s %-18s %-44s %s\n' "sweep of ${sweep_count}: domain / raw UPDATE" ">= 0.5" \
-  "${sweep_ratio:-n/a} (${sweep_domain_per_sec:-?} vs ${sweep_raw_per_sec:-?} /s)" "$(verdict "${sweep_ratio:-n/a}" 0.5 '>=')"
-printf '%-44s %-18s %-44s %s\n' "release lag p99 (${lag_count:-?} holds)" "< 2 s" \
-  "${lag_p99:-n/a} s (p50 ${lag_p50:-?}, max ${lag_max:-?})" "$(verdict "${lag_p99:-n/a}" 2 '<')"
-printf '%-44s %-18s %-44s %s\n' "server peak RSS under load (VmHWM)" "< 100 MB" \
-  "${server_rss} MB (lag server ${lag_rss}, worker ${worker_rss})" "$(verdict "$server_rss" 100 '<')"
-printf '%-44s %-18s %-44s %s\n' "story 2.5: 50 users, ${story_seconds} s" "0 violations" \
-  "${story25_reserved:-?} reserved, ${story25_unavailable:-?} unavailable, $(( ${story25_error:-0} + ${story25_transport:-0} )) failed" "$([ "${#failed[@]}" = 0 ] && echo PASS || echo see-below)"
+  hot_ok=MISS
+  [ "${hot_reserved:-0}" = 1 ] && [ "${hot_unavailable:-0}" = 99 ] && [ "${hot_requests:-0}" = 100 ] && hot_ok=PASS
+  line "hot: 100 agents on one plot" "1 + 99 unavailable" \
+    "${hot_reserved:-?} reserved, ${hot_unavailable:-?} unavailable, $(( ${hot_requests:-0} - ${hot_reserved:-0} - ${hot_unavailable:-0} )) other" "$hot_ok"
 fi
-printf '%-44s %-18s %-44s %s\n' "invariant checks after every run" "0 violations" \
+if want launch; then
+  launch_ok="$(verdict "${launch_p99_ms:-n/a}" 1000 '<')"
+  for f in "${failed[@]}"; do [ "$f" = launch ] && launch_ok=MISS; done
+  line "launch: ${launch_agents} agents on ${launch_plots} plots, p99" "< 1 s, 0 other" \
+    "${launch_p99_ms:-?} ms (max ${launch_max_ms:-?}; ${launch_taken:-?} of ${launch_plots} plots taken once, ${launch_unavailable:-?} unavailable, ${launch_other:-?} other; sold out after ${launch_sold_out_s:-?} s)" "$launch_ok"
+fi
+if want reads; then
+  reads_ok="$(verdict "${reads_read_p99_ms:-n/a}" 50 '<')"
+  for f in "${failed[@]}"; do [ "$f" = reads ] && reads_ok=MISS; done
+  line "reads: ${plots} plots, counts + page, p99" "< 50 ms" \
+    "${reads_read_p99_ms:-?} ms (counts ${reads_counts_p99_ms:-?}, page of 50 ${reads_page_p99_ms:-?}; ${reads_reads:-?} reads by ${readers} readers while 16 agents reserved ${reads_reserved_per_sec:-?} /s)" "$reads_ok"
+fi
+if [ "$only" = all ]; then
+  line "sweep of ${sweep_count}: domain / raw UPDATE" ">= 0.5" \
+    "${sweep_ratio:-n/a} (${sweep_domain_per_sec:-?} vs ${sweep_raw_per_sec:-?} /s)" "$(verdict "${sweep_ratio:-n/a}" 0.5 '>=')"
+  line "release lag p99 (${lag_count:-?} holds)" "< 2 s" \
+    "${lag_p99:-n/a} s (p50 ${lag_p50:-?}, max ${lag_max:-?})" "$(verdict "${lag_p99:-n/a}" 2 '<')"
+  line "server peak RSS under load (VmHWM)" "< 100 MB" \
+    "${load_rss} MB (then launch's ${launch_agents} connections: ${server_rss}; lag server ${lag_rss}, worker ${worker_rss})" "$(verdict "$load_rss" 100 '<')"
+  line "story 2.5: 50 users, ${story_seconds} s" "0 violations" \
+    "${story25_reserved:-?} reserved, ${story25_unavailable:-?} unavailable, $(( ${story25_error:-0} + ${story25_transport:-0} )) failed" "$([ "${#failed[@]}" = 0 ] && echo PASS || echo see-below)"
+fi
+line "invariant checks after every run" "0 violations" \
   "${#failed[@]} runs failed" "$([ "${#failed[@]}" = 0 ] && echo PASS || echo MISS)"
-printf 'spread over HTTP: reserve p50 %s ms, p99 %s ms; mixed: %s requests, p99 %s ms\n' \
-  "${spread_p50:-?}" "${spread_p99:-?}" "${mixed_requests:-?}" "${mixed_p99_ms:-?}"
+if want reserve; then
+  printf 'spread over HTTP: reserve p50 %s ms, p99 %s ms; mixed: %s requests, p99 %s ms\n' \
+    "${spread_p50:-?}" "${spread_p99:-?}" "${mixed_requests:-?}" "${mixed_p99_ms:-?}"
+fi
 
 if [ "${#failed[@]}" -gt 0 ]; then
   printf '\nFAILED: %s\n' "${failed[@]}" >&2

@@ -44,13 +44,24 @@ impl BenchWorkspace {
 
     /// Clients for the first `n` agents, against `graphql_url`.
     pub fn clients(&self, n: usize, graphql_url: &str) -> anyhow::Result<Vec<AgentClient>> {
-        if n > self.agents.len() {
+        self.clients_from(0, n, graphql_url)
+    }
+
+    /// Clients for `n` agents from the `skip`-th on, against `graphql_url`.
+    pub fn clients_from(
+        &self,
+        skip: usize,
+        n: usize,
+        graphql_url: &str,
+    ) -> anyhow::Result<Vec<AgentClient>> {
+        if skip + n > self.agents.len() {
             bail!(
-                "{n} agents asked for, the bench workspace has {} (run setup with more --agents)",
+                "{} agents asked for, the bench workspace has {} (run setup with more --agents)",
+                skip + n,
                 self.agents.len()
             );
         }
-        self.agents[..n]
+        self.agents[skip..skip + n]
             .iter()
             .map(|a| AgentClient::new(&a.id, &a.token, graphql_url))
             .collect()

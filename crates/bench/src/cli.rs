@@ -66,29 +66,45 @@ pub enum Command {
         scenario: Scenario,
         #[command(flatten)]
         target: TargetArgs,
-        /// How long to run (humantime: 10s, 1m); spread, mixed and story-2.5.
+        /// How long to run (humantime: 10s, 1m); spread, mixed, story-2.5
+        /// and reads; launch's longest (2 minutes unless given).
         #[arg(long, value_parser = humantime::parse_duration)]
         duration: Option<Duration>,
         /// How many requests to send at most.
         #[arg(long)]
         count: Option<u64>,
+        /// reads: how many agents only read, besides the --agents who
+        /// reserve (the agents after those).
+        #[arg(long, default_value_t = 4)]
+        readers: usize,
     },
     /// Check the invariants now, without a run.
     Check {
         #[command(flatten)]
         target: TargetArgs,
     },
+    /// Add a project of --plots plots to the bench workspace (launch opens
+    /// one); write a workspace file for it, with the same agents.
+    AddProject {
+        #[arg(long)]
+        workspace_file: PathBuf,
+        #[arg(long, default_value_t = 200)]
+        plots: u64,
+        #[arg(long, default_value = "Launch")]
+        name: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Put every plot of the bench project back to AVAILABLE (deletes its history).
     Reset {
         #[arg(long)]
         workspace_file: PathBuf,
     },
-    /// Make the helper tables of the pgbench script and write the script.
+    /// Make the helper tables and function the pgbench scripts
+    /// (crates/bench/pgbench/*.sql) draw on.
     PgbenchPrepare {
         #[arg(long)]
         workspace_file: PathBuf,
-        #[arg(long)]
-        script_out: PathBuf,
     },
     /// Time the domain's sweep over lapsed holds against a raw batched UPDATE.
     Sweep {
@@ -124,7 +140,8 @@ pub struct TargetArgs {
     /// The file `setup` wrote.
     #[arg(long)]
     pub workspace_file: PathBuf,
-    /// How many of its agents run at once (story-2.5 wants 50, hot 100).
+    /// How many of its agents run at once (story-2.5 wants 50, hot 100,
+    /// launch 1000; reads: those who reserve).
     #[arg(long, default_value_t = 16)]
     pub agents: usize,
 }
@@ -233,10 +250,33 @@ async fn run(cli: Cli) -> anyhow::Result<Verdict> {
             target,
             duration,
             count,
+            readers,
         } => {
             let ws = BenchWorkspace::load(&target.workspace_file)?;
-            let target = load_target(&db, &ws, &target).await?;
+            let readers = if scenario == Scenario::Reads {
+                readers
+            } else {
+                0
+            };
+            let target = load_target(&db, &ws, &target, readers).await?;
             run_scenario(&db, scenario, &target, duration, count, out).await
+        }
+        Command::AddProject {
+            workspace_file,
+            plots,
+            name,
+            out: path,
+        } => {
+            let mut ws = BenchWorkspace::load(&workspace_file)?;
+            ws.project_id = setup::add_project(&db, &ws.workspace_id, &name, plots).await?;
+            ws.plots = plots;
+            ws.save(&path)?;
+            println!(
+                "project {} of {plots} plots: {}",
+                ws.project_id,
+                path.display()
+            );
+            Ok(Verdict::Pass)
         }
         Command::FloorServer => {
             floor::serve(&floor::config_from_env()?).await?;
@@ -254,13 +294,10 @@ async fn run(cli: Cli) -> anyhow::Result<Verdict> {
             setup::reset_project(&db, &ws.project_id).await?;
             Ok(Verdict::Pass)
         }
-        Command::PgbenchPrepare {
-            workspace_file,
-            script_out,
-        } => {
+        Command::PgbenchPrepare { workspace_file } => {
             let ws = BenchWorkspace::load(&workspace_file)?;
             let ids: Vec<String> = ws.agents.iter().map(|a| a.id.clone()).collect();
-            pgbench::prepare(&db, &ws.project_id, &ids, &script_out).await?;
+            pgbench::prepare(&db, &ws.project_id, &ids).await?;
             pgbench::restart(&db).await?;
             Ok(Verdict::Pass)
         }
@@ -297,7 +334,7 @@ async fn run(cli: Cli) -> anyhow::Result<Verdict> {
         }
         Command::Lag { target, count } => {
             let ws = BenchWorkspace::load(&target.workspace_file)?;
-            let t = load_target(&db, &ws, &target).await?;
+            let t = load_target(&db, &ws, &target, 0).await?;
             let lags = lag::measure(&db, &t, count).await?;
             print!("{}", lags.summary.render());
             let sources: Vec<String> = lags
@@ -339,13 +376,16 @@ async fn run(cli: Cli) -> anyhow::Result<Verdict> {
     }
 }
 
+/// The first `args.agents` agents, and `readers` more after them.
 async fn load_target(
     db: &DatabaseConnection,
     ws: &BenchWorkspace,
     args: &TargetArgs,
+    readers: usize,
 ) -> anyhow::Result<Target> {
     Ok(Target {
         clients: ws.clients(args.agents, &args.url)?,
+        readers: ws.clients_from(args.agents, readers, &args.url)?,
         project_id: ws.project_id.clone(),
         plots: Arc::new(setup::available_plots(db, &ws.project_id).await?),
     })
@@ -390,6 +430,7 @@ pub async fn run_scenario(
     for outcome in Outcome::ALL {
         figures.push((outcome.as_str(), s.count_outcome(outcome).to_string()));
     }
+    figures.extend(report.figures.iter().cloned());
     // "story-2.5" becomes story25_... in the results file.
     let prefix: String = scenario
         .name()
@@ -407,6 +448,9 @@ pub async fn run_scenario(
     broken.extend(
         invariants::check(db, &target.project_id, target.clients.first(), Some(&seen)).await?,
     );
+    if scenario == Scenario::Launch {
+        broken.extend(invariants::taken_once(db, &target.project_id, since, &report.taken).await?);
+    }
     if broken.is_empty() {
         println!("  invariants: all hold");
     }

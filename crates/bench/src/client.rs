@@ -20,6 +20,9 @@ const PROJECT_PAGE: &str = "query Project($id: ID!) { project(id: $id) { id name
      availablePlots reservedPlots soldPlots properties(status: AVAILABLE, first: 20) { nodes { id code status } } } }";
 const COUNTERS: &str = "query Counters($id: ID!) { project(id: $id) { totalPlots availablePlots \
      reservedPlots soldPlots } }";
+/// A page of the project's plots, whatever their status, as the board lists them.
+const PLOTS_PAGE: &str = "query Plots($id: ID!, $first: Int!) { project(id: $id) { \
+     properties(first: $first) { nodes { id code status reservedUntil } pageInfo { hasNextPage endCursor } } } }";
 const ME: &str = "query Me { me { id } }";
 
 /// How long one request may take before it counts as a transport failure:
@@ -140,6 +143,22 @@ impl AgentClient {
     pub async fn counters(&self, project_id: &str) -> Answer {
         self.send(Op::Read, COUNTERS, json!({ "id": project_id }))
             .await
+    }
+
+    /// The project's four counters, as `reads` measures them.
+    pub async fn counts(&self, project_id: &str) -> Answer {
+        self.send(Op::Counts, COUNTERS, json!({ "id": project_id }))
+            .await
+    }
+
+    /// The first `first` plots of the project, as `reads` measures them.
+    pub async fn plots_page(&self, project_id: &str, first: u32) -> Answer {
+        self.send(
+            Op::Page,
+            PLOTS_PAGE,
+            json!({ "id": project_id, "first": first }),
+        )
+        .await
     }
 
     /// A cheap authenticated request: opens the connection before a race, so

@@ -96,6 +96,76 @@ pub async fn check(
     Ok(broken)
 }
 
+/// After `launch`: every plot of the project RESERVED, by exactly one
+/// reservation made since `since`, still ACTIVE, of the agent the clients
+/// were told had it (`taken`: plot, agent). One line per kind of breach,
+/// with a few of the plots.
+pub async fn taken_once(
+    db: &DatabaseConnection,
+    project_id: &str,
+    since: DateTime<Utc>,
+    taken: &[(String, String)],
+) -> anyhow::Result<Vec<String>> {
+    let told: std::collections::HashMap<&str, &str> = taken
+        .iter()
+        .map(|(plot, agent)| (plot.as_str(), agent.as_str()))
+        .collect();
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT p.id::text AS plot, p.status, p.reserved_by_id::text AS holder, \
+               count(r.id) AS holds, count(r.id) FILTER (WHERE r.status = 'ACTIVE') AS active, \
+               min(r.agent_id::text) AS agent \
+             FROM property p LEFT JOIN reservation r ON r.property_id = p.id AND r.created_at >= $2 \
+             WHERE p.project_id = $1::uuid GROUP BY p.id, p.status, p.reserved_by_id",
+            [project_id.to_owned().into(), since.into()],
+        ))
+        .await?;
+    let mut breaches: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+    for row in &rows {
+        let plot: String = row.try_get("", "plot")?;
+        let status: String = row.try_get("", "status")?;
+        let holder: Option<String> = row.try_get("", "holder")?;
+        let holds: i64 = row.try_get("", "holds")?;
+        let active: i64 = row.try_get("", "active")?;
+        let agent: Option<String> = row.try_get("", "agent")?;
+        let told_agent = told.get(plot.as_str()).copied();
+        let breach = if holds != 1 {
+            Some("plots taken other than once")
+        } else if active != 1 || status != "RESERVED" || holder != agent {
+            Some("plots whose one hold is not ACTIVE, or not the plot's holder")
+        } else if told_agent != agent.as_deref() {
+            Some("plots held by another agent than the clients were told")
+        } else {
+            None
+        };
+        if let Some(kind) = breach {
+            breaches.entry(kind).or_default().push(format!(
+                "{plot} ({status}, {holds} holds, {active} active, told {})",
+                told_agent.unwrap_or("nobody")
+            ));
+        }
+    }
+    let mut broken: Vec<String> = breaches
+        .into_iter()
+        .map(|(kind, plots)| {
+            format!(
+                "launch: {} {kind}, e.g. {}",
+                plots.len(),
+                plots.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
+            )
+        })
+        .collect();
+    if taken.len() != rows.len() {
+        broken.push(format!(
+            "launch: the clients were told of {} holds on a project of {} plots",
+            taken.len(),
+            rows.len()
+        ));
+    }
+    Ok(broken)
+}
+
 /// The project's counters over GraphQL against a count over the base table;
 /// a description of the difference, if any.
 async fn compare_counters(

@@ -7,13 +7,25 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Op {
     Reserve,
+    /// The project page of `mixed` (counters and available plots in one request).
     Read,
     Release,
     Convert,
+    /// A project's four counters alone (`reads`).
+    Counts,
+    /// A page of a project's plots alone (`reads`).
+    Page,
 }
 
 impl Op {
-    pub const ALL: [Op; 4] = [Op::Reserve, Op::Read, Op::Release, Op::Convert];
+    pub const ALL: [Op; 6] = [
+        Op::Reserve,
+        Op::Read,
+        Op::Release,
+        Op::Convert,
+        Op::Counts,
+        Op::Page,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -21,6 +33,8 @@ impl Op {
             Op::Read => "read",
             Op::Release => "release",
             Op::Convert => "convert",
+            Op::Counts => "counts",
+            Op::Page => "page",
         }
     }
 }
@@ -93,6 +107,8 @@ pub fn label(op: Op, outcome: Outcome) -> String {
         (Op::Read, Outcome::Ok) => "read".to_owned(),
         (Op::Release, Outcome::Ok) => "released".to_owned(),
         (Op::Convert, Outcome::Ok) => "converted".to_owned(),
+        (Op::Counts, Outcome::Ok) => "counts read".to_owned(),
+        (Op::Page, Outcome::Ok) => "page read".to_owned(),
         (op, outcome) => format!("{} {}", op.as_str(), outcome.as_str()),
     }
 }

@@ -35,19 +35,7 @@ pub async fn seed(db: &DatabaseConnection, plots: u64, agents: u32) -> anyhow::R
     let project = directory::create_project(db, &actor, "Bench Estate").await?;
     let ws_id = ws.id.to_string();
     let project_id = project.id.to_string();
-
-    db.execute_raw(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "INSERT INTO property (id, workspace_id, project_id, code) \
-         SELECT gen_random_uuid(), $1::uuid, $2::uuid, 'P-' || lpad(g::text, 6, '0') \
-         FROM generate_series(1, $3::bigint) g",
-        [
-            ws_id.clone().into(),
-            project_id.clone().into(),
-            i64::try_from(plots)?.into(),
-        ],
-    ))
-    .await?;
+    add_plots(db, &ws_id, &project_id, plots).await?;
     let rows = db
         .query_all_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
@@ -75,8 +63,8 @@ pub async fn seed(db: &DatabaseConnection, plots: u64, agents: u32) -> anyhow::R
         })
         .collect::<Result<Vec<_>, sea_orm::DbErr>>()?;
     numbered.sort();
-    // Fresh statistics, so the first queries of a run are planned on 100k rows.
-    db.execute_unprepared("ANALYZE property").await?;
+    // Fresh statistics, so the first queries of a run are planned on 100k
+    // rows (add_plots analyzed the plots).
     db.execute_unprepared("ANALYZE app_user").await?;
     Ok(Seeded {
         workspace_id: ws_id,
@@ -84,6 +72,59 @@ pub async fn seed(db: &DatabaseConnection, plots: u64, agents: u32) -> anyhow::R
         plots,
         agent_ids: numbered.into_iter().map(|(_, id)| id).collect(),
     })
+}
+
+/// Another project of `plots` plots in the bench workspace (`launch` opens
+/// one of 200), made by the workspace's admin through the domain as `seed`
+/// makes its own; returns its id.
+pub async fn add_project(
+    db: &DatabaseConnection,
+    workspace_id: &str,
+    name: &str,
+    plots: u64,
+) -> anyhow::Result<String> {
+    let admin = db
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT id::text AS id FROM app_user WHERE workspace_id = $1::uuid AND role = 'ADMIN' \
+             ORDER BY created_at LIMIT 1",
+            [workspace_id.to_owned().into()],
+        ))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the bench workspace {workspace_id} has no admin"))?
+        .try_get::<String>("", "id")?;
+    let actor = Actor {
+        user_id: admin.parse()?,
+        workspace_id: workspace_id.parse()?,
+        role: Role::Admin,
+    };
+    let project = directory::create_project(db, &actor, name).await?;
+    let project_id = project.id.to_string();
+    add_plots(db, workspace_id, &project_id, plots).await?;
+    Ok(project_id)
+}
+
+/// `plots` AVAILABLE plots, P-000001 on, in one statement.
+async fn add_plots(
+    db: &DatabaseConnection,
+    workspace_id: &str,
+    project_id: &str,
+    plots: u64,
+) -> anyhow::Result<()> {
+    db.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "INSERT INTO property (id, workspace_id, project_id, code) \
+         SELECT gen_random_uuid(), $1::uuid, $2::uuid, 'P-' || lpad(g::text, 6, '0') \
+         FROM generate_series(1, $3::bigint) g",
+        [
+            workspace_id.to_owned().into(),
+            project_id.to_owned().into(),
+            i64::try_from(plots)?.into(),
+        ],
+    ))
+    .await?;
+    db.execute_unprepared("ANALYZE property").await?;
+    Ok(())
 }
 
 /// Ids of the project's plots that read AVAILABLE now, in random order.

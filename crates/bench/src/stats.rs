@@ -114,6 +114,7 @@ impl Recorder {
             elapsed,
             rows,
             total,
+            histograms: histograms.clone(),
             samples: self
                 .samples
                 .lock()
@@ -165,9 +166,29 @@ pub struct Summary {
     pub rows: Vec<Row>,
     pub total: Row,
     pub samples: Vec<String>,
+    /// The latencies behind the rows, for `merged`.
+    histograms: BTreeMap<(Op, Outcome), Histogram<u64>>,
 }
 
 impl Summary {
+    /// One row over every (operation, outcome) pair that `which` keeps:
+    /// the latency of all reads of a kind, say, whatever their outcome.
+    pub fn merged(&self, label: &str, which: impl Fn(Op, Outcome) -> bool) -> Row {
+        let mut merged = new_histogram();
+        for ((op, outcome), h) in &self.histograms {
+            if which(*op, *outcome) {
+                let _ = merged.add(h);
+            }
+        }
+        let (op, outcome) = self
+            .histograms
+            .keys()
+            .copied()
+            .find(|(op, outcome)| which(*op, *outcome))
+            .unwrap_or((Op::Read, Outcome::Ok));
+        Row::of(label.to_owned(), op, outcome, &merged)
+    }
+
     /// Requests of `op` that ended with `outcome`.
     pub fn count(&self, op: Op, outcome: Outcome) -> u64 {
         self.rows
@@ -269,5 +290,9 @@ mod tests {
         assert!(row.p50 <= row.p90 && row.p90 <= row.p99 && row.p99 <= row.max);
         assert_eq!(s.samples.len(), 1);
         assert!(s.render().contains("reserved"));
+        let reserves = s.merged("reserves", |op, _| op == Op::Reserve);
+        assert_eq!(reserves.count, 101);
+        assert!(reserves.max >= Duration::from_millis(100));
+        assert_eq!(s.merged("none", |_, _| false).count, 0);
     }
 }

@@ -42,8 +42,8 @@ pub async fn run(target: &Target) -> anyhow::Result<RunReport> {
         ));
     }
     Ok(RunReport {
-        summary,
         notes: vec![format!("hot plot {plot}")],
         failures,
+        ..RunReport::of(summary)
     })
 }

@@ -50,9 +50,8 @@ pub async fn run(target: &Target, budget: Budget) -> RunReport {
     })
     .await;
     RunReport {
-        summary,
         notes: vec![format!("plots drawn from {} popular ones", popular.len())],
-        failures: Vec::new(),
+        ..RunReport::of(summary)
     }
 }
 

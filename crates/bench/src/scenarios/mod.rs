@@ -3,7 +3,9 @@
 //! duration, a count, or both) is spent.
 
 pub mod hot;
+pub mod launch;
 pub mod mixed;
+pub mod reads;
 pub mod spread;
 pub mod story;
 
@@ -34,6 +36,12 @@ pub enum Scenario {
     /// Story 2.5's load test: 50 users for 30 s, racing for a handful of plots.
     #[value(name = "story-2.5")]
     Story25,
+    /// Launch day: every agent at one instant on a small project, each until
+    /// it holds a plot or every plot is taken.
+    Launch,
+    /// Reads of the large project (its counters, a page of its plots) by a
+    /// few readers, while the agents reserve as in spread.
+    Reads,
 }
 
 impl Scenario {
@@ -43,6 +51,8 @@ impl Scenario {
             Scenario::Hot => "hot",
             Scenario::Mixed => "mixed",
             Scenario::Story25 => "story-2.5",
+            Scenario::Launch => "launch",
+            Scenario::Reads => "reads",
         }
     }
 }
@@ -79,6 +89,8 @@ impl Budget {
 pub struct Target {
     /// One client per agent.
     pub clients: Vec<AgentClient>,
+    /// Agents who only read (`reads`), besides `clients`; empty otherwise.
+    pub readers: Vec<AgentClient>,
     pub project_id: String,
     /// Plots of the project that were AVAILABLE when the run started, in
     /// random order.
@@ -93,6 +105,24 @@ pub struct RunReport {
     pub notes: Vec<String>,
     /// Broken expectations of the scenario itself (hot: not exactly one winner).
     pub failures: Vec<String>,
+    /// Figures of the scenario's own, for the results file (name, value).
+    pub figures: Vec<(&'static str, String)>,
+    /// (plot, agent) for every hold the clients were told they got, when the
+    /// scenario keeps them (`launch`, for its check against the database).
+    pub taken: Vec<(String, String)>,
+}
+
+impl RunReport {
+    /// A report of `summary` alone, with nothing else to say.
+    pub fn of(summary: Summary) -> Self {
+        Self {
+            summary,
+            notes: Vec::new(),
+            failures: Vec::new(),
+            figures: Vec::new(),
+            taken: Vec::new(),
+        }
+    }
 }
 
 /// Runs `agent` once per client, concurrently, with a progress line, and
@@ -140,6 +170,14 @@ pub async fn run(
             Budget::new(duration.or(Some(story::DURATION)), count),
         )
         .await),
+        Scenario::Launch => {
+            launch::run(
+                target,
+                Budget::new(duration.or(Some(launch::LONGEST)), count),
+            )
+            .await
+        }
+        Scenario::Reads => reads::run(target, Budget::new(duration, count)).await,
     }
 }
 

@@ -42,8 +42,7 @@ pub async fn run(target: &Target, budget: Budget) -> RunReport {
         notes.push(format!("the story asks for {USERS} users"));
     }
     RunReport {
-        summary,
         notes,
-        failures: Vec::new(),
+        ..RunReport::of(summary)
     }
 }
