@@ -18,10 +18,12 @@ pub const TRANSACTION_SCRIPT: &str = include_str!("../pgbench/reserve-transactio
 /// VOLATILE function's query takes a fresh snapshot, so the count made after
 /// the agent's lock was granted sees the holds of the reserves it waited for
 /// (the script's header says why a count inside the statement would not).
-/// The count itself is the hold rules' (`rules.holds_of`).
+/// The count itself is the hold rules' (`rules.holds_of`); PL/pgSQL, because
+/// PostgreSQL inlines a one-expression SQL function into its caller, whose
+/// snapshot it would then read.
 const ACTIVE_HOLDS_FUNCTION: &str = "CREATE OR REPLACE FUNCTION bench_active_holds(agent uuid) \
-     RETURNS bigint LANGUAGE sql VOLATILE AS $$ \
-     SELECT rules.holds_of(agent, clock_timestamp()) $$";
+     RETURNS bigint LANGUAGE plpgsql VOLATILE AS $$ \
+     BEGIN RETURN rules.holds_of(agent, clock_timestamp()); END $$";
 
 /// Makes `bench_plot` (every plot of the project, numbered in a random
 /// order), `bench_plot_seq` to draw them once each, `bench_agent` (the
