@@ -7,12 +7,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_graphql::http::GraphiQLSource;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, Request, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use holdfast_queue::ReleaseQueue;
@@ -53,7 +52,7 @@ pub fn router(state: AppState, production: bool) -> Router {
         // Not 405: in production there is simply nothing to GET here.
         post(graphql).get(|| async { StatusCode::NOT_FOUND })
     } else {
-        post(graphql).get(graphiql)
+        post(graphql).get(crate::graphiql::page)
     };
     Router::new()
         .route("/graphql", graphql)
@@ -62,6 +61,7 @@ pub fn router(state: AppState, production: bool) -> Router {
         .route("/graphql/ws", get(ws::graphql_ws))
         .route("/metrics", get(render_metrics))
         .merge(crate::board::routes())
+        .merge(crate::graphiql::asset_routes(production))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         // Outermost: the id is set before the span is made, and copied to
@@ -155,15 +155,6 @@ async fn graphql(
     }
     metrics::graphql_request(started.elapsed());
     Json(response).into_response()
-}
-
-async fn graphiql() -> Html<String> {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .title("holdfast GraphiQL: put your token in Headers as {\"Authorization\": \"Bearer ...\"}")
-            .finish(),
-    )
 }
 
 async fn healthz() -> impl IntoResponse {
