@@ -120,7 +120,10 @@ async fn graphql(
         }
     };
 
-    state.documents.prepare(&mut request);
+    // Depth and introspection's cost, before anything runs.
+    if let Err(refusal) = state.documents.prepare(&mut request) {
+        return Json(async_graphql::Response::from_errors(vec![refusal])).into_response();
+    }
 
     let span = tracing::info_span!(
         "graphql",
