@@ -120,7 +120,7 @@ async fn graphql(
         }
     };
 
-    // Depth and introspection's cost, before anything runs.
+    // Depth, introspection's cost and page lengths, before anything runs.
     if let Err(refusal) = state.documents.prepare(&mut request) {
         return Json(async_graphql::Response::from_errors(vec![refusal])).into_response();
     }

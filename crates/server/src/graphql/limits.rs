@@ -1,6 +1,6 @@
 //! The limits a request is held to before anything runs, checked on its
-//! parsed document (and cached with it, `documents.rs`): depth and the cost
-//! of introspection. A request over one is refused whole,
+//! parsed document (and cached with it, `documents.rs`): depth, the cost of
+//! introspection, and page lengths. A request over one is refused whole,
 //! `data: null` with a BAD_USER_INPUT error, the way the GraphQL spec refuses
 //! a request that does not validate.
 //!
@@ -17,17 +17,25 @@
 //!   have no page: `types { fields { type { fields { ... } } } }` grows
 //!   geometrically with each level. Here each introspection list multiplies
 //!   what it selects by the length such a list may have.
+//! - **Page lengths**: every `first` argument, with the request's variables
+//!   applied, is between 0 and `MAX_PAGE`. A resolver that refused it would
+//!   come too late: async-graphql leaves a failed field out of its object,
+//!   even a non-null one, so the answer would lack the key instead of
+//!   refusing the request.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_graphql::parser::types::{
     DocumentOperations, ExecutableDocument, OperationDefinition, Selection, SelectionSet,
 };
-use async_graphql::{Data, Executor, Name, Request, Response, ServerError};
+use async_graphql::{
+    Data, Executor, Name, Pos, Request, Response, ServerError, Value as ConstValue, Variables,
+};
 use futures::stream::BoxStream;
 
 use super::HoldfastSchema;
+use super::connection;
 use super::documents::ParsedQueries;
 use crate::error::{Code, coded};
 
@@ -71,12 +79,17 @@ fn enters_introspection(field: &str) -> bool {
 #[derive(Debug, Default)]
 pub struct Shape {
     operations: Vec<OperationShape>,
+    /// Each fragment's `first` arguments, by name.
+    fragments: HashMap<Name, Pages>,
 }
 
 #[derive(Debug)]
 struct OperationShape {
     name: Option<Name>,
     summary: Summary,
+    pages: Pages,
+    /// Variables' default values, for the page lengths.
+    defaults: HashMap<Name, ConstValue>,
 }
 
 /// A selection set's depth and introspection cost.
@@ -97,6 +110,66 @@ impl Summary {
     }
 }
 
+/// The `first` arguments of an operation or a fragment, outside the named
+/// fragments it spreads, which are listed instead: a request checks those
+/// of the fragments its operation reaches, each once.
+#[derive(Debug, Default)]
+struct Pages {
+    arguments: Vec<(Pos, Page)>,
+    spreads: Vec<Name>,
+}
+
+/// A `first` argument's value, or the variable that gives it.
+#[derive(Debug)]
+enum Page {
+    Literal(i64),
+    Variable(Name),
+}
+
+impl Pages {
+    fn of(set: &SelectionSet) -> Pages {
+        let mut pages = Pages::default();
+        pages.collect(set);
+        pages
+    }
+
+    /// Recurses as deep as the selection sets go, which the parser bounds.
+    fn collect(&mut self, set: &SelectionSet) {
+        for selection in &set.items {
+            match &selection.node {
+                Selection::Field(field) => {
+                    for (arg, value) in &field.node.arguments {
+                        // Every `first` of this schema is a connection's page
+                        // length (a unit test checks the SDL for it).
+                        if arg.node != "first" {
+                            continue;
+                        }
+                        // The variable it names, if any. Anything but an
+                        // integer is the schema's to refuse: it validates
+                        // types, with the variables, before running.
+                        let page = match value.node.clone().into_const_with(Err::<ConstValue, _>) {
+                            Err(variable) => Page::Variable(variable),
+                            Ok(ConstValue::Number(n)) => match n.as_i64() {
+                                Some(n) => Page::Literal(n),
+                                None => continue,
+                            },
+                            Ok(_) => continue,
+                        };
+                        self.arguments.push((value.pos, page));
+                    }
+                    self.collect(&field.node.selection_set.node);
+                }
+                Selection::FragmentSpread(spread) => {
+                    self.spreads.push(spread.node.fragment_name.node.clone());
+                }
+                Selection::InlineFragment(inline) => {
+                    self.collect(&inline.node.selection_set.node);
+                }
+            }
+        }
+    }
+}
+
 impl Shape {
     pub fn of(doc: &ExecutableDocument) -> Shape {
         let mut walker = Walker {
@@ -113,13 +186,25 @@ impl Shape {
             .into_iter()
             .map(|(name, op)| walker.operation(name.cloned(), &op.node))
             .collect();
-        Shape { operations }
+        let fragments = doc
+            .fragments
+            .iter()
+            .map(|(name, fragment)| (name.clone(), Pages::of(&fragment.node.selection_set.node)))
+            .collect();
+        Shape {
+            operations,
+            fragments,
+        }
     }
 
-    /// Whether the operation a request runs fits the limits. A request
-    /// naming no operation of the document, or none where it must, is left
-    /// to the schema, which says what is wrong.
-    pub fn check(&self, operation_name: Option<&str>) -> Result<(), ServerError> {
+    /// Whether the operation a request runs fits the limits, with its
+    /// variables. A request naming no operation of the document, or none
+    /// where it must, is left to the schema, which says what is wrong.
+    pub fn check(
+        &self,
+        operation_name: Option<&str>,
+        variables: &Variables,
+    ) -> Result<(), ServerError> {
         let operation = match operation_name {
             Some(name) => self
                 .operations
@@ -133,26 +218,73 @@ impl Shape {
         };
         let summary = &operation.summary;
         if summary.too_nested || summary.depth > MAX_DEPTH {
-            return Err(refused(format!(
-                "Query is nested too deep: at most {MAX_DEPTH} levels of fields \
+            return Err(refused(
+                format!(
+                    "Query is nested too deep: at most {MAX_DEPTH} levels of fields \
                      (ofType in introspection does not count)"
-            )));
+                ),
+                None,
+            ));
         }
         if summary.cost > MAX_INTROSPECTION_COST {
-            return Err(refused(format!(
-                "Introspection is too costly: about {} values, at most {MAX_INTROSPECTION_COST}",
-                summary.cost
-            )));
+            return Err(refused(
+                format!(
+                    "Introspection is too costly: about {} values, at most {MAX_INTROSPECTION_COST}",
+                    summary.cost
+                ),
+                None,
+            ));
+        }
+        let mut reached = HashSet::new();
+        let mut to_check = vec![&operation.pages];
+        while let Some(pages) = to_check.pop() {
+            for name in &pages.spreads {
+                if reached.insert(name)
+                    && let Some(fragment) = self.fragments.get(name)
+                {
+                    to_check.push(fragment);
+                }
+            }
+            for (pos, page) in &pages.arguments {
+                check_page(page, *pos, variables, &operation.defaults)?;
+            }
         }
         Ok(())
     }
 }
 
-fn refused(message: String) -> ServerError {
+/// One `first` argument, with the request's variables applied.
+fn check_page(
+    page: &Page,
+    pos: Pos,
+    variables: &Variables,
+    defaults: &HashMap<Name, ConstValue>,
+) -> Result<(), ServerError> {
+    let n = match page {
+        Page::Literal(n) => Some(*n),
+        Page::Variable(name) => match variables.get(name).or_else(|| defaults.get(name)) {
+            Some(ConstValue::Number(n)) => n.as_i64(),
+            _ => None,
+        },
+    };
+    if let Some(n) = n
+        && let Err(why) = connection::check_first(n)
+    {
+        return Err(refused(why, Some(pos)));
+    }
+    Ok(())
+}
+
+fn refused(message: String, pos: Option<Pos>) -> ServerError {
     let err = coded(Code::BadUserInput, message);
-    let mut server = ServerError::new(err.message, None);
-    server.extensions = err.extensions;
-    server
+    match pos {
+        Some(pos) => err.into_server_error(pos),
+        None => {
+            let mut server = ServerError::new(err.message, None);
+            server.extensions = err.extensions;
+            server
+        }
+    }
 }
 
 struct Walker<'a> {
@@ -165,9 +297,21 @@ struct Walker<'a> {
 
 impl<'a> Walker<'a> {
     fn operation(&mut self, name: Option<Name>, op: &'a OperationDefinition) -> OperationShape {
+        let defaults = op
+            .variable_definitions
+            .iter()
+            .filter_map(|def| {
+                let def = &def.node;
+                def.default_value
+                    .as_ref()
+                    .map(|v| (def.name.node.clone(), v.node.clone()))
+            })
+            .collect();
         OperationShape {
             name,
             summary: self.selection_set(&op.selection_set.node, false, 1),
+            pages: Pages::of(&op.selection_set.node),
+            defaults,
         }
     }
 
@@ -287,9 +431,12 @@ impl Executor for Limited {
 mod tests {
     use super::*;
 
-    fn check(query: &str) -> Result<(), String> {
+    fn check(query: &str, variables: serde_json::Value) -> Result<(), String> {
         let doc = async_graphql::parser::parse_query(query).expect("the query parses");
-        Shape::of(&doc).check(None).map_err(|e| e.message)
+        let variables = Variables::from_json(variables);
+        Shape::of(&doc)
+            .check(None, &variables)
+            .map_err(|e| e.message)
     }
 
     fn shape(query: &str) -> Summary {
@@ -312,7 +459,7 @@ mod tests {
             "the standard introspection query costs {}",
             summary.cost
         );
-        assert_eq!(check(STANDARD_INTROSPECTION), Ok(()));
+        assert_eq!(check(STANDARD_INTROSPECTION, serde_json::json!({})), Ok(()));
     }
 
     #[test]
@@ -324,10 +471,10 @@ mod tests {
                 "} } ".repeat(levels)
             )
         };
-        assert_eq!(check(&nest(2)), Ok(()));
-        let three = check(&nest(3)).expect_err("three levels");
+        assert_eq!(check(&nest(2), serde_json::json!({})), Ok(()));
+        let three = check(&nest(3), serde_json::json!({})).expect_err("three levels");
         assert!(three.starts_with("Introspection is too costly"), "{three}");
-        let ten = check(&nest(10)).expect_err("ten levels");
+        let ten = check(&nest(10), serde_json::json!({})).expect_err("ten levels");
         assert!(ten.starts_with("Query is nested too deep"), "{ten}");
     }
 
@@ -347,10 +494,78 @@ mod tests {
             .map(|i| format!("fragment f{i} on User {{ ...f{} }} ", i + 1))
             .collect();
         let query = format!("{{ me {{ ...f0 }} }} {chain} fragment f10000 on User {{ id }}");
-        let err = check(&query).expect_err("too nested");
+        let err = check(&query, serde_json::json!({})).expect_err("too nested");
         assert!(err.starts_with("Query is nested too deep"), "{err}");
         // A cycle is validation's to refuse; here it just ends.
         let cycle = "{ me { ...a } } fragment a on User { ...b } fragment b on User { ...a }";
-        assert_eq!(check(cycle), Ok(()));
+        assert_eq!(check(cycle, serde_json::json!({})), Ok(()));
+    }
+
+    #[test]
+    fn a_fragment_full_of_pages_spread_thousands_of_times_is_looked_at_once() {
+        let pages: String = (0..5_000)
+            .map(|i| format!("p{i}: properties(first: 10) {{ nodes {{ id }} }} "))
+            .collect();
+        let query = format!(
+            "{{ projects {{ nodes {{ {} }} }} }} fragment f on Project {{ {pages} }}",
+            "...f ".repeat(5_000)
+        );
+        let started = std::time::Instant::now();
+        assert_eq!(check(&query, serde_json::json!({})), Ok(()));
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn page_lengths_are_checked_with_variables_and_defaults() {
+        let q = "query($n: Int) { projects(first: 1) { nodes { ...p } } } \
+                 fragment p on Project { properties(first: $n) { nodes { id } } }";
+        assert_eq!(check(q, serde_json::json!({ "n": 100 })), Ok(()));
+        assert_eq!(check(q, serde_json::json!({ "n": null })), Ok(()));
+        assert_eq!(check(q, serde_json::json!({})), Ok(()));
+        assert_eq!(
+            check(q, serde_json::json!({ "n": 1000 })),
+            Err("first is 1000; a page holds at most 100 items".into())
+        );
+        assert_eq!(
+            check(q, serde_json::json!({ "n": -1 })),
+            Err("first must not be negative".into())
+        );
+        let defaulted = "query($n: Int = 101) { projects(first: $n) { nodes { id } } }";
+        assert!(check(defaulted, serde_json::json!({})).is_err());
+        assert_eq!(check(defaulted, serde_json::json!({ "n": 5 })), Ok(()));
+        // Not an integer: the schema's validation refuses it.
+        assert_eq!(check(defaulted, serde_json::json!({ "n": "many" })), Ok(()));
+    }
+
+    #[test]
+    fn only_the_operation_that_runs_is_checked() {
+        let doc = async_graphql::parser::parse_query(
+            "query A { projects(first: 1000) { nodes { id } } } query B { me { id } }",
+        )
+        .expect("parses");
+        let shape = Shape::of(&doc);
+        let none = Variables::default();
+        assert!(shape.check(Some("A"), &none).is_err());
+        assert!(shape.check(Some("B"), &none).is_ok());
+        // Which one runs is for the schema to ask.
+        assert!(shape.check(None, &none).is_ok());
+    }
+
+    #[test]
+    fn every_first_argument_of_the_schema_is_a_page_length() {
+        let sdl = super::super::sdl();
+        let mut seen = 0;
+        for line in sdl.lines().filter(|l| l.contains("first: Int")) {
+            seen += 1;
+            assert!(
+                line.trim_end().ends_with("Connection!"),
+                "`first` is taken for a page length everywhere, but here it is not: {line}"
+            );
+        }
+        assert!(seen >= 5, "the schema's connections have `first`");
     }
 }

@@ -1,10 +1,11 @@
-//! The limits checked before a query runs (`graphql/limits.rs`): depth
-//! (where introspection's `ofType` does not count) and the cost of
-//! introspection. A request over one is refused whole, `data: null`.
+//! The limits checked before a query runs (`graphql/limits.rs`): page
+//! lengths with the variables applied, depth (where introspection's `ofType`
+//! does not count), and the cost of introspection. A request over one is
+//! refused whole, `data: null`, and nothing of it runs.
 
 use serde_json::{Value, json};
 
-use crate::helpers::{assert_error, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, assert_error, spawn_app, spawn_app_with};
 
 /// graphql-js' `getIntrospectionQuery()` with every option on.
 const STANDARD_INTROSPECTION: &str = include_str!("../fixtures/introspection.graphql");
@@ -18,6 +19,95 @@ fn assert_refused(body: &Value, message_part: &str) {
     assert!(errors[0].get("path").is_none(), "a request error: {body}");
     let message = errors[0]["message"].as_str().expect("message");
     assert!(message.contains(message_part), "{message}");
+}
+
+async fn project_count(app: &TestApp, token: &str) -> usize {
+    let data = app
+        .ok(
+            token,
+            "{ projects(first: 100) { nodes { id } } }",
+            json!({}),
+        )
+        .await;
+    data["projects"]["nodes"].as_array().expect("nodes").len()
+}
+
+#[tokio::test]
+async fn a_page_over_the_limit_inside_a_list_refuses_the_request_instead_of_dropping_a_non_null_field()
+ {
+    let app = spawn_app().await;
+    let ws = app.bootstrap("Acme").await;
+    let token = ws.admin.token.as_str();
+    app.project(token, "Riverside", &["A-1"]).await;
+
+    // Before: `{"data":{"projects":{"nodes":[{"name":"Riverside"}]}}, ...}`,
+    // a project without its non-null `properties`.
+    let body = app
+        .gql(
+            Some(token),
+            "{ projects(first:1){ nodes{ name properties(first:1000){nodes{id}} } } }",
+            json!({}),
+        )
+        .await;
+    assert_refused(&body, "first is 1000; a page holds at most 100 items");
+    assert_eq!(
+        body["errors"][0]["locations"],
+        json!([{ "line": 1, "column": 51 }]),
+        "the error points at the argument: {body}"
+    );
+
+    // Within the limit, the same query answers in full.
+    let data = app
+        .ok(
+            token,
+            "{ projects(first:1){ nodes{ name properties(first:100){nodes{id}} } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        data["projects"]["nodes"][0]["properties"]["nodes"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+}
+
+#[tokio::test]
+async fn page_lengths_from_variables_defaults_and_fragments_are_checked_before_anything_runs() {
+    let app = spawn_app().await;
+    let ws = app.bootstrap("Acme").await;
+    let token = ws.admin.token.as_str();
+    app.project(token, "Riverside", &["A-1"]).await;
+
+    let nested = "query($n: Int) { projects(first: 1) { nodes { ...plots } } } \
+                  fragment plots on Project { properties(first: $n) { nodes { id } } }";
+    for (n, refusal) in [
+        (json!(101), "first is 101"),
+        (json!(-1), "first must not be negative"),
+    ] {
+        let body = app.gql(Some(token), nested, json!({ "n": n })).await;
+        assert_refused(&body, refusal);
+    }
+    let data = app.ok(token, nested, json!({ "n": 100 })).await;
+    assert!(data["projects"]["nodes"][0]["properties"].is_object());
+    let data = app.ok(token, nested, json!({})).await;
+    assert!(data["projects"]["nodes"][0]["properties"].is_object());
+
+    let defaulted = "query($n: Int = 500) { properties(first: $n) { nodes { id } } }";
+    let body = app.gql(Some(token), defaulted, json!({})).await;
+    assert_refused(&body, "first is 500");
+
+    // A mutation whose answer would ask for too long a page does not run.
+    let before = project_count(&app, token).await;
+    let body = app
+        .gql(
+            Some(token),
+            "mutation { createProject(name: \"Hillside\") { id properties(first: 1000) { nodes { id } } } }",
+            json!({}),
+        )
+        .await;
+    assert_refused(&body, "first is 1000");
+    assert_eq!(project_count(&app, token).await, before, "no project made");
 }
 
 #[tokio::test]
