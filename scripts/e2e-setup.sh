@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the Node tests of e2e/ (the board in Chromium, introspection
-# with graphql-js; run by the `board` test suite of
+# Installs what the Node tests of e2e/ (the board and GraphiQL in Chromium,
+# introspection with graphql-js; run by the `board` test suite of
 # holdfast-server) need: Debian's chromium, and playwright-core and graphql
 # from e2e/package-lock.json. Fails loudly, naming what is missing.
 set -euo pipefail

@@ -1,6 +1,6 @@
 //! The Node tests of `e2e/`, against this build's holdfast-server and
-//! holdfast-worker: the availability board in a real headless Chromium
-//! (Playwright), and introspection as graphql-js runs it. Each fails,
+//! holdfast-worker: the availability board and GraphiQL in a real headless
+//! Chromium (Playwright), and introspection as graphql-js runs it. Each fails,
 //! never skips, when what it needs is missing. The scripts start the
 //! binaries on a throw-away database and a private Redis queue, and remove
 //! them at their end.
@@ -122,6 +122,18 @@ fn two_agents_see_each_others_holds_live_on_the_board_in_a_real_browser() {
         timeout: Duration::from_secs(180),
         chromium: true,
         worker: true,
+    }
+    .run();
+}
+
+#[test]
+fn graphiql_works_offline_with_a_token_link_a_query_and_a_live_subscription() {
+    NodeTest {
+        script: "graphiql.test.mjs",
+        // Its own deadline is 120 s.
+        timeout: Duration::from_secs(150),
+        chromium: true,
+        worker: false,
     }
     .run();
 }
