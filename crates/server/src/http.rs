@@ -122,6 +122,7 @@ async fn graphql(
 
     // Depth, introspection's cost and page lengths, before anything runs.
     if let Err(refusal) = state.documents.prepare(&mut request) {
+        metrics::graphql_request(started.elapsed());
         return Json(async_graphql::Response::from_errors(vec![refusal])).into_response();
     }
 
