@@ -19,8 +19,11 @@ echo
 worker_pid=$!
 trap 'kill "$worker_pid" 2>/dev/null || true; wait "$worker_pid" 2>/dev/null || true' EXIT
 
-echo "GraphiQL: http://${HOLDFAST_LISTEN}/graphql  (paste a token from above in its Headers pane)"
-echo "Board:    http://${HOLDFAST_LISTEN}/board#token=$(awk '$1 == "SALES_AGENT" { print $NF; exit }' <<<"$demo")  (as Alice, a demo agent)"
+# The token goes in the link's fragment, which the browser keeps to itself:
+# the page reads it, and it never reaches the server's logs.
+agent_token="$(awk '$1 == "SALES_AGENT" { print $NF; exit }' <<<"$demo")"
+echo "GraphiQL: http://${HOLDFAST_LISTEN}/graphql#token=${agent_token}  (as Alice, a demo agent: her token is in the Headers pane; works offline)"
+echo "Board:    http://${HOLDFAST_LISTEN}/board#token=${agent_token}  (as Alice)"
 echo "Stop with Ctrl-C."
 echo
 # Not exec: the trap above must run when the server exits.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs what the browser test (e2e/board.test.mjs, run by the `board` test
-# of holdfast-server) needs: Debian's chromium, and playwright-core from
-# e2e/package-lock.json. Fails loudly, naming what is missing.
+# Installs what the Node tests of e2e/ (the board and GraphiQL in Chromium,
+# introspection with graphql-js; run by the `board` test suite of
+# holdfast-server) need: Debian's chromium, and playwright-core and graphql
+# from e2e/package-lock.json. Fails loudly, naming what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,8 +35,10 @@ fi
 
 # Only the library: Playwright drives the system's chromium, it downloads no browser.
 PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix e2e --no-audit --no-fund
-test -f e2e/node_modules/playwright-core/package.json || {
-  echo "error: npm ci did not install playwright-core into e2e/node_modules" >&2
-  exit 1
-}
-echo "browser test ready: chromium $chromium, node $(node --version), playwright-core $(node -p 'require("./e2e/node_modules/playwright-core/package.json").version')"
+for package in playwright-core graphql; do
+  test -f "e2e/node_modules/$package/package.json" || {
+    echo "error: npm ci did not install $package into e2e/node_modules" >&2
+    exit 1
+  }
+done
+echo "Node tests ready: chromium $chromium, node $(node --version), playwright-core $(node -p 'require("./e2e/node_modules/playwright-core/package.json").version'), graphql $(node -p 'require("./e2e/node_modules/graphql/package.json").version')"

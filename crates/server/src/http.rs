@@ -6,12 +6,11 @@
 
 use std::time::{Duration, Instant};
 
-use async_graphql::http::GraphiQLSource;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, Request, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
@@ -34,7 +33,7 @@ pub fn router(state: AppState, production: bool) -> Router {
         // Not 405: in production there is simply nothing to GET here.
         post(graphql).get(|| async { StatusCode::NOT_FOUND })
     } else {
-        post(graphql).get(graphiql)
+        post(graphql).get(crate::graphiql::page)
     };
     Router::new()
         .route("/graphql", graphql)
@@ -43,6 +42,7 @@ pub fn router(state: AppState, production: bool) -> Router {
         .route("/graphql/ws", get(ws::graphql_ws))
         .route("/metrics", get(render_metrics))
         .merge(crate::board::routes())
+        .merge(crate::graphiql::asset_routes(production))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         // Outermost: the id is set before the span is made, and copied to
@@ -101,7 +101,11 @@ async fn graphql(
         }
     };
 
-    state.documents.prepare(&mut request);
+    // Depth, introspection's cost and page lengths, before anything runs.
+    if let Err(refusal) = state.documents.prepare(&mut request) {
+        metrics::graphql_request(started.elapsed());
+        return Json(async_graphql::Response::from_errors(vec![refusal])).into_response();
+    }
 
     let span = tracing::info_span!(
         "graphql",
@@ -136,15 +140,6 @@ async fn graphql(
     }
     metrics::graphql_request(started.elapsed());
     Json(response).into_response()
-}
-
-async fn graphiql() -> Html<String> {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .title("holdfast GraphiQL: put your token in Headers as {\"Authorization\": \"Bearer ...\"}")
-            .finish(),
-    )
 }
 
 async fn healthz() -> impl IntoResponse {

@@ -7,6 +7,7 @@ pub mod board;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod graphiql;
 pub mod graphql;
 pub mod http;
 pub mod jobs;

@@ -149,7 +149,9 @@ pub fn describe(demo: &Demo, graphiql_url: &str) -> String {
         .find(|(u, _)| u.role == Role::SalesAgent)
         .map_or("", |(_, t)| t.as_str());
     out.push_str(&format!(
-        "\nTry it: open {graphiql_url}, and paste this in GraphiQL's Headers pane (bottom left):\n\n  {{\"Authorization\": \"Bearer {agent_token}\"}}\n\n\
+        "\nTry it: open {graphiql_url}#token={agent_token} (GraphiQL, with this agent's token\n\
+         already in its Headers pane), or open {graphiql_url} and paste this in the Headers pane\n\
+         (bottom left):\n\n  {{\"Authorization\": \"Bearer {agent_token}\"}}\n\n\
          then run:\n\n  {{ projects {{ nodes {{ name availablePlots properties(first: 5, status: AVAILABLE) {{ nodes {{ id code status }} }} }} }} }}\n\n\
          and reserve one of those plots:\n\n  mutation {{ reserveProperty(propertyId: \"<an id from above>\") {{ id status expiresAt property {{ code status }} }} }}\n"
     ));

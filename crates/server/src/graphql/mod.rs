@@ -4,6 +4,8 @@
 pub mod connection;
 pub mod context;
 pub mod documents;
+pub mod limited;
+pub mod limits;
 pub mod loaders;
 pub mod mutation;
 pub mod pages;
@@ -19,17 +21,22 @@ pub use loaders::Loaders;
 
 pub type HoldfastSchema = Schema<query::Query, mutation::Mutation, subscription::Subscription>;
 
-/// Deepest query accepted: enough for project > properties > edges > node >
-/// activeReservation > agent > activeReservations > property > code, and a
-/// little more.
-pub const MAX_DEPTH: usize = 12;
+pub use limits::MAX_DEPTH;
+
+/// async-graphql's own depth limit, which counts every field: a ceiling over
+/// [`MAX_DEPTH`], which `limits.rs` checks first and where introspection's
+/// `ofType` does not count. graphql-js' standard introspection query is 15
+/// deep this way (9 of them `ofType`); this leaves room for tools that
+/// unwrap a few more levels.
+pub const DEPTH_CEILING: usize = 24;
 /// Most costly query accepted; a connection field costs its page length
 /// times its nodes' cost, so nested pages of 100 are refused up front.
+/// Introspection has a cost limit of its own (`limits.rs`).
 pub const MAX_COMPLEXITY: usize = 5_000;
 
 fn builder() -> SchemaBuilder<query::Query, mutation::Mutation, subscription::Subscription> {
     Schema::build(query::Query, mutation::Mutation, subscription::Subscription)
-        .limit_depth(MAX_DEPTH)
+        .limit_depth(DEPTH_CEILING)
         .limit_complexity(MAX_COMPLEXITY)
 }
 

@@ -26,15 +26,24 @@ pub fn complexity(first: Option<i32>, child: usize) -> usize {
         .saturating_mul(child)
 }
 
-/// The page length a client asked for, checked.
+/// The page length a client asked for. Requests are checked before they
+/// run (`limits.rs` calls [`check_first`]), so a resolver never refuses one:
+/// a field that failed would be left out of its object, however non-null.
 pub fn page_size(first: Option<i32>) -> ApiResult<u64> {
     match first {
         None => Ok(DEFAULT_PAGE),
-        Some(n) if n < 0 => Err(ApiError::BadInput("first must not be negative".into())),
-        Some(n) if n as u64 > MAX_PAGE => Err(ApiError::BadInput(format!(
+        Some(n) => check_first(i64::from(n)).map_err(ApiError::BadInput),
+    }
+}
+
+/// A `first` argument's value, checked: the page length, or why not.
+pub fn check_first(n: i64) -> Result<u64, String> {
+    match u64::try_from(n) {
+        Err(_) => Err("first must not be negative".into()),
+        Ok(n) if n > MAX_PAGE => Err(format!(
             "first is {n}; a page holds at most {MAX_PAGE} items"
-        ))),
-        Some(n) => Ok(n as u64),
+        )),
+        Ok(n) => Ok(n),
     }
 }
 

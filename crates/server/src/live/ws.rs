@@ -22,6 +22,7 @@ use tracing::Instrument;
 
 use crate::auth;
 use crate::error::ApiError;
+use crate::graphql::limited::Limited;
 use crate::graphql::subscription::{FeedEnded, FeedEnds};
 use crate::graphql::{Loaders, RequestAuth};
 use crate::metrics;
@@ -159,8 +160,9 @@ async fn serve(state: AppState, protocol: WebSocketProtocols, socket: WebSocket)
             }
         }
     };
-    let gql = async_graphql::http::WebSocket::new(state.schema.clone(), input, protocol)
-        .on_connection_init(on_init);
+    let schema = Limited::new(state.schema.clone(), Arc::clone(&state.documents));
+    let gql =
+        async_graphql::http::WebSocket::new(schema, input, protocol).on_connection_init(on_init);
     let mut gql = std::pin::pin!(gql);
     let init_deadline = tokio::time::sleep(INIT_TIMEOUT);
     let mut init_deadline = std::pin::pin!(init_deadline);

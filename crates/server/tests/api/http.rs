@@ -46,8 +46,29 @@ async fn graphiql_and_introspection_are_on_in_development() {
         .await
         .expect("send");
     assert_eq!(response.status(), 200);
+    let csp = response.headers()["content-security-policy"]
+        .to_str()
+        .expect("ASCII")
+        .to_owned();
+    assert!(
+        csp.starts_with("default-src 'none'; script-src 'self';"),
+        "{csp}"
+    );
     let html = response.text().await.expect("html");
     assert!(html.to_lowercase().contains("graphiql"), "{html}");
+    // Its scripts come from the server itself, not from a CDN.
+    assert!(!html.contains("https://"), "{html}");
+    let script = app
+        .client
+        .get(app.url("/graphql/assets/graphiql.min.js"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(script.status(), 200);
+    assert_eq!(
+        script.headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
     // GraphiQL loads the schema before a token is pasted.
     let body = app
         .gql(None, "{ __schema { queryType { name } } }", json!({}))
@@ -69,6 +90,13 @@ async fn graphiql_is_404_and_introspection_off_in_production() {
         .await
         .expect("send");
     assert_eq!(response.status(), 404);
+    let script = app
+        .client
+        .get(app.url("/graphql/assets/graphiql.min.js"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(script.status(), 404);
     let body = app
         .gql(None, "{ __schema { queryType { name } } }", json!({}))
         .await;

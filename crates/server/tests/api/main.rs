@@ -9,6 +9,7 @@ mod helpers;
 mod hostile;
 mod http;
 mod lifecycle;
+mod limits;
 mod lists;
 mod roles;
 mod schema;

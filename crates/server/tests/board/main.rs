@@ -1,15 +1,14 @@
-//! The availability board in a real headless Chromium: runs
-//! `e2e/board.test.mjs` (Playwright) against this build's holdfast-server and
-//! holdfast-worker, and fails, never skips, when what it needs is missing.
-//! The script starts both binaries on a throw-away database and a private
-//! Redis queue, and removes them at its end.
+//! The Node tests of `e2e/`, against this build's holdfast-server and
+//! holdfast-worker: the availability board and GraphiQL in a real headless
+//! Chromium (Playwright), and introspection as graphql-js runs it. Each fails,
+//! never skips, when what it needs is missing. The scripts start the
+//! binaries on a throw-away database and a private Redis queue, and remove
+//! them at their end.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Longer than the script's own deadline (150 s), which cleans up first.
-const TIMEOUT: Duration = Duration::from_secs(180);
 const SETUP: &str =
     "run scripts/e2e-setup.sh (installs Debian's chromium and `npm ci --prefix e2e`)";
 
@@ -37,51 +36,116 @@ fn worker_bin() -> PathBuf {
     bin
 }
 
+/// One script of `e2e/` and what it needs.
+struct NodeTest {
+    script: &'static str,
+    /// Longer than the script's own deadline, which cleans up first.
+    timeout: Duration,
+    chromium: bool,
+    worker: bool,
+}
+
+impl NodeTest {
+    /// Runs `node e2e/<script>`; fails unless it passes within the timeout.
+    fn run(self) {
+        let NodeTest {
+            script,
+            timeout,
+            chromium,
+            worker,
+        } = self;
+        let root = repo_root();
+        let mut command = Command::new("node");
+        command
+            .arg(Path::new("e2e").join(script))
+            .current_dir(&root)
+            .env("HOLDFAST_SERVER_BIN", env!("CARGO_BIN_EXE_holdfast-server"))
+            .stdin(Stdio::null());
+        if chromium {
+            let chromium = std::env::var_os("HOLDFAST_CHROMIUM")
+                .map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
+            assert!(
+                chromium.is_file(),
+                "Chromium is missing at {}: {SETUP}",
+                chromium.display()
+            );
+            command.env("HOLDFAST_CHROMIUM", &chromium);
+        }
+        if worker {
+            command.env("HOLDFAST_WORKER_BIN", worker_bin());
+        }
+        for package in ["playwright-core", "graphql"] {
+            assert!(
+                root.join("e2e/node_modules")
+                    .join(package)
+                    .join("package.json")
+                    .is_file(),
+                "e2e/node_modules has no {package}: {SETUP}"
+            );
+        }
+        let node = Command::new("node")
+            .arg("--version")
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("node cannot be run ({e}): install Node.js 18+, then {SETUP}")
+            });
+        assert!(node.status.success(), "node --version failed: {SETUP}");
+
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("node e2e/{script} does not start: {e}"));
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("the Node test's status") {
+                break status;
+            }
+            if started.elapsed() > timeout {
+                // The script's own deadline should have fired long before.
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("e2e/{script} did not finish within {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        assert!(
+            status.success(),
+            "e2e/{script} failed ({status}); its output above says where"
+        );
+    }
+}
+
 #[test]
 fn two_agents_see_each_others_holds_live_on_the_board_in_a_real_browser() {
-    let root = repo_root();
-    let chromium = std::env::var_os("HOLDFAST_CHROMIUM")
-        .map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
-    assert!(
-        chromium.is_file(),
-        "Chromium is missing at {}: {SETUP}",
-        chromium.display()
-    );
-    assert!(
-        root.join("e2e/node_modules/playwright-core/package.json")
-            .is_file(),
-        "e2e/node_modules has no playwright-core: {SETUP}"
-    );
-    let node = Command::new("node")
-        .arg("--version")
-        .output()
-        .unwrap_or_else(|e| panic!("node cannot be run ({e}): install Node.js 18+, then {SETUP}"));
-    assert!(node.status.success(), "node --version failed: {SETUP}");
+    NodeTest {
+        script: "board.test.mjs",
+        // Its own deadline is 150 s.
+        timeout: Duration::from_secs(180),
+        chromium: true,
+        worker: true,
+    }
+    .run();
+}
 
-    let mut child = Command::new("node")
-        .arg("e2e/board.test.mjs")
-        .current_dir(&root)
-        .env("HOLDFAST_SERVER_BIN", env!("CARGO_BIN_EXE_holdfast-server"))
-        .env("HOLDFAST_WORKER_BIN", worker_bin())
-        .env("HOLDFAST_CHROMIUM", &chromium)
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("node e2e/board.test.mjs starts");
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("the browser test's status") {
-            break status;
-        }
-        if started.elapsed() > TIMEOUT {
-            // The script's own deadline should have fired long before.
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the browser test did not finish within {TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    assert!(
-        status.success(),
-        "the browser test failed ({status}); its output above says where"
-    );
+#[test]
+fn graphiql_works_offline_with_a_token_link_a_query_and_a_live_subscription() {
+    NodeTest {
+        script: "graphiql.test.mjs",
+        // Its own deadline is 120 s.
+        timeout: Duration::from_secs(150),
+        chromium: true,
+        worker: false,
+    }
+    .run();
+}
+
+#[test]
+fn graphql_js_introspection_is_answered_in_full_and_builds_the_committed_schema() {
+    NodeTest {
+        script: "introspection.test.mjs",
+        // Its own deadline is 60 s.
+        timeout: Duration::from_secs(90),
+        chromium: false,
+        worker: false,
+    }
+    .run();
 }

@@ -1,0 +1,48 @@
+//! The schema behind `/graphql/ws`: every request checked against the limits
+//! (`limits.rs`) before it runs, as the HTTP handler checks its own.
+
+use std::sync::Arc;
+
+use async_graphql::{Data, Executor, Request, Response};
+use futures::stream::BoxStream;
+
+use super::HoldfastSchema;
+use super::documents::ParsedQueries;
+
+/// The schema, with every request checked against the limits first: what
+/// `/graphql/ws` runs (`POST /graphql` checks in its handler).
+#[derive(Clone)]
+pub struct Limited {
+    schema: HoldfastSchema,
+    documents: Arc<ParsedQueries>,
+}
+
+impl Limited {
+    pub fn new(schema: HoldfastSchema, documents: Arc<ParsedQueries>) -> Self {
+        Self { schema, documents }
+    }
+}
+
+impl Executor for Limited {
+    async fn execute(&self, mut request: Request) -> Response {
+        match self.documents.prepare(&mut request) {
+            Ok(()) => self.schema.execute(request).await,
+            Err(refusal) => Response::from_errors(vec![refusal]),
+        }
+    }
+
+    fn execute_stream(
+        &self,
+        mut request: Request,
+        session_data: Option<Arc<Data>>,
+    ) -> BoxStream<'static, Response> {
+        match self.documents.prepare(&mut request) {
+            Ok(()) => self
+                .schema
+                .execute_stream_with_session_data(request, session_data.unwrap_or_default()),
+            Err(refusal) => Box::pin(futures::stream::once(async move {
+                Response::from_errors(vec![refusal])
+            })),
+        }
+    }
+}
