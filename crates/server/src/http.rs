@@ -1,11 +1,11 @@
 //! The HTTP surface: POST /graphql (and GraphiQL on GET in development),
-//! GET /graphql/ws (subscriptions), /healthz, /readyz and /metrics, with the
-//! body limit, the request id (`x-request-id`, kept from the request or
+//! GET /graphql/ws (subscriptions), and holdfast-runtime's /healthz, /readyz
+//! and /metrics (as the worker serves them), with the body limit, the request id (`x-request-id`, kept from the request or
 //! made), a span per request that carries it, and the per-request
 //! authentication that GraphQL resolvers read.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_graphql::http::GraphiQLSource;
 use axum::body::Bytes;
@@ -15,8 +15,7 @@ use axum::http::{HeaderMap, Request, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use holdfast_queue::ReleaseQueue;
-use metrics_exporter_prometheus::PrometheusHandle;
+use holdfast_runtime::probes::{self, Probes};
 use sea_orm::DatabaseConnection;
 use serde_json::json;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -32,23 +31,19 @@ use crate::metrics;
 
 /// The largest request body accepted (CONTRACT.md: 1 MiB).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
-/// How long /readyz waits for each dependency.
-const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Clone)]
 pub struct AppState {
     pub schema: HoldfastSchema,
     pub db: DatabaseConnection,
     pub tokens: Tokens,
-    pub queue: ReleaseQueue,
-    pub metrics: PrometheusHandle,
     /// Open subscription connections, closed on shutdown.
     pub ws: ws::Connections,
     /// Parsed documents of the queries clients keep sending.
     pub documents: Arc<ParsedQueries>,
 }
 
-pub fn router(state: AppState, production: bool) -> Router {
+pub fn router(state: AppState, probes: Probes, production: bool) -> Router {
     let graphql = if production {
         // Not 405: in production there is simply nothing to GET here.
         post(graphql).get(|| async { StatusCode::NOT_FOUND })
@@ -57,10 +52,8 @@ pub fn router(state: AppState, production: bool) -> Router {
     };
     Router::new()
         .route("/graphql", graphql)
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
         .route("/graphql/ws", get(ws::graphql_ws))
-        .route("/metrics", get(render_metrics))
+        .merge(probes::routes(probes))
         .merge(crate::board::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
@@ -164,64 +157,4 @@ async fn graphiql() -> Html<String> {
             .title("holdfast GraphiQL: put your token in Headers as {\"Authorization\": \"Bearer ...\"}")
             .finish(),
     )
-}
-
-async fn healthz() -> impl IntoResponse {
-    Json(json!({ "status": "ok" }))
-}
-
-/// 200 when PostgreSQL and Redis both answer, else 503 naming what is down.
-async fn readyz(State(state): State<AppState>) -> Response {
-    let (postgres, redis) = tokio::join!(
-        tokio::time::timeout(READY_TIMEOUT, state.db.ping()),
-        tokio::time::timeout(READY_TIMEOUT, state.queue.ping()),
-    );
-    let postgres = match postgres {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no answer within {READY_TIMEOUT:?}")),
-    };
-    let redis = match redis {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no answer within {READY_TIMEOUT:?}")),
-    };
-    let mut down = Vec::new();
-    let mut checks = serde_json::Map::new();
-    for (name, result) in [("postgres", postgres), ("redis", redis)] {
-        match result {
-            Ok(()) => {
-                checks.insert(name.into(), json!({ "status": "up" }));
-            }
-            Err(error) => {
-                tracing::warn!(dependency = name, %error, "not ready");
-                down.push(name);
-                checks.insert(name.into(), json!({ "status": "down", "error": error }));
-            }
-        }
-    }
-    let status = if down.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    let body = json!({
-        "status": if down.is_empty() { "ready" } else { "unavailable" },
-        "down": down,
-        "checks": checks,
-    });
-    (status, Json(body)).into_response()
-}
-
-async fn render_metrics(State(state): State<AppState>) -> Response {
-    metrics::observe_pool(&state.db);
-    if let Ok(Ok(due)) = tokio::time::timeout(READY_TIMEOUT, state.queue.jobs_due()).await {
-        metrics::observe_jobs_due(due);
-    }
-    state.metrics.run_upkeep();
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
-        .into_response()
 }

@@ -10,7 +10,7 @@ use apalis::prelude::{AbortError, Attempt, BoxDynError, Data, RetryAfterError, T
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use holdfast_domain::DomainError;
-use holdfast_domain::entities::{PropertyStatus, ReservationStatus};
+use holdfast_domain::entities::{EndSource, PropertyStatus, ReservationStatus};
 use holdfast_domain::job::ReleaseReservation;
 use holdfast_domain::reservations::{self, ExpireOutcome};
 use holdfast_queue::{EventPublisher, PropertyChanged};
@@ -109,7 +109,7 @@ pub async fn expire_job(
             let r = &changed.reservation;
             // `expire` always sets ended_at; the database's now is the fallback.
             let ended_at = r.ended_at.unwrap_or_else(Utc::now);
-            telemetry::record_release("job", r.expires_at, ended_at);
+            telemetry::lapsed_release(EndSource::Job, r.expires_at, ended_at);
             let lag_seconds = telemetry::lag_seconds(r.expires_at, ended_at);
             info!(
                 property.id = %r.property_id,

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use holdfast_domain::DomainResult;
+use holdfast_domain::entities::EndSource;
 use holdfast_domain::reservations::{self, SweepReport};
 use holdfast_queue::{EventPublisher, PropertyChanged, QueueError, ReleaseQueue, sweep_lock_key};
 use sea_orm::DatabaseConnection;
@@ -51,7 +52,7 @@ pub async fn sweep_and_publish(
             }));
         }
         for r in swept {
-            telemetry::record_release("sweep", r.expires_at, r.ended_at);
+            telemetry::lapsed_release(EndSource::Sweep, r.expires_at, r.ended_at);
         }
         let max_lag = swept
             .iter()

@@ -9,6 +9,7 @@ use std::sync::atomic::AtomicU64;
 use holdfast_domain::entities::Role;
 use holdfast_domain::{UserId, WorkspaceId, directory};
 use holdfast_server::auth::Tokens;
+use holdfast_server::config::Deployment;
 use holdfast_server::{Application, Config};
 use holdfast_testkit::{QueueKeys, TestDb};
 use sea_orm::DatabaseConnection;
@@ -47,21 +48,28 @@ pub struct Workspace {
 
 fn init_logs() {
     if std::env::var_os("TEST_LOG").is_some() {
-        holdfast_server::logging::init(&Config {
-            log_filter: "info,holdfast=debug".into(),
+        Config {
+            deployment: Deployment {
+                log_filter: "info,holdfast=debug".into(),
+                ..Deployment::default()
+            },
             ..Config::default()
-        });
+        }
+        .init_logging();
     }
 }
 
 /// The config every test app starts from.
 pub fn test_config(test_db: &TestDb) -> Config {
     Config {
-        database_url: test_db.url.clone(),
-        redis_url: holdfast_testkit::redis_url(),
+        deployment: Deployment {
+            database_url: test_db.url.clone(),
+            redis_url: holdfast_testkit::redis_url(),
+            queue: holdfast_testkit::unique_queue(),
+            ..Deployment::default()
+        },
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         jwt_secret: Some(TEST_SECRET.to_owned()),
-        queue: holdfast_testkit::unique_queue(),
         db_max_connections: 10,
         ..Config::default()
     }
@@ -99,8 +107,8 @@ pub async fn spawn_app_on(test_db: TestDb, adjust: impl FnOnce(&mut Config)) -> 
         statements,
         _shutdown: tx,
         _queue: QueueKeys {
-            name: config.queue.clone(),
-            redis_url: config.redis_url.clone(),
+            name: config.deployment.queue.clone(),
+            redis_url: config.deployment.redis_url.clone(),
         },
         test_db,
     }

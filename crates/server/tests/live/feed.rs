@@ -21,7 +21,7 @@ async fn a_subscriber_sees_a_reservation_on_another_server_its_expiry_by_the_wor
     // Holds last 1 s on the server that takes them.
     let watched = world.server().await;
     let other = world
-        .server_with(|c| c.reservation_ttl = Duration::from_secs(1))
+        .server_with(|c| c.rules.reservation_ttl = Duration::from_secs(1).into())
         .await;
     let _worker = world.worker("off").await;
 
@@ -111,7 +111,7 @@ async fn a_release_and_a_takeover_and_the_sweep_are_seen_as_changes() {
     let world = World::new().await;
     let acme = world.workspace("Acme", 2).await;
     let server = world
-        .server_with(|c| c.reservation_ttl = Duration::from_secs(1))
+        .server_with(|c| c.rules.reservation_ttl = Duration::from_secs(1).into())
         .await;
     let mut client = Client::subscribe(&server, Protocol::TransportWs, &acme.manager, None).await;
     server.wait_subscribers(1).await;

@@ -12,6 +12,7 @@ use futures::{SinkExt, StreamExt};
 use holdfast_domain::entities::Role;
 use holdfast_domain::{Actor, ProjectId, PropertyId, WorkspaceId, directory};
 use holdfast_server::auth::Tokens;
+use holdfast_server::config::Deployment;
 use holdfast_server::{Application, Config};
 use holdfast_testkit::{QueueKeys, TestDb};
 use sea_orm::DatabaseConnection;
@@ -43,10 +44,14 @@ pub struct World {
 impl World {
     pub async fn new() -> World {
         if std::env::var_os("TEST_LOG").is_some() {
-            holdfast_server::logging::init(&Config {
-                log_filter: "info,holdfast=debug".into(),
+            Config {
+                deployment: Deployment {
+                    log_filter: "info,holdfast=debug".into(),
+                    ..Deployment::default()
+                },
                 ..Config::default()
-            });
+            }
+            .init_logging();
         }
         let test_db = TestDb::new().await;
         let db = test_db.connect().await;
@@ -60,11 +65,14 @@ impl World {
 
     pub fn server_config(&self) -> Config {
         Config {
-            database_url: self.test_db.url.clone(),
-            redis_url: holdfast_testkit::redis_url(),
+            deployment: Deployment {
+                database_url: self.test_db.url.clone(),
+                redis_url: holdfast_testkit::redis_url(),
+                queue: self.queue.name.clone(),
+                ..Deployment::default()
+            },
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             jwt_secret: Some(TEST_SECRET.to_owned()),
-            queue: self.queue.name.clone(),
             db_max_connections: 10,
             ..Config::default()
         }
@@ -367,11 +375,11 @@ impl BinaryServer {
         let mut command = Command::new(env!("CARGO_BIN_EXE_holdfast-server"));
         command
             .arg("serve")
-            .env("DATABASE_URL", &config.database_url)
-            .env("REDIS_URL", &config.redis_url)
+            .env("DATABASE_URL", &config.deployment.database_url)
+            .env("REDIS_URL", &config.deployment.redis_url)
             .env("HOLDFAST_LISTEN", "127.0.0.1:0")
             .env("HOLDFAST_JWT_SECRET", TEST_SECRET)
-            .env("HOLDFAST_QUEUE", &config.queue)
+            .env("HOLDFAST_QUEUE", &config.deployment.queue)
             .env("HOLDFAST_LOG_FORMAT", "json")
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())

@@ -19,7 +19,9 @@ async fn five_hundred_subscribers_each_receive_every_change_of_a_burst_of_a_thou
     let binary = BinaryServer::start(&world, &[]).await;
     let watched = binary.server();
     // Changes are made through another server, in this process.
-    let maker = world.server_with(|c| c.max_active_per_agent = 0).await;
+    let maker = world
+        .server_with(|c| c.rules.max_active_per_agent = 0)
+        .await;
     let (rss_idle, _) = binary.memory_kib();
 
     let started = Instant::now();

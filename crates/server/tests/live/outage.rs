@@ -11,7 +11,9 @@ async fn a_redis_outage_ends_subscriptions_with_an_error_and_they_work_again_aft
     let world = World::new().await;
     let acme = world.workspace("Acme", 2).await;
     let redis = TcpProxy::redis().await;
-    let server = world.server_with(|c| c.redis_url = redis.url()).await;
+    let server = world
+        .server_with(|c| c.deployment.redis_url = redis.url())
+        .await;
     let mut client = Client::subscribe(&server, Protocol::TransportWs, &acme.agent, None).await;
     server.wait_subscribers(1).await;
     let reservation = server.reserve(&acme.agent, acme.plot(0, 0)).await;

@@ -23,7 +23,7 @@ async fn a_subscriber_that_falls_behind_is_dropped_with_4413_while_another_gets_
     let server = world
         .server_with(|c| {
             c.subscriber_buffer = BUFFER;
-            c.max_active_per_agent = 0;
+            c.rules.max_active_per_agent = 0;
         })
         .await;
 

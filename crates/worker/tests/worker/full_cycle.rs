@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use holdfast_runtime::{Deployment, Rules};
 use holdfast_server::auth::Tokens;
 use holdfast_server::{Application, Config as ServerConfig};
 use serde_json::{Value, json};
@@ -37,12 +38,18 @@ fn time(v: &Value) -> DateTime<Utc> {
 async fn a_hold_taken_over_graphql_is_released_by_the_worker_and_graphql_shows_it() {
     let w = World::new().await;
     let server = Application::build(&ServerConfig {
-        database_url: w.db_url.clone(),
-        redis_url: holdfast_testkit::redis_url(),
+        deployment: Deployment {
+            database_url: w.db_url.clone(),
+            redis_url: holdfast_testkit::redis_url(),
+            queue: w.queue_keys.name.clone(),
+            ..Deployment::default()
+        },
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         jwt_secret: Some(SECRET.to_owned()),
-        queue: w.queue_keys.name.clone(),
-        reservation_ttl: Duration::from_secs(2),
+        rules: Rules {
+            reservation_ttl: Duration::from_secs(2).into(),
+            ..Rules::default()
+        },
         db_max_connections: 5,
         ..ServerConfig::default()
     })

@@ -30,9 +30,10 @@ pub type Reservation = reservation::Model;
 /// Logs of the code under test, only when `TEST_LOG` is set.
 pub fn init_test_log() {
     if std::env::var_os("TEST_LOG").is_some() {
-        holdfast_worker::telemetry::init_tracing(
+        holdfast_runtime::logging::init(
             "info,holdfast_worker=debug",
-            holdfast_worker::config::LogFormat::Pretty,
+            holdfast_runtime::LogFormat::Pretty,
+            holdfast_runtime::logging::LogStream::Stdout,
         );
     }
 }
