@@ -7,7 +7,6 @@ use crate::helpers::{Client, Protocol, Seen, TcpProxy, World};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_outage_ends_subscriptions_with_an_error_and_they_work_again_after_it() {
-    let _cpu = crate::helpers::CpuLock::timed();
     let world = World::new().await;
     let acme = world.workspace("Acme", 2).await;
     let redis = TcpProxy::redis().await;
@@ -91,7 +90,6 @@ async fn a_redis_outage_ends_subscriptions_with_an_error_and_they_work_again_aft
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_shutting_down_closes_subscriptions_with_1001_going_away() {
-    let _cpu = crate::helpers::CpuLock::timed();
     let world = World::new().await;
     let acme = world.workspace("Acme", 1).await;
     let mut server = world.server().await;
