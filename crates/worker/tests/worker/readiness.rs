@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use holdfast_runtime::Deployment;
 use holdfast_server::{Application, Config as ServerConfig};
+use holdfast_testkit::Running;
 use holdfast_worker::Config;
 use serde_json::{Value, json};
 
@@ -55,10 +56,7 @@ async fn the_server_and_the_worker_answer_readyz_in_the_same_shape_ready_or_not(
     .await
     .expect("server");
     let server_addr = server.addr();
-    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server.run_until(async {
-        let _ = server_stopped.await;
-    }));
+    let server = Running::spawn(|stop| server.run_until(stop));
 
     let (server_status, server_body) = readyz(server_addr).await;
     let (worker_status, worker_body) = readyz(worker.addr).await;
@@ -95,6 +93,6 @@ async fn the_server_and_the_worker_answer_readyz_in_the_same_shape_ready_or_not(
     assert_eq!(shape(&worker_body), shape(&server_body), "{worker_body}");
 
     redis.restore();
-    let _ = stop_server.send(());
+    server.stop(Duration::from_secs(10)).await;
     worker.stop().await;
 }
