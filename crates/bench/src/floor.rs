@@ -80,10 +80,12 @@ impl FloorServer {
     /// pool size and reservation policy, as the server reads them) and binds
     /// `config.listen`.
     pub async fn bind(config: &Config) -> anyhow::Result<Self> {
-        let queue = ReleaseQueue::new(&config.redis_url, &config.queue).context("REDIS_URL")?;
+        let deployment = &config.deployment;
+        let queue =
+            ReleaseQueue::new(&deployment.redis_url, &deployment.queue).context("REDIS_URL")?;
         let floor = Floor {
             db: app::connect_db(config).await?,
-            policy: config.policy(),
+            policy: config.rules.policy(),
             tokens: app::tokens(config),
             events: EventPublisher::new(queue.clone()),
             queue,
@@ -117,7 +119,7 @@ impl FloorServer {
 pub async fn serve(config: &Config) -> anyhow::Result<()> {
     // The server's logging, so that a release job or change event that could
     // not be sent is seen in the floor's log as in the server's.
-    holdfast_server::logging::init(config);
+    config.init_logging();
     let floor = FloorServer::bind(config).await?;
     println!("floor server listening on http://{}/graphql", floor.addr()?);
     floor.run_until(std::future::pending()).await?;

@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use axum::Router;
 use holdfast_domain::db::{self, PoolSettings};
 use holdfast_queue::{EventPublisher, ReleaseQueue};
+use holdfast_runtime::probes::Probes;
 use sea_orm::DatabaseConnection;
 
 use crate::auth::Tokens;
@@ -25,8 +26,8 @@ use crate::state::AppState;
 pub fn pool_settings(config: &Config) -> PoolSettings {
     PoolSettings {
         max_connections: config.db_max_connections,
-        lock_timeout: config.lock_timeout,
-        acquire_timeout: config.db_timeout,
+        lock_timeout: config.lock_timeout.into(),
+        acquire_timeout: config.db_timeout.into(),
         application_name: "holdfast-server".to_owned(),
         ..PoolSettings::default()
     }
@@ -35,7 +36,7 @@ pub fn pool_settings(config: &Config) -> PoolSettings {
 /// The lazy PostgreSQL pool: the server starts (and reports not ready)
 /// while the database is down.
 pub async fn connect_db(config: &Config) -> anyhow::Result<DatabaseConnection> {
-    db::connect(&config.database_url, &pool_settings(config))
+    db::connect(&config.deployment.database_url, &pool_settings(config))
         .await
         .context("DATABASE_URL")
 }
@@ -65,11 +66,13 @@ impl Application {
         config.validate()?;
         let mut db = connect_db(config).await?;
         let statements = metrics::count_statements(&mut db);
-        let queue = ReleaseQueue::new(&config.redis_url, &config.queue).context("REDIS_URL")?;
+        let deployment = &config.deployment;
+        let queue =
+            ReleaseQueue::new(&deployment.redis_url, &deployment.queue).context("REDIS_URL")?;
         let tokens = tokens(config);
         let services = Services {
             db: db.clone(),
-            policy: config.policy(),
+            policy: config.rules.policy(),
             queue: queue.clone(),
             events: EventPublisher::new(queue.clone()),
             tokens: tokens.clone(),
@@ -79,8 +82,8 @@ impl Application {
         // it is subscribed.
         let ws = Connections::default();
         let hub = Hub::start(
-            config.redis_url.clone(),
-            config.queue.clone(),
+            deployment.redis_url.clone(),
+            deployment.queue.clone(),
             db.clone(),
             config.subscriber_buffer,
         );
@@ -89,16 +92,19 @@ impl Application {
         if !hub.wait_connected(std::time::Duration::from_secs(1)).await {
             tracing::warn!("live updates are not available yet: Redis does not answer");
         }
+        metrics::describe();
+        let probes = Probes {
+            db: db.clone(),
+            queue,
+        };
         let state = AppState {
             schema: graphql::schema(services, hub, config.is_production()),
             db,
             tokens,
-            queue,
-            metrics: metrics::handle(),
             ws: ws.clone(),
             documents: Default::default(),
         };
-        let router = http::router(state, config.is_production());
+        let router = http::router(state, probes, config.is_production());
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("HOLDFAST_LISTEN: cannot bind {}", config.listen))?;
@@ -134,6 +140,7 @@ impl Application {
         let ws = self.ws.clone();
         let shutdown = async move {
             shutdown.await;
+            tracing::info!("finishing in-flight requests");
             ws.go_away();
         };
         let served = axum::serve(self.listener, self.router)
@@ -143,33 +150,5 @@ impl Application {
         // give their close frames a moment to go out.
         self.ws.wait_closed(std::time::Duration::from_secs(3)).await;
         served
-    }
-}
-
-/// Completes on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let interrupt = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => tracing::info!("SIGINT: finishing in-flight requests"),
-        () = terminate => tracing::info!("SIGTERM: finishing in-flight requests"),
     }
 }

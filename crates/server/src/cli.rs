@@ -1,23 +1,23 @@
 //! The command line: `serve` (the default), `migrate`, `bootstrap`, `token`,
 //! `seed-demo`, `print-schema` and `audit` (CONTRACT.md, "Binaries and commands").
-//! A bad setting stops the program with one line naming it and exit code 2.
+//! A bad setting stops the program with one line naming it and exit code 2
+//! (holdfast-runtime's `SettingsError`, as for the worker).
 
 use std::process::ExitCode;
 use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::error::{ContextKind, ContextValue, ErrorKind};
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use holdfast_domain::entities::user;
 use holdfast_domain::{UserId, directory};
-
+use holdfast_runtime::settings::{self, parse_duration};
 use sea_orm::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sea_orm::{ConnectOptions, Database, EntityTrait};
 
 use crate::app::{self, Application};
 use crate::config::Config;
-use crate::{graphql, logging, seed};
+use crate::{graphql, seed};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -53,7 +53,7 @@ pub enum Command {
     Token {
         #[arg(long)]
         user_id: UserId,
-        #[arg(long, default_value = "30d", value_parser = parse_ttl)]
+        #[arg(long, default_value = "30d", value_parser = parse_duration)]
         ttl: Duration,
     },
     /// Create (or reuse) a demo workspace and print its users and tokens.
@@ -74,109 +74,34 @@ struct Bootstrapped {
     token: String,
 }
 
-fn parse_ttl(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("{e} (expected a duration such as 1h or 30d)"))
-}
+const PROGRAM: &str = "holdfast-server";
 
 /// Runs the binary: parse, check, then do the command.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match settings::parse::<Cli, _, _>(std::env::args_os()) {
         Ok(cli) => cli,
-        Err(err) => return report_usage_error(&err),
+        Err(err) => return err.report(PROGRAM),
     };
     if let Err(err) = cli.config.validate() {
-        eprintln!("holdfast-server: {err}");
-        return ExitCode::from(2);
+        return err.report(PROGRAM);
     }
-    logging::init(&cli.config);
+    cli.config.init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
         Err(err) => {
-            eprintln!("holdfast-server: cannot start the async runtime: {err}");
+            eprintln!("{PROGRAM}: cannot start the async runtime: {err}");
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("holdfast-server: {err:#}");
+            eprintln!("{PROGRAM}: {err:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// One line for a bad flag or variable, naming the setting; help and
-/// version are printed as clap prints them.
-fn report_usage_error(err: &clap::Error) -> ExitCode {
-    match err.kind() {
-        ErrorKind::DisplayHelp
-        | ErrorKind::DisplayVersion
-        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            let _ = err.print();
-            return if err.exit_code() == 0 {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(2)
-            };
-        }
-        ErrorKind::InvalidValue | ErrorKind::ValueValidation => {
-            let arg = match err.get(ContextKind::InvalidArg) {
-                Some(ContextValue::String(arg)) => arg.clone(),
-                _ => String::from("a setting"),
-            };
-            let value = match err.get(ContextKind::InvalidValue) {
-                Some(ContextValue::String(v)) => v.clone(),
-                _ => String::new(),
-            };
-            let why = match (
-                std::error::Error::source(err),
-                err.get(ContextKind::ValidValue),
-            ) {
-                (Some(source), _) => source.to_string(),
-                (None, Some(ContextValue::Strings(valid))) => {
-                    format!("expected one of {}", valid.join(", "))
-                }
-                _ => "not a valid value".to_owned(),
-            };
-            eprintln!(
-                "holdfast-server: invalid {}: {value:?}: {why}",
-                setting_name(&arg)
-            );
-        }
-        _ => {
-            // clap spreads one error over several lines (the missing
-            // arguments, a tip, the usage): keep what names the problem.
-            let rendered = err.render().to_string();
-            let message: Vec<&str> = rendered
-                .lines()
-                .map(str::trim)
-                .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
-                .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
-                .collect();
-            eprintln!(
-                "holdfast-server: {}",
-                message.join(" ").trim_start_matches("error: ")
-            );
-        }
-    }
-    ExitCode::from(2)
-}
-
-/// "HOLDFAST_RESERVATION_TTL (--reservation-ttl)" for clap's
-/// "--reservation-ttl <RESERVATION_TTL>".
-fn setting_name(arg: &str) -> String {
-    let flag = arg.split_whitespace().next().unwrap_or(arg);
-    let long = flag.trim_start_matches("--");
-    let env = Cli::command()
-        .get_arguments()
-        .find(|a| a.get_long() == Some(long))
-        .and_then(|a| a.get_env().map(|e| e.to_string_lossy().into_owned()));
-    match env {
-        Some(env) => format!("{env} ({flag})"),
-        None => flag.to_owned(),
     }
 }
 
@@ -184,7 +109,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = cli.config;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(&config).await,
-        Command::Migrate => migrate(&config.database_url).await,
+        Command::Migrate => migrate(&config.deployment.database_url).await,
         Command::Bootstrap {
             workspace,
             admin_email,
@@ -261,7 +186,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn serve(config: &Config) -> anyhow::Result<()> {
     let app = Application::build(config).await?;
-    app.run_until(app::shutdown_signal()).await?;
+    app.run_until(holdfast_runtime::shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -1,10 +1,10 @@
 //! The HTTP surface: POST /graphql (and GraphiQL on GET in development),
-//! GET /graphql/ws (subscriptions), /healthz, /readyz and /metrics, with the
-//! body limit, the request id (`x-request-id`, kept from the request or
+//! GET /graphql/ws (subscriptions), and holdfast-runtime's /healthz, /readyz
+//! and /metrics (as the worker serves them), with the body limit, the request id (`x-request-id`, kept from the request or
 //! made), a span per request that carries it, and the per-request
 //! authentication that GraphQL resolvers read.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -13,6 +13,7 @@ use axum::http::{HeaderMap, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use holdfast_runtime::probes::{self, Probes};
 use serde_json::json;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -25,10 +26,7 @@ use crate::live::ws;
 use crate::metrics;
 use crate::state::{AppState, MAX_BODY_BYTES};
 
-/// How long /readyz waits for each dependency.
-const READY_TIMEOUT: Duration = Duration::from_secs(2);
-
-pub fn router(state: AppState, production: bool) -> Router {
+pub fn router(state: AppState, probes: Probes, production: bool) -> Router {
     let graphql = if production {
         // Not 405: in production there is simply nothing to GET here.
         post(graphql).get(|| async { StatusCode::NOT_FOUND })
@@ -37,10 +35,8 @@ pub fn router(state: AppState, production: bool) -> Router {
     };
     Router::new()
         .route("/graphql", graphql)
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
         .route("/graphql/ws", get(ws::graphql_ws))
-        .route("/metrics", get(render_metrics))
+        .merge(probes::routes(probes))
         .merge(crate::board::routes())
         .merge(crate::graphiql::asset_routes(production))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -140,64 +136,4 @@ async fn graphql(
     }
     metrics::graphql_request(started.elapsed());
     Json(response).into_response()
-}
-
-async fn healthz() -> impl IntoResponse {
-    Json(json!({ "status": "ok" }))
-}
-
-/// 200 when PostgreSQL and Redis both answer, else 503 naming what is down.
-async fn readyz(State(state): State<AppState>) -> Response {
-    let (postgres, redis) = tokio::join!(
-        tokio::time::timeout(READY_TIMEOUT, state.db.ping()),
-        tokio::time::timeout(READY_TIMEOUT, state.queue.ping()),
-    );
-    let postgres = match postgres {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no answer within {READY_TIMEOUT:?}")),
-    };
-    let redis = match redis {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no answer within {READY_TIMEOUT:?}")),
-    };
-    let mut down = Vec::new();
-    let mut checks = serde_json::Map::new();
-    for (name, result) in [("postgres", postgres), ("redis", redis)] {
-        match result {
-            Ok(()) => {
-                checks.insert(name.into(), json!({ "status": "up" }));
-            }
-            Err(error) => {
-                tracing::warn!(dependency = name, %error, "not ready");
-                down.push(name);
-                checks.insert(name.into(), json!({ "status": "down", "error": error }));
-            }
-        }
-    }
-    let status = if down.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    let body = json!({
-        "status": if down.is_empty() { "ready" } else { "unavailable" },
-        "down": down,
-        "checks": checks,
-    });
-    (status, Json(body)).into_response()
-}
-
-async fn render_metrics(State(state): State<AppState>) -> Response {
-    metrics::observe_pool(&state.db);
-    if let Ok(Ok(due)) = tokio::time::timeout(READY_TIMEOUT, state.queue.jobs_due()).await {
-        metrics::observe_jobs_due(due);
-    }
-    state.metrics.run_upkeep();
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
-        .into_response()
 }

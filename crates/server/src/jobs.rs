@@ -19,7 +19,7 @@ pub async fn after_commit(queue: &ReleaseQueue, events: &EventPublisher, effects
         return;
     }
     for hold in &effects.ended {
-        metrics::hold_ended(&hold.reservation);
+        holdfast_runtime::metrics::hold_ended(&hold.reservation);
     }
     let changes = PropertyChanged::of_effects(effects);
     let jobs = effects

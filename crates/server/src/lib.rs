@@ -12,7 +12,6 @@ pub mod graphql;
 pub mod http;
 pub mod jobs;
 pub mod live;
-pub mod logging;
 pub mod metrics;
 pub mod seed;
 pub mod state;

@@ -1,11 +1,9 @@
 //! What every request handler shares: the schema, the pool, the signing keys,
-//! the queue, the metrics, the open subscription connections and the
-//! document cache; and the largest body any of them accepts.
+//! the open subscription connections and the document cache; and the largest
+//! body any of them accepts.
 
 use std::sync::Arc;
 
-use holdfast_queue::ReleaseQueue;
-use metrics_exporter_prometheus::PrometheusHandle;
 use sea_orm::DatabaseConnection;
 
 use crate::auth::Tokens;
@@ -21,8 +19,6 @@ pub struct AppState {
     pub schema: HoldfastSchema,
     pub db: DatabaseConnection,
     pub tokens: Tokens,
-    pub queue: ReleaseQueue,
-    pub metrics: PrometheusHandle,
     /// Open subscription connections, closed on shutdown.
     pub ws: Connections,
     /// Parsed documents of the queries clients keep sending.

@@ -1,17 +1,37 @@
-//! Test support: every test gets its own PostgreSQL database, copied from a
-//! migrated template (fast: a file copy, not a migration run), and dropped
-//! when the test ends, even when it fails.
+//! Test support, shared by every suite: a PostgreSQL database per test,
+//! copied from a migrated template (fast: a file copy, not a migration run)
+//! and dropped when the test ends, even when it fails; a Redis queue per
+//! test; a workspace with its people and plots; the real binaries as child
+//! processes, apps running in the test's process, and clients of their HTTP
+//! side and of their subscriptions; a private Redis and PostgreSQL cluster to
+//! stop and start, and a proxy to cut.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 
+mod api;
+mod fixture;
+mod private;
+mod process;
 mod proxy;
 mod queue_keys;
+mod running;
 mod wait;
+mod ws;
 
+pub use api::Api;
+pub use fixture::Workspace;
+pub use private::{PrivateCluster, PrivateRedis};
+pub use process::{Logs, Process, Target, binary, free_port};
 pub use proxy::TcpProxy;
 pub use queue_keys::{QueueKeys, unique_queue};
+pub use running::{Running, Shutdown};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 pub use wait::{eventually, sample};
+pub use ws::{Client, Protocol, SUBSCRIPTION, Seen, Socket};
+
+/// The key the tests' servers sign bearer tokens with (production's
+/// length, so that it passes the server's checks there too).
+pub const TEST_SECRET: &str = "a-test-secret-that-is-at-least-32-bytes-long";
 
 /// The PostgreSQL server tests use, without a database name.
 /// `HOLDFAST_TEST_PG` overrides the machine's default server.

@@ -1,11 +1,14 @@
 //! The worker's settings: every one an environment variable and a flag of the
 //! same meaning (CONTRACT.md, "Configuration"), checked when the process starts.
+//! What the server reads too (where to connect, how to log, the reservation
+//! rules) comes from holdfast-runtime, flattened in.
 
 use std::net::SocketAddr;
 use std::str::FromStr;
-use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
+use holdfast_runtime::settings::{self, SettingsError};
+pub use holdfast_runtime::{Deployment, Environment, HumanDuration, LogFormat, Rules};
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -14,87 +17,40 @@ use clap::{Parser, ValueEnum};
     about = "Releases lapsed holds: runs the delayed release jobs from Redis and the periodic release sweep"
 )]
 pub struct Config {
-    /// PostgreSQL (14 or newer).
-    #[arg(long, env = "DATABASE_URL", value_name = "DATABASE_URL",
-          default_value = "postgres://postgres@127.0.0.1:5432/holdfast", value_parser = parse_database_url)]
-    pub database_url: String,
+    #[command(flatten)]
+    pub deployment: Deployment,
 
-    /// Redis (6.2 or newer).
-    #[arg(long, env = "REDIS_URL", value_name = "REDIS_URL",
-          default_value = "redis://127.0.0.1:6379", value_parser = parse_redis_url)]
-    pub redis_url: String,
-
-    /// Name of the Redis queue, and prefix of every Redis key the worker writes.
-    #[arg(long, env = "HOLDFAST_QUEUE", value_name = "HOLDFAST_QUEUE",
-          default_value = "holdfast", value_parser = parse_queue)]
-    pub queue: String,
+    /// The reservation rules, as the server reads them: the holds the worker
+    /// hands to whoever waits in line follow the same rules.
+    #[command(flatten)]
+    pub rules: Rules,
 
     /// Cron expression with a seconds field (`sec min hour day month weekday`)
     /// for the release sweep, or `off` to run no sweep (tests).
-    #[arg(long, env = "HOLDFAST_SWEEP_SCHEDULE", value_name = "HOLDFAST_SWEEP_SCHEDULE",
-          default_value = "0 */5 * * * *", value_parser = SweepSchedule::from_str)]
+    #[arg(long, env = "HOLDFAST_SWEEP_SCHEDULE", default_value = "0 */5 * * * *")]
     pub sweep_schedule: SweepSchedule,
 
     /// Lapsed reservations the sweep ends per transaction.
-    #[arg(long, env = "HOLDFAST_SWEEP_BATCH_SIZE", value_name = "HOLDFAST_SWEEP_BATCH_SIZE",
-          default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(long, env = "HOLDFAST_SWEEP_BATCH_SIZE", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub sweep_batch_size: u32,
 
     /// Release jobs handled at once by this worker.
-    #[arg(long, env = "HOLDFAST_WORKER_CONCURRENCY", value_name = "HOLDFAST_WORKER_CONCURRENCY",
-          default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    #[arg(long, env = "HOLDFAST_WORKER_CONCURRENCY", default_value_t = 16,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub worker_concurrency: u32,
 
     /// Where `/metrics`, `/healthz` and `/readyz` are served; port 0 picks a free port.
     #[arg(
         long,
         env = "HOLDFAST_METRICS_LISTEN",
-        value_name = "HOLDFAST_METRICS_LISTEN",
         default_value = "127.0.0.1:9091"
     )]
     pub metrics_listen: SocketAddr,
 
     /// How long a SIGTERM waits for the jobs and the sweep in hand to finish.
-    #[arg(long, env = "HOLDFAST_SHUTDOWN_TIMEOUT", value_name = "HOLDFAST_SHUTDOWN_TIMEOUT",
-          default_value = "30s", value_parser = humantime::parse_duration)]
-    pub shutdown_timeout: Duration,
-
-    /// `development` or `production`.
-    #[arg(
-        long = "env",
-        env = "HOLDFAST_ENV",
-        value_name = "HOLDFAST_ENV",
-        default_value = "development",
-        value_enum
-    )]
-    pub environment: Environment,
-
-    /// Log filter (tracing `EnvFilter` syntax).
-    #[arg(long, env = "RUST_LOG", value_name = "RUST_LOG", default_value = "info",
-          value_parser = parse_log_filter)]
-    pub log: String,
-
-    /// `pretty` or `json`.
-    #[arg(
-        long,
-        env = "HOLDFAST_LOG_FORMAT",
-        value_name = "HOLDFAST_LOG_FORMAT",
-        default_value = "pretty",
-        value_enum
-    )]
-    pub log_format: LogFormat,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Environment {
-    Development,
-    Production,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Pretty,
-    Json,
+    #[arg(long, env = "HOLDFAST_SHUTDOWN_TIMEOUT", default_value = "30s")]
+    pub shutdown_timeout: HumanDuration,
 }
 
 /// When the sweep runs.
@@ -130,80 +86,24 @@ impl FromStr for SweepSchedule {
     }
 }
 
-fn parse_database_url(s: &str) -> Result<String, String> {
-    let rest = s
-        .strip_prefix("postgres://")
-        .or_else(|| s.strip_prefix("postgresql://"))
-        .ok_or("must start with postgres:// or postgresql://")?;
-    if rest.is_empty() || rest.starts_with('/') {
-        return Err("names no host".to_owned());
-    }
-    Ok(s.to_owned())
-}
-
-fn parse_redis_url(s: &str) -> Result<String, String> {
-    redis::Client::open(s).map_err(|e| format!("not a Redis URL: {e}"))?;
-    Ok(s.to_owned())
-}
-
-fn parse_queue(s: &str) -> Result<String, String> {
-    holdfast_queue::validate_queue_name(s).map_err(|e| e.to_string())?;
-    Ok(s.to_owned())
-}
-
-fn parse_log_filter(s: &str) -> Result<String, String> {
-    tracing_subscriber::EnvFilter::try_new(s).map_err(|e| e.to_string())?;
-    Ok(s.to_owned())
-}
-
 impl Config {
     /// Reads the settings from the command line and the environment. A bad
     /// value is one line naming the setting and what is wrong; `--help` and
     /// `--version` are the one case of an `Err` with exit code 0.
-    pub fn load<I, T>(args: I) -> Result<Config, ConfigError>
+    pub fn load<I, T>(args: I) -> Result<Config, SettingsError>
     where
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        Config::try_parse_from(args).map_err(|e| {
-            use clap::error::ErrorKind;
-            match e.kind() {
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ConfigError {
-                    message: e.render().to_string(),
-                    exit_code: 0,
-                },
-                _ => ConfigError {
-                    message: one_line(&e.render().to_string()),
-                    exit_code: 2,
-                },
-            }
-        })
+        settings::parse(args)
     }
-}
-
-/// clap's first line names the flag and its variable (the value name) and
-/// what is wrong; the rest is usage advice.
-fn one_line(rendered: &str) -> String {
-    rendered
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("invalid settings")
-        .trim()
-        .to_owned()
-}
-
-/// Why the worker cannot start, and with what exit code it stops.
-#[derive(Debug)]
-pub struct ConfigError {
-    pub message: String,
-    pub exit_code: i32,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn load(args: &[&str]) -> Result<Config, ConfigError> {
+    fn load(args: &[&str]) -> Result<Config, SettingsError> {
         Config::load(std::iter::once("holdfast-worker").chain(args.iter().copied()))
     }
 

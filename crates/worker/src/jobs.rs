@@ -10,7 +10,6 @@
 //! `HEARTBEAT_INTERVAL * MISSED_HEARTBEATS`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use apalis::prelude::*;
@@ -19,6 +18,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::release::{JobContext, release_task};
+use crate::telemetry::RELEASE_JOBS_CONSUMING;
 
 /// Consumes release jobs until `shutdown` turns true, then lets the jobs in
 /// hand finish (apalis stops fetching, drains, acknowledges, and puts back
@@ -28,9 +28,10 @@ pub async fn run_jobs(
     ctx: Arc<JobContext>,
     concurrency: usize,
     replica: String,
-    consuming: Arc<AtomicBool>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    // Registered now, so that a worker that never gets going shows 0.
+    let consuming = metrics::gauge!(RELEASE_JOBS_CONSUMING);
     let mut generation = 0u32;
     loop {
         if *shutdown.borrow() {
@@ -53,9 +54,9 @@ pub async fn run_jobs(
                     .data(ctx.clone())
                     .build(release_task);
                 info!(worker.name = %name, queue = queue.queue_name(), concurrency, "consuming release jobs");
-                consuming.store(true, Ordering::Relaxed);
+                consuming.increment(1.0);
                 let result = worker.run_until(stop).await;
-                consuming.store(false, Ordering::Relaxed);
+                consuming.decrement(1.0);
                 result.map_err(|e| e.to_string())
             }
             Err(e) => Err(e.to_string()),

@@ -1,11 +1,11 @@
 //! holdfast-worker: releases lapsed holds. It consumes the delayed release
 //! jobs the server schedules in Redis, runs the periodic release sweep, and
-//! serves `/metrics`, `/healthz` and `/readyz`. `main.rs` is a thin shell
-//! over [`App`], so tests start the same worker the binary starts.
+//! serves holdfast-runtime's `/metrics`, `/healthz` and `/readyz` (as the
+//! server does). `main.rs` is a thin shell over [`App`], so tests start the
+//! same worker the binary starts.
 
 pub mod config;
 pub mod housekeeping;
-pub mod http;
 pub mod jobs;
 pub mod release;
 pub mod sweep;
@@ -13,11 +13,11 @@ pub mod telemetry;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use anyhow::Context;
 use holdfast_domain::db::{self, PoolSettings};
 use holdfast_queue::ReleaseQueue;
+use holdfast_runtime::probes::{self, Probes};
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -47,10 +47,12 @@ impl App {
             application_name: "holdfast-worker".to_owned(),
             ..PoolSettings::default()
         };
-        let db = db::connect(&config.database_url, &settings)
+        let deployment = &config.deployment;
+        let db = db::connect(&deployment.database_url, &settings)
             .await
             .context("DATABASE_URL")?;
-        let queue = ReleaseQueue::new(&config.redis_url, &config.queue).context("REDIS_URL")?;
+        let queue =
+            ReleaseQueue::new(&deployment.redis_url, &deployment.queue).context("REDIS_URL")?;
         let listener = TcpListener::bind(config.metrics_listen)
             .await
             .with_context(|| {
@@ -94,18 +96,16 @@ impl App {
         info!(
             %addr,
             replica = %replica,
-            queue = %config.queue,
-            env = ?config.environment,
+            queue = %config.deployment.queue,
+            env = ?config.deployment.environment,
             concurrency = config.worker_concurrency,
             "holdfast-worker listening (metrics, healthz, readyz)"
         );
 
-        let consuming = Arc::new(AtomicBool::new(false));
-        let router = http::router(http::Probes {
-            consuming: consuming.clone(),
+        telemetry::describe();
+        let router = probes::routes(Probes {
             db: db.clone(),
             queue: queue.clone(),
-            metrics: telemetry::metrics(),
         });
         let mut http_stop = stop_rx.clone();
         let http = tokio::spawn(
@@ -124,7 +124,6 @@ impl App {
             }),
             config.worker_concurrency as usize,
             replica.clone(),
-            consuming,
             stop_rx.clone(),
         ));
         let housekeeping = tokio::spawn(housekeeping::run_housekeeping(
@@ -167,7 +166,11 @@ impl App {
             housekeeping.abort();
             anyhow::bail!("the release job worker stopped unexpectedly");
         }
-        info!(timeout = ?config.shutdown_timeout, "shutting down: taking no new jobs, finishing those in hand");
+        let timeout: std::time::Duration = config.shutdown_timeout.into();
+        info!(
+            ?timeout,
+            "shutting down: taking no new jobs, finishing those in hand"
+        );
 
         let aborts: Vec<_> = std::iter::once(jobs.abort_handle())
             .chain(sweeps.as_ref().map(|s| s.abort_handle()))
@@ -178,10 +181,7 @@ impl App {
                 let _ = sweeps.await;
             }
         };
-        if tokio::time::timeout(config.shutdown_timeout, drain)
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(timeout, drain).await.is_err() {
             // The jobs still running go back to the queue when this worker's
             // silence marks it dead; the sweep catches anything else.
             warn!("jobs still running after the shutdown timeout were abandoned");
@@ -194,28 +194,6 @@ impl App {
         db.close().await.ok();
         info!("holdfast-worker stopped");
         Ok(())
-    }
-}
-
-/// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => info!("SIGINT received"),
-        _ = term => info!("SIGTERM received"),
     }
 }
 

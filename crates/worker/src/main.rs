@@ -3,28 +3,29 @@
 
 use std::process::ExitCode;
 
-use holdfast_worker::{App, Config, shutdown_signal, telemetry};
+use holdfast_runtime::logging::{self, LogStream};
+use holdfast_runtime::shutdown_signal;
+use holdfast_worker::{App, Config};
+
+const PROGRAM: &str = "holdfast-worker";
 
 fn main() -> ExitCode {
     let config = match Config::load(std::env::args_os()) {
         Ok(config) => config,
-        Err(e) if e.exit_code == 0 => {
-            print!("{}", e.message);
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("holdfast-worker: {}", e.message);
-            return ExitCode::from(2);
-        }
+        Err(e) => return e.report(PROGRAM),
     };
-    telemetry::init_tracing(&config.log, config.log_format);
+    logging::init(
+        &config.deployment.log_filter,
+        config.deployment.log_format,
+        LogStream::Stdout,
+    );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("holdfast-worker: cannot start the runtime: {e}");
+            eprintln!("{PROGRAM}: cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -34,7 +35,7 @@ fn main() -> ExitCode {
             Err(e) => {
                 // A setting that is well-formed but unusable (an address
                 // already in use): one line, exit code 2.
-                eprintln!("holdfast-worker: {e:#}");
+                eprintln!("{PROGRAM}: {e:#}");
                 return ExitCode::from(2);
             }
         };

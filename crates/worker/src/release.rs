@@ -9,10 +9,11 @@ use std::time::Duration;
 use apalis::prelude::{AbortError, Attempt, BoxDynError, Data, RetryAfterError, TaskId};
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
+use holdfast_domain::DomainError;
+use holdfast_domain::Effects;
 use holdfast_domain::entities::ReservationStatus;
 use holdfast_domain::job::ReleaseReservation;
 use holdfast_domain::reservations::{self, ExpireOutcome};
-use holdfast_domain::{DomainError, Effects};
 use holdfast_queue::{EventPublisher, PropertyChanged};
 use sea_orm::DatabaseConnection;
 use serde::{Deserialize, Serialize};
@@ -108,7 +109,7 @@ pub async fn expire_job(
             let r = &hold.reservation;
             // `expire` always sets ended_at; the database's now is the fallback.
             let ended_at = r.ended_at.unwrap_or_else(Utc::now);
-            telemetry::record_release("job", r.expires_at, ended_at);
+            telemetry::hold_ended(r);
             let lag_seconds = telemetry::lag_seconds(r.expires_at, ended_at);
             info!(
                 property.id = %r.property_id,

@@ -53,8 +53,8 @@ pub async fn sweep_and_publish(
         let mut max_lag = 0.0_f64;
         for hold in &swept.ended {
             let r = &hold.reservation;
+            telemetry::hold_ended(r);
             let ended_at = r.ended_at.unwrap_or(r.expires_at);
-            telemetry::record_release("sweep", r.expires_at, ended_at);
             max_lag = max_lag.max(telemetry::lag_seconds(r.expires_at, ended_at));
         }
         info!(

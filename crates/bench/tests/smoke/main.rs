@@ -21,6 +21,7 @@ use holdfast_bench::scenarios::{self, Scenario, Target};
 use holdfast_bench::{pgbench, setup};
 use holdfast_domain::db::{self, PoolSettings};
 use holdfast_server::auth::Tokens;
+use holdfast_server::config::{Deployment, Rules};
 use holdfast_server::{Application, Config};
 use holdfast_testkit::{QueueKeys, TestDb};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait};
@@ -68,12 +69,18 @@ impl Bench {
         let test_db = TestDb::new().await;
         let queue = QueueKeys::new();
         let config = Config {
-            database_url: test_db.url.clone(),
-            redis_url: holdfast_testkit::redis_url(),
+            deployment: Deployment {
+                database_url: test_db.url.clone(),
+                redis_url: holdfast_testkit::redis_url(),
+                queue: queue.name.clone(),
+                ..Deployment::default()
+            },
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             jwt_secret: Some(SECRET.to_owned()),
-            queue: queue.name.clone(),
-            max_active_per_agent: 0,
+            rules: Rules {
+                max_active_per_agent: 0,
+                ..Rules::default()
+            },
             db_max_connections: 10,
             ..Config::default()
         };

@@ -1,17 +1,20 @@
+//! Test support: a workspace (holdfast-testkit's) in a database of its own,
+//! and reads of what is stored.
+
 use std::sync::Arc;
 
 use holdfast_domain::audit::audit;
 use holdfast_domain::db::{PoolSettings, connect};
-use holdfast_domain::directory;
-use holdfast_domain::entities::{Role, property, reservation};
+use holdfast_domain::entities::{property, reservation};
 use holdfast_domain::reads::{self, PlotCounts};
 use holdfast_domain::{Actor, Policy, ProjectId, PropertyId, ReservationId};
-use holdfast_testkit::TestDb;
+use holdfast_testkit::{TestDb, Workspace};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, Statement};
 
 /// A workspace with an admin, a manager and a project, in a database of its own.
 pub struct World {
     pub conn: DatabaseConnection,
+    pub workspace: Workspace,
     pub admin: Actor,
     pub manager: Actor,
     pub project: ProjectId,
@@ -34,73 +37,29 @@ impl World {
     /// A new workspace in an existing database: for tests that make many
     /// worlds, where a database per world would cost more than the test.
     pub async fn in_database(db: Arc<TestDb>, conn: DatabaseConnection) -> World {
-        let (ws, admin) =
-            directory::create_workspace(&conn, "Acme Homes", "admin@acme.test", "Ada")
-                .await
-                .expect("workspace");
-        let admin = Actor {
-            user_id: admin.id,
-            workspace_id: ws.id,
-            role: Role::Admin,
-        };
-        let manager = directory::create_user(&conn, &admin, "Max", "max@acme.test", Role::Manager)
-            .await
-            .expect("manager");
-        let manager = Actor {
-            user_id: manager.id,
-            workspace_id: ws.id,
-            role: Role::Manager,
-        };
-        let project = directory::create_project(&conn, &manager, "Seaview")
-            .await
-            .expect("project")
-            .id;
+        let workspace = Workspace::create(&conn, "Acme Homes").await;
         World {
             conn,
-            admin,
-            manager,
-            project,
+            admin: workspace.admin,
+            manager: workspace.manager,
+            project: workspace.project,
+            workspace,
             policy: Policy::default(),
             _db: db,
         }
     }
 
     pub async fn agents(&self, n: usize) -> Vec<Actor> {
-        let mut out = Vec::with_capacity(n);
-        for i in 0..n {
-            let email = format!("agent{i}-{}@acme.test", uuid::Uuid::new_v4().simple());
-            let user = directory::create_user(
-                &self.conn,
-                &self.admin,
-                &format!("Agent {i}"),
-                &email,
-                Role::SalesAgent,
-            )
-            .await
-            .expect("agent");
-            out.push(Actor {
-                user_id: user.id,
-                workspace_id: self.admin.workspace_id,
-                role: Role::SalesAgent,
-            });
-        }
-        out
+        self.workspace.agents(&self.conn, n).await
     }
 
     pub async fn agent(&self) -> Actor {
         self.agents(1).await.remove(0)
     }
 
+    /// `n` new plots, coded A-00000, A-00001, ... after those of the project.
     pub async fn plots(&self, n: usize) -> Vec<PropertyId> {
-        let codes: Vec<String> = (0..n).map(|i| format!("A-{i:05}")).collect();
-        let mut ids = Vec::with_capacity(n);
-        for chunk in codes.chunks(1000) {
-            let added = directory::add_properties(&self.conn, &self.manager, self.project, chunk)
-                .await
-                .expect("plots");
-            ids.extend(added.into_iter().map(|p| p.id));
-        }
-        ids
+        self.workspace.plots(&self.conn, self.project, "A", n).await
     }
 
     pub async fn plot(&self) -> PropertyId {

@@ -1,11 +1,10 @@
 //! The built binary: bootstrap, token, seed-demo, migrate, print-schema, bad
 //! settings, and a graceful stop on SIGTERM.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
-use holdfast_testkit::{QueueKeys, TestDb};
+use holdfast_testkit::{Process, QueueKeys, TestDb};
 use sea_orm::{ConnectionTrait, Database, TransactionTrait};
 use serde_json::{Value, json};
 
@@ -255,31 +254,12 @@ async fn sigterm_lets_the_request_in_flight_finish_then_exits_0() {
         .expect("token");
 
     let queue = QueueKeys::new();
-    let mut child = server_on_queue(&db, &queue.name)
-        .env("HOLDFAST_LISTEN", "127.0.0.1:0")
+    let mut cmd = server_on_queue(&db, &queue.name);
+    cmd.env("HOLDFAST_LISTEN", "127.0.0.1:0")
         .env("RUST_LOG", "info")
-        .env("HOLDFAST_LOG_FORMAT", "json")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start the server");
-    let stderr = child.stderr.take().expect("stderr");
-    let (addr_tx, addr_rx) = tokio::sync::oneshot::channel::<String>();
-    std::thread::spawn(move || {
-        let mut addr_tx = Some(addr_tx);
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("listening on http://").nth(1) {
-                let addr = rest.split('/').next().unwrap_or_default().to_owned();
-                if let Some(tx) = addr_tx.take() {
-                    let _ = tx.send(addr);
-                }
-            }
-        }
-    });
-    let addr = tokio::time::timeout(Duration::from_secs(20), addr_rx)
-        .await
-        .expect("the server logs its address")
-        .expect("an address");
+        .env("HOLDFAST_LOG_FORMAT", "json");
+    let mut server = Process::start(cmd.into(), "holdfast-server").await;
+    let addr = server.addr;
 
     // Hold the plot's row so the reservation waits inside the server.
     let other = Database::connect(&db.url).await.expect("connect");
@@ -311,7 +291,7 @@ async fn sigterm_lets_the_request_in_flight_finish_then_exits_0() {
         }
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let pid = child.id().to_string();
+    let pid = server.pid().to_string();
     let killed = Command::new("kill")
         .args(["-TERM", &pid])
         .status()
@@ -326,8 +306,6 @@ async fn sigterm_lets_the_request_in_flight_finish_then_exits_0() {
         json!("ACTIVE"),
         "{body}"
     );
-    let status = tokio::task::spawn_blocking(move || child.wait().expect("wait"))
-        .await
-        .expect("join");
+    let status = server.wait(Duration::from_secs(20)).await;
     assert_eq!(status.code(), Some(0), "exit 0 after SIGTERM");
 }

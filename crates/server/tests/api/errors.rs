@@ -193,7 +193,7 @@ async fn an_ended_reservation_is_reservation_not_active() {
 
 #[tokio::test]
 async fn an_agent_at_the_limit_gets_reservation_limit_reached() {
-    let app = spawn_app_with(|c| c.max_active_per_agent = 2).await;
+    let app = spawn_app_with(|c| c.rules.max_active_per_agent = 2).await;
     let ws = app.bootstrap("Acme").await;
     let alice = app.member(&ws, Role::SalesAgent, "Alice").await;
     let (_, plots) = app
@@ -209,7 +209,7 @@ async fn an_agent_at_the_limit_gets_reservation_limit_reached() {
 
 #[tokio::test]
 async fn a_plot_locked_by_another_transaction_answers_busy() {
-    let app = spawn_app_with(|c| c.lock_timeout = Duration::from_millis(200)).await;
+    let app = spawn_app_with(|c| c.lock_timeout = Duration::from_millis(200).into()).await;
     let ws = app.bootstrap("Acme").await;
     let alice = app.member(&ws, Role::SalesAgent, "Alice").await;
     let (_, plots) = app.project(&ws.admin.token, "Riverside", &["A-1"]).await;
@@ -234,8 +234,8 @@ async fn a_plot_locked_by_another_transaction_answers_busy() {
 #[tokio::test]
 async fn an_unreachable_database_is_service_unavailable() {
     let app = spawn_app_with(|c| {
-        c.database_url = "postgres://postgres@127.0.0.1:1/holdfast".into();
-        c.db_timeout = Duration::from_secs(1);
+        c.deployment.database_url = "postgres://postgres@127.0.0.1:1/holdfast".into();
+        c.db_timeout = Duration::from_secs(1).into();
     })
     .await;
     let token = app.token_for(
@@ -248,7 +248,7 @@ async fn an_unreachable_database_is_service_unavailable() {
 
 #[tokio::test]
 async fn a_reservation_stands_when_redis_is_down() {
-    let app = spawn_app_with(|c| c.redis_url = "redis://127.0.0.1:1".into()).await;
+    let app = spawn_app_with(|c| c.deployment.redis_url = "redis://127.0.0.1:1".into()).await;
     let ws = app.bootstrap("Acme").await;
     let alice = app.member(&ws, Role::SalesAgent, "Alice").await;
     let (_, plots) = app.project(&ws.admin.token, "Riverside", &["A-1"]).await;

@@ -3,28 +3,29 @@
 //! send GraphQL over HTTP.
 
 use std::net::SocketAddr;
+use std::ops::Deref;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use holdfast_domain::entities::Role;
 use holdfast_domain::{UserId, WorkspaceId, directory};
 use holdfast_server::auth::Tokens;
+use holdfast_server::config::Deployment;
 use holdfast_server::{Application, Config};
-use holdfast_testkit::{QueueKeys, TestDb};
+use holdfast_testkit::{Api, QueueKeys, Running, TestDb};
 use sea_orm::DatabaseConnection;
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 
-pub const TEST_SECRET: &str = "a-test-secret-that-is-at-least-32-bytes-long";
+pub use holdfast_testkit::TEST_SECRET;
 
+/// The app, and a client of it (`url`, `gql`, `ok`, ... are `Api`'s).
 pub struct TestApp {
-    pub addr: SocketAddr,
+    api: Api,
     pub db: DatabaseConnection,
-    pub client: reqwest::Client,
     pub tokens: Tokens,
     /// SQL statements the app has run.
     pub statements: Arc<AtomicU64>,
-    _shutdown: oneshot::Sender<()>,
+    _app: Running<std::io::Result<()>>,
     /// The app's release jobs and events, deleted from Redis at the end.
     _queue: QueueKeys,
     // Dropped last: the database goes away after the app stops using it.
@@ -47,21 +48,28 @@ pub struct Workspace {
 
 fn init_logs() {
     if std::env::var_os("TEST_LOG").is_some() {
-        holdfast_server::logging::init(&Config {
-            log_filter: "info,holdfast=debug".into(),
+        Config {
+            deployment: Deployment {
+                log_filter: "info,holdfast=debug".into(),
+                ..Deployment::default()
+            },
             ..Config::default()
-        });
+        }
+        .init_logging();
     }
 }
 
 /// The config every test app starts from.
 pub fn test_config(test_db: &TestDb) -> Config {
     Config {
-        database_url: test_db.url.clone(),
-        redis_url: holdfast_testkit::redis_url(),
+        deployment: Deployment {
+            database_url: test_db.url.clone(),
+            redis_url: holdfast_testkit::redis_url(),
+            queue: holdfast_testkit::unique_queue(),
+            ..Deployment::default()
+        },
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         jwt_secret: Some(TEST_SECRET.to_owned()),
-        queue: holdfast_testkit::unique_queue(),
         db_max_connections: 10,
         ..Config::default()
     }
@@ -82,56 +90,34 @@ pub async fn spawn_app_on(test_db: TestDb, adjust: impl FnOnce(&mut Config)) -> 
     let mut config = test_config(&test_db);
     adjust(&mut config);
     let app = Application::build(&config).await.expect("build the app");
-    let addr = app.addr();
+    let api = Api::new(app.addr());
     let statements = app.statement_counter();
-    let (tx, rx) = oneshot::channel::<()>();
-    tokio::spawn(app.run_until(async {
-        let _ = rx.await;
-    }));
+    let app = Running::spawn(|stop| app.run_until(stop));
     let db = test_db.connect().await;
     let (secret, _) = config.jwt_secret();
     let tokens = Tokens::new(secret.as_bytes());
     TestApp {
-        addr,
+        api,
         db,
-        client: reqwest::Client::new(),
         tokens,
         statements,
-        _shutdown: tx,
+        _app: app,
         _queue: QueueKeys {
-            name: config.queue.clone(),
-            redis_url: config.redis_url.clone(),
+            name: config.deployment.queue.clone(),
+            redis_url: config.deployment.redis_url.clone(),
         },
         test_db,
     }
 }
 
+impl Deref for TestApp {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
 impl TestApp {
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    /// POSTs a GraphQL request; returns the JSON body (the HTTP status must be 200).
-    pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
-        let mut request = self
-            .client
-            .post(self.url("/graphql"))
-            .json(&json!({ "query": query, "variables": variables }));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.expect("send the request");
-        assert_eq!(response.status(), 200, "GraphQL answers 200");
-        response.json().await.expect("a JSON body")
-    }
-
-    /// `data` of a request that must succeed.
-    pub async fn ok(&self, token: &str, query: &str, variables: Value) -> Value {
-        let body = self.gql(Some(token), query, variables).await;
-        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
-        body["data"].clone()
-    }
-
     /// A workspace and its admin, made the way `bootstrap` makes them.
     pub async fn bootstrap(&self, name: &str) -> Workspace {
         let (ws, admin) = directory::create_workspace(&self.db, name, "admin@example.com", "Admin")

@@ -81,8 +81,10 @@ async fn graphiql_and_introspection_are_on_in_development() {
 
 #[tokio::test]
 async fn graphiql_is_404_and_introspection_off_in_production() {
-    let app =
-        spawn_app_with(|c| c.environment = holdfast_server::config::Environment::Production).await;
+    let app = spawn_app_with(|c| {
+        c.deployment.environment = holdfast_server::config::Environment::Production
+    })
+    .await;
     let response = app
         .client
         .get(app.url("/graphql"))
@@ -129,7 +131,7 @@ async fn readyz_is_200_when_postgres_and_redis_answer() {
 
 #[tokio::test]
 async fn readyz_is_503_naming_redis_when_redis_is_down() {
-    let app = spawn_app_with(|c| c.redis_url = "redis://127.0.0.1:1".into()).await;
+    let app = spawn_app_with(|c| c.deployment.redis_url = "redis://127.0.0.1:1".into()).await;
     let response = app
         .client
         .get(app.url("/readyz"))
@@ -144,8 +146,8 @@ async fn readyz_is_503_naming_redis_when_redis_is_down() {
 #[tokio::test]
 async fn readyz_is_503_naming_postgres_when_postgres_is_down() {
     let app = spawn_app_with(|c| {
-        c.database_url = "postgres://postgres@127.0.0.1:1/holdfast".into();
-        c.db_timeout = std::time::Duration::from_secs(1);
+        c.deployment.database_url = "postgres://postgres@127.0.0.1:1/holdfast".into();
+        c.db_timeout = std::time::Duration::from_secs(1).into();
     })
     .await;
     let response = app

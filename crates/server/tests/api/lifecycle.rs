@@ -240,9 +240,10 @@ async fn properties_page_through_in_code_order_with_opaque_cursors() {
 
 #[tokio::test]
 async fn a_lapsed_hold_reads_expired_and_another_agent_takes_the_plot_over() {
-    let app =
-        crate::helpers::spawn_app_with(|c| c.reservation_ttl = std::time::Duration::from_secs(1))
-            .await;
+    let app = crate::helpers::spawn_app_with(|c| {
+        c.rules.reservation_ttl = std::time::Duration::from_secs(1).into()
+    })
+    .await;
     let ws = app.bootstrap("Acme").await;
     let alice = app.member(&ws, Role::SalesAgent, "Alice").await;
     let bob = app.member(&ws, Role::SalesAgent, "Bob").await;

@@ -220,8 +220,10 @@ async fn of_type_chains_past_the_hard_ceiling_are_refused() {
 
 #[tokio::test]
 async fn introspection_stays_off_in_production() {
-    let app =
-        spawn_app_with(|c| c.environment = holdfast_server::config::Environment::Production).await;
+    let app = spawn_app_with(|c| {
+        c.deployment.environment = holdfast_server::config::Environment::Production
+    })
+    .await;
     for query in [
         STANDARD_INTROSPECTION,
         "{ __type(name: \"Query\") { fields { name } } }",

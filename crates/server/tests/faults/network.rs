@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use holdfast_testkit::TestDb;
 
 use crate::helpers::{
-    EVERY_SECOND, QueueKeys, Scene, Server, Target, TcpProxy, Worker, assert_audit_clean, count,
+    EVERY_SECOND, QueueKeys, Scene, Server, Target, TcpProxy, assert_audit_clean, count,
     eventually, reserve_when_ready,
 };
 use crate::postgres::{BACK, DOWN, RESTORING, UP, agent_load};
@@ -56,7 +56,7 @@ async fn connections_to_postgres_cut_under_load_answer_service_unavailable_and_n
         redis_url: keys.redis_url.clone(),
         queue: keys.name.clone(),
     };
-    let mut worker = Worker::start(&direct, EVERY_SECOND, &[]).await;
+    let mut worker = direct.worker(EVERY_SECOND, &[]).await;
 
     let phase = Arc::new(AtomicU8::new(UP));
     let stop = Arc::new(AtomicBool::new(false));

@@ -10,8 +10,8 @@ use holdfast_domain::db::{PoolSettings, connect};
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    EVERY_SECOND, QueueKeys, Scene, Server, Target, Worker, assert_audit_clean, code_of, count,
-    eventually, private_cluster, reserve_when_ready,
+    EVERY_SECOND, QueueKeys, Scene, Server, Target, assert_audit_clean, code_of, count, eventually,
+    private_cluster, reserve_when_ready,
 };
 
 pub const UP: u8 = 0;
@@ -115,7 +115,7 @@ async fn with_postgres_stopped_under_load_requests_fail_fast_and_all_recovers_wi
         )
         .await,
     );
-    let mut worker = Worker::start(&target, EVERY_SECOND, &[]).await;
+    let mut worker = target.worker(EVERY_SECOND, &[]).await;
 
     // Six agents, ten plots each, reserving and releasing; holds whose
     // release failed are left to lapse for the worker.

@@ -7,8 +7,8 @@ use holdfast_testkit::TestDb;
 use serde_json::Value;
 
 use crate::helpers::{
-    EVERY_SECOND, PrivateRedis, Scene, Server, Target, Worker, assert_audit_clean, count,
-    eventually, sample,
+    EVERY_SECOND, PrivateRedis, Scene, Server, Target, assert_audit_clean, count, eventually,
+    sample,
 };
 
 fn id_list(ids: &[String]) -> String {
@@ -30,7 +30,7 @@ async fn with_redis_down_reservations_stand_and_the_sweep_releases_every_one_on_
         queue: holdfast_testkit::unique_queue(),
     };
     let mut server = Server::start(&target, &[("HOLDFAST_RESERVATION_TTL", "2s")]).await;
-    let mut worker = Worker::start(&target, EVERY_SECOND, &[]).await;
+    let mut worker = target.worker(EVERY_SECOND, &[]).await;
     redis.stop().await;
 
     // Every agent reserves a plot of their own while Redis is gone.
@@ -132,7 +132,7 @@ async fn a_worker_whose_redis_restarts_reconnects_by_itself_and_runs_the_next_jo
     };
     let server = Server::start(&target, &[("HOLDFAST_RESERVATION_TTL", "2s")]).await;
     // No sweep: only a release job can end these holds.
-    let mut worker = Worker::start(&target, "off", &[]).await;
+    let mut worker = target.worker("off", &[]).await;
     let worker_ready = |worker_addr: std::net::SocketAddr| async move {
         reqwest::get(format!("http://{worker_addr}/readyz"))
             .await

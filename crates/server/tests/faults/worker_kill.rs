@@ -9,7 +9,7 @@ use holdfast_queue::ReleaseQueue;
 use holdfast_testkit::TestDb;
 
 use crate::helpers::{
-    EVERY_SECOND, QueueKeys, Scene, Target, Worker, assert_audit_clean, count, ends, log_every_end,
+    EVERY_SECOND, QueueKeys, Scene, Target, assert_audit_clean, count, ends, log_every_end,
 };
 
 /// Polls the number of ended holds until a fifth (but not all) have ended,
@@ -59,13 +59,13 @@ async fn a_worker_killed_in_the_middle_of_a_batch_of_due_jobs_loses_none_and_end
     }
 
     // No sweep: only the jobs can release these holds.
-    let mut first = Worker::start(&target, "off", &[]).await;
+    let mut first = target.worker("off", &[]).await;
     let at_kill = wait_mid_way(&conn, N as i64).await;
     first.kill().await;
     println!("{at_kill} of {N} released when the worker was killed");
 
     let restarted = Instant::now();
-    let mut second = Worker::start(&target, "off", &[]).await;
+    let mut second = target.worker("off", &[]).await;
     let deadline = Instant::now() + Duration::from_secs(45);
     while ends(&conn).await.0 < N as i64 {
         assert!(
@@ -109,7 +109,9 @@ async fn a_worker_killed_in_the_middle_of_a_sweep_of_5000_lapsed_holds_loses_non
     log_every_end(&conn).await;
 
     // Small batches, so that the sweep is many transactions long.
-    let mut first = Worker::start(&target, EVERY_SECOND, &["--sweep-batch-size", "50"]).await;
+    let mut first = target
+        .worker(EVERY_SECOND, &["--sweep-batch-size", "50"])
+        .await;
     let at_kill = wait_mid_way(&conn, N as i64).await;
     first.kill().await;
     println!("{at_kill} of {N} swept when the worker was killed");
@@ -119,7 +121,7 @@ async fn a_worker_killed_in_the_middle_of_a_sweep_of_5000_lapsed_holds_loses_non
     );
 
     let restarted = Instant::now();
-    let mut second = Worker::start(&target, EVERY_SECOND, &[]).await;
+    let mut second = target.worker(EVERY_SECOND, &[]).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     while ends(&conn).await.0 < N as i64 {
         assert!(

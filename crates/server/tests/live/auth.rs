@@ -122,8 +122,8 @@ async fn a_connection_init_that_cannot_be_checked_closes_with_4500_and_works_onc
         .replacen(pg_host, &postgres.addr.to_string(), 1);
     let server = world
         .server_with(|c| {
-            c.database_url = database_url;
-            c.db_timeout = Duration::from_secs(1);
+            c.deployment.database_url = database_url;
+            c.db_timeout = Duration::from_secs(1).into();
         })
         .await;
     let payload = json!({ "Authorization": format!("Bearer {}", acme.agent) });

@@ -10,7 +10,6 @@ const WITHIN: Duration = Duration::from_secs(2);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_sees_a_reservation_on_another_server_its_expiry_by_the_worker_and_a_conversion()
  {
-    let _cpu = crate::helpers::CpuLock::timed();
     let world = World::new().await;
     let acme = world.workspace("Acme", 3).await;
     let mut rival = world.workspace("Rival", 1).await;
@@ -21,7 +20,7 @@ async fn a_subscriber_sees_a_reservation_on_another_server_its_expiry_by_the_wor
     // Holds last 1 s on the server that takes them.
     let watched = world.server().await;
     let other = world
-        .server_with(|c| c.reservation_ttl = Duration::from_secs(1))
+        .server_with(|c| c.rules.reservation_ttl = Duration::from_secs(1).into())
         .await;
     let _worker = world.worker("off").await;
 
@@ -107,11 +106,10 @@ async fn a_subscriber_sees_a_reservation_on_another_server_its_expiry_by_the_wor
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_release_and_a_takeover_and_the_sweep_are_seen_as_changes() {
-    let _cpu = crate::helpers::CpuLock::timed();
     let world = World::new().await;
     let acme = world.workspace("Acme", 2).await;
     let server = world
-        .server_with(|c| c.reservation_ttl = Duration::from_secs(1))
+        .server_with(|c| c.rules.reservation_ttl = Duration::from_secs(1).into())
         .await;
     let mut client = Client::subscribe(&server, Protocol::TransportWs, &acme.manager, None).await;
     server.wait_subscribers(1).await;
@@ -169,7 +167,6 @@ async fn a_release_and_a_takeover_and_the_sweep_are_seen_as_changes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_project_of_another_workspace_is_not_found() {
-    let _cpu = crate::helpers::CpuLock::timed();
     let world = World::new().await;
     let acme = world.workspace("Acme", 1).await;
     let rival = world.workspace("Rival", 1).await;

@@ -9,26 +9,24 @@ use serde_json::{Value, json};
 use crate::helpers::{BinaryServer, World};
 
 /// Log lines (JSON objects) until one satisfies `want`, within 5 s.
-async fn find_line(binary: &mut BinaryServer, want: impl Fn(&Value, &str) -> bool) -> Value {
-    tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            let line = binary.logs.recv().await.expect("the server logs");
-            let value: Value = serde_json::from_str(&line)
-                .unwrap_or_else(|e| panic!("a log line is not one JSON object ({e}): {line}"));
-            if want(&value, &line) {
-                return value;
-            }
-        }
-    })
-    .await
-    .expect("the log line within 5 s")
+async fn find_line(binary: &BinaryServer, want: impl Fn(&Value, &str) -> bool) -> Value {
+    let parse = |line: &str| -> Value {
+        serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("a log line is not one JSON object ({e}): {line}"))
+    };
+    let line = binary
+        .logs
+        .find(Duration::from_secs(5), |line| want(&parse(line), line))
+        .await
+        .expect("the log line within 5 s");
+    parse(&line)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reserve_logs_a_json_line_with_its_request_id_workspace_id_and_property_id() {
     let world = World::new().await;
     let acme = world.workspace("Acme", 2).await;
-    let mut binary = BinaryServer::start(&world, &[]).await;
+    let binary = BinaryServer::start(&world, &[]).await;
     let server = binary.server();
     let plot = acme.plot(0, 0);
 
@@ -57,7 +55,7 @@ async fn a_reserve_logs_a_json_line_with_its_request_id_workspace_id_and_propert
         .expect("id")
         .to_owned();
 
-    let line = find_line(&mut binary, |v, _| v["message"] == "reserved").await;
+    let line = find_line(&binary, |v, _| v["message"] == "reserved").await;
     let text = line.to_string();
     assert!(
         text.contains("req-from-the-client-42"),
@@ -88,7 +86,7 @@ async fn a_reserve_logs_a_json_line_with_its_request_id_workspace_id_and_propert
 async fn a_request_without_an_id_gets_a_new_one_that_its_log_lines_carry() {
     let world = World::new().await;
     let acme = world.workspace("Acme", 1).await;
-    let mut binary = BinaryServer::start(&world, &[]).await;
+    let binary = BinaryServer::start(&world, &[]).await;
     let server = binary.server();
 
     let health = server
@@ -129,6 +127,6 @@ async fn a_request_without_an_id_gets_a_new_one_that_its_log_lines_carry() {
             .get("x-request-id")
             .and_then(|v| v.to_str().ok())
     );
-    let line = find_line(&mut binary, |v, _| v["message"] == "reserved").await;
+    let line = find_line(&binary, |v, _| v["message"] == "reserved").await;
     assert!(line.to_string().contains(&id), "{line}");
 }

@@ -10,7 +10,6 @@ use crate::helpers::{BinaryServer, Client, Protocol, World, eventually, sample};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_counters_and_gauges_follow_reserves_releases_and_an_expiry() {
-    let _cpu = crate::helpers::CpuLock::timed();
     let world = World::new().await;
     let acme = world.workspace("Acme", 4).await;
     let binary = BinaryServer::start(

@@ -7,11 +7,12 @@ use crate::helpers::{Client, Protocol, Seen, TcpProxy, World};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_outage_ends_subscriptions_with_an_error_and_they_work_again_after_it() {
-    let _cpu = crate::helpers::CpuLock::timed();
     let world = World::new().await;
     let acme = world.workspace("Acme", 2).await;
     let redis = TcpProxy::redis().await;
-    let server = world.server_with(|c| c.redis_url = redis.url()).await;
+    let server = world
+        .server_with(|c| c.deployment.redis_url = redis.url())
+        .await;
     let mut client = Client::subscribe(&server, Protocol::TransportWs, &acme.agent, None).await;
     server.wait_subscribers(1).await;
     let reservation = server.reserve(&acme.agent, acme.plot(0, 0)).await;
@@ -89,7 +90,6 @@ async fn a_redis_outage_ends_subscriptions_with_an_error_and_they_work_again_aft
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_shutting_down_closes_subscriptions_with_1001_going_away() {
-    let _cpu = crate::helpers::CpuLock::timed();
     let world = World::new().await;
     let acme = world.workspace("Acme", 1).await;
     let mut server = world.server().await;

@@ -17,13 +17,12 @@ const BUFFER: usize = 256;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_that_falls_behind_is_dropped_with_4413_while_another_gets_every_change() {
-    let _cpu = crate::helpers::CpuLock::timed();
     let world = World::new().await;
     let acme = world.workspace("Acme", CHANGES).await;
     let server = world
         .server_with(|c| {
             c.subscriber_buffer = BUFFER;
-            c.max_active_per_agent = 0;
+            c.rules.max_active_per_agent = 0;
         })
         .await;
 

@@ -6,13 +6,13 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use holdfast_runtime::{Deployment, Rules};
 use holdfast_server::auth::Tokens;
 use holdfast_server::{Application, Config as ServerConfig};
+use holdfast_testkit::{Running, TEST_SECRET};
 use serde_json::{Value, json};
 
 use crate::helpers::World;
-
-const SECRET: &str = "a-test-secret-that-is-at-least-32-bytes-long";
 
 async fn gql(addr: SocketAddr, token: &str, query: &str, variables: Value) -> Value {
     let body: Value = reqwest::Client::new()
@@ -37,26 +37,29 @@ fn time(v: &Value) -> DateTime<Utc> {
 async fn a_hold_taken_over_graphql_is_released_by_the_worker_and_graphql_shows_it() {
     let w = World::new().await;
     let server = Application::build(&ServerConfig {
-        database_url: w.db_url.clone(),
-        redis_url: holdfast_testkit::redis_url(),
+        deployment: Deployment {
+            database_url: w.db_url.clone(),
+            redis_url: holdfast_testkit::redis_url(),
+            queue: w.queue_keys.name.clone(),
+            ..Deployment::default()
+        },
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        jwt_secret: Some(SECRET.to_owned()),
-        queue: w.queue_keys.name.clone(),
-        reservation_ttl: Duration::from_secs(2),
+        jwt_secret: Some(TEST_SECRET.to_owned()),
+        rules: Rules {
+            reservation_ttl: Duration::from_secs(2).into(),
+            ..Rules::default()
+        },
         db_max_connections: 5,
         ..ServerConfig::default()
     })
     .await
     .expect("server");
     let addr = server.addr();
-    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server.run_until(async {
-        let _ = server_stopped.await;
-    }));
+    let server = Running::spawn(|stop| server.run_until(stop));
     let worker = w.spawn_worker("off").await;
     let plot = w.plots(1).await.remove(0);
     let agent = w.agent().await;
-    let tokens = Tokens::new(SECRET.as_bytes());
+    let tokens = Tokens::new(TEST_SECRET.as_bytes());
     let agent_token = tokens
         .mint(agent.user_id, agent.workspace_id, Duration::from_secs(600))
         .expect("token");
@@ -113,6 +116,6 @@ async fn a_hold_taken_over_graphql_is_released_by_the_worker_and_graphql_shows_i
     );
 
     worker.stop().await;
-    let _ = stop_server.send(());
+    server.stop(Duration::from_secs(10)).await;
     w.audit_clean().await;
 }

@@ -1,38 +1,36 @@
 //! Test support: a workspace with agents and plots in a database of its own,
 //! a private Redis queue (its keys deleted at the end), and workers started
-//! in-process (`App`, as the binary does) or as the real binary.
+//! in-process (`App`, as the binary does) or as the real binary, all from
+//! holdfast-testkit.
 
 use std::collections::HashSet;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use holdfast_domain::audit::audit;
 use holdfast_domain::db::{PoolSettings, connect};
-use holdfast_domain::directory;
-use holdfast_domain::entities::{Role, property, reservation};
+use holdfast_domain::entities::{property, reservation};
 use holdfast_domain::job::ReleaseReservation;
 use holdfast_domain::reads::{self, PlotCounts};
 use holdfast_domain::reservations::reserve;
 use holdfast_domain::{Actor, Policy, ProjectId, PropertyId, ReservationId};
 use holdfast_queue::ReleaseQueue;
-use holdfast_testkit::TestDb;
+use holdfast_testkit::{Api, Process, Running, Target, TestDb, Workspace};
 use holdfast_worker::{App, Config};
 use redis::AsyncCommands;
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, TransactionTrait,
 };
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
 pub type Reservation = reservation::Model;
 
 /// Logs of the code under test, only when `TEST_LOG` is set.
 pub fn init_test_log() {
     if std::env::var_os("TEST_LOG").is_some() {
-        holdfast_worker::telemetry::init_tracing(
+        holdfast_runtime::logging::init(
             "info,holdfast_worker=debug",
-            holdfast_worker::config::LogFormat::Pretty,
+            holdfast_runtime::LogFormat::Pretty,
+            holdfast_runtime::logging::LogStream::Stdout,
         );
     }
 }
@@ -40,6 +38,7 @@ pub fn init_test_log() {
 /// A workspace with an admin, a manager and a project; a queue of its own.
 pub struct World {
     pub conn: DatabaseConnection,
+    pub workspace: Workspace,
     pub admin: Actor,
     pub manager: Actor,
     pub project: ProjectId,
@@ -60,34 +59,15 @@ impl World {
             ..PoolSettings::default()
         };
         let conn = connect(&db.url, &settings).await.expect("connect");
-        let (ws, admin) =
-            directory::create_workspace(&conn, "Acme Homes", "admin@acme.test", "Ada")
-                .await
-                .expect("workspace");
-        let admin = Actor {
-            user_id: admin.id,
-            workspace_id: ws.id,
-            role: Role::Admin,
-        };
-        let manager = directory::create_user(&conn, &admin, "Max", "max@acme.test", Role::Manager)
-            .await
-            .expect("manager");
-        let manager = Actor {
-            user_id: manager.id,
-            workspace_id: ws.id,
-            role: Role::Manager,
-        };
-        let project = directory::create_project(&conn, &manager, "Seaview")
-            .await
-            .expect("project")
-            .id;
+        let workspace = Workspace::create(&conn, "Acme Homes").await;
         let queue_keys = holdfast_testkit::QueueKeys::new();
         let queue = ReleaseQueue::new(&queue_keys.redis_url, &queue_keys.name).expect("queue");
         World {
             conn,
-            admin,
-            manager,
-            project,
+            admin: workspace.admin,
+            manager: workspace.manager,
+            project: workspace.project,
+            workspace,
             queue,
             queue_keys,
             db_url: db.url.clone(),
@@ -96,33 +76,11 @@ impl World {
     }
 
     pub async fn agent(&self) -> Actor {
-        let email = format!("agent-{}@acme.test", uuid::Uuid::new_v4().simple());
-        let user =
-            directory::create_user(&self.conn, &self.admin, "Agent", &email, Role::SalesAgent)
-                .await
-                .expect("agent");
-        Actor {
-            user_id: user.id,
-            workspace_id: self.admin.workspace_id,
-            role: Role::SalesAgent,
-        }
+        self.workspace.agent(&self.conn).await
     }
 
     pub async fn plots(&self, n: usize) -> Vec<PropertyId> {
-        let codes: Vec<String> = (0..n)
-            .map(|i| {
-                format!(
-                    "P-{i:04}-{}",
-                    &uuid::Uuid::new_v4().simple().to_string()[..6]
-                )
-            })
-            .collect();
-        directory::add_properties(&self.conn, &self.manager, self.project, &codes)
-            .await
-            .expect("plots")
-            .into_iter()
-            .map(|p| p.id)
-            .collect()
+        self.workspace.plots(&self.conn, self.project, "P", n).await
     }
 
     /// Holds of `ttl` on `n` new plots, one agent each.
@@ -258,62 +216,18 @@ impl World {
     pub async fn spawn_worker_with(&self, config: Config) -> TestWorker {
         let app = App::build(config).await.expect("build");
         let addr = app.metrics_addr();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let handle = tokio::spawn(app.run_until(async move {
-            let _ = stopped.await;
-        }));
-        TestWorker {
-            addr,
-            stop: Some(stop),
-            handle: Some(handle),
-        }
+        let app = Running::spawn(|stop| app.run_until(stop));
+        TestWorker { addr, app }
     }
 
-    /// Starts the real binary; returns once it listens.
-    pub async fn spawn_binary(&self, sweep: &str) -> BinaryWorker {
-        self.spawn_binary_logged(sweep).await.0
-    }
-
-    /// Starts the real binary (JSON logs); returns once it listens, with its
-    /// log lines from then on.
-    pub async fn spawn_binary_logged(
-        &self,
-        sweep: &str,
-    ) -> (BinaryWorker, tokio::sync::mpsc::UnboundedReceiver<String>) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_holdfast-worker"))
-            .args(&self.args(sweep)[1..])
-            .env("HOLDFAST_LOG_FORMAT", "json")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn holdfast-worker");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let addr = tokio::time::timeout(Duration::from_secs(20), async {
-            while let Some(line) = lines.next_line().await.expect("read log") {
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-                    && let Some(addr) = v.get("addr").and_then(|a| a.as_str())
-                {
-                    return addr.parse::<std::net::SocketAddr>().expect("addr");
-                }
-            }
-            panic!("holdfast-worker exited before listening");
-        })
-        .await
-        .expect("holdfast-worker listens within 20 s");
-        // Keep draining its logs so that it never blocks on a full pipe.
-        let (tx, logs) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if std::env::var_os("TEST_LOG").is_some() {
-                    println!("{line}");
-                }
-                let _ = tx.send(line);
-            }
-        });
-        (BinaryWorker { child, addr }, logs)
+    /// Starts the real binary (JSON logs, kept); returns once it listens.
+    pub async fn spawn_binary(&self, sweep: &str) -> Process {
+        let target = Target {
+            database_url: self.db_url.clone(),
+            redis_url: self.queue_keys.redis_url.clone(),
+            queue: self.queue_keys.name.clone(),
+        };
+        target.worker(sweep, &[]).await
     }
 
     pub async fn redis(&self) -> redis::aio::ConnectionManager {
@@ -391,23 +305,14 @@ pub fn lag(r: &Reservation) -> f64 {
 /// A worker running in this process.
 pub struct TestWorker {
     pub addr: std::net::SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    app: Running<anyhow::Result<()>>,
 }
 
 impl TestWorker {
     /// Stops it as SIGTERM would, and waits for it.
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(handle) = self.handle.take() {
-            tokio::time::timeout(Duration::from_secs(15), handle)
-                .await
-                .expect("worker stops within 15 s")
-                .expect("join")
-                .expect("worker ran");
-        }
+    pub async fn stop(self) {
+        let ran = self.app.stop(Duration::from_secs(15)).await;
+        ran.expect("worker stops within 15 s").expect("worker ran");
     }
 
     pub async fn metrics(&self) -> String {
@@ -415,50 +320,9 @@ impl TestWorker {
     }
 }
 
-impl Drop for TestWorker {
-    fn drop(&mut self) {
-        if let Some(handle) = self.handle.take() {
-            handle.abort();
-        }
-    }
-}
-
-/// The real binary, running.
-pub struct BinaryWorker {
-    pub child: Child,
-    pub addr: std::net::SocketAddr,
-}
-
-impl BinaryWorker {
-    pub fn pid(&self) -> u32 {
-        self.child.id().expect("running")
-    }
-
-    pub async fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.pid().to_string())
-            .status()
-            .await
-            .expect("kill");
-        assert!(status.success(), "kill -{signal}");
-    }
-
-    pub async fn wait(&mut self, within: Duration) -> std::process::ExitStatus {
-        tokio::time::timeout(within, self.child.wait())
-            .await
-            .expect("exits in time")
-            .expect("wait")
-    }
-}
-
 /// GET on a worker's HTTP side: (status, body).
 pub async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    let resp = reqwest::get(format!("http://{addr}{path}"))
-        .await
-        .expect("GET");
-    let status = resp.status().as_u16();
-    (status, resp.text().await.expect("body"))
+    Api::new(addr).get(path).await
 }
 
 pub use holdfast_testkit::{TcpProxy, eventually, sample};

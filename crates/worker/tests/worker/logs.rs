@@ -12,20 +12,20 @@ async fn a_released_hold_logs_a_json_line_with_the_job_reservation_workspace_and
     let w = World::new().await;
     let r = w.reserve_many(1, Duration::from_secs(1)).await.remove(0);
     w.schedule(&r).await;
-    let (_worker, mut logs) = w.spawn_binary_logged("off").await;
+    let worker = w.spawn_binary("off").await;
 
-    let line = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            let line = logs.recv().await.expect("the worker logs");
-            let value: Value = serde_json::from_str(&line)
-                .unwrap_or_else(|e| panic!("a log line is not one JSON object ({e}): {line}"));
-            if value["message"] == "released an expired reservation" {
-                return value;
-            }
-        }
-    })
-    .await
-    .expect("the release is logged within 10 s");
+    let parse = |line: &str| -> Value {
+        serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("a log line is not one JSON object ({e}): {line}"))
+    };
+    let line = worker
+        .logs
+        .find(Duration::from_secs(10), |line| {
+            parse(line)["message"] == "released an expired reservation"
+        })
+        .await
+        .expect("the release is logged within 10 s");
+    let line = parse(&line);
 
     assert_eq!(line["property.id"], r.property_id.to_string());
     let span = &line["span"];

@@ -8,5 +8,6 @@ mod helpers;
 mod logs;
 mod outage;
 mod process;
+mod readiness;
 mod replicas;
 mod sweep;

@@ -32,7 +32,8 @@ async fn sigterm_lets_the_job_in_hand_finish_then_the_worker_exits_0() {
     let (status, body) = get(worker.addr, "/readyz").await;
     assert_eq!(status, 200, "{body}");
     assert!(
-        body.contains("\"postgres\":\"ok\"") && body.contains("\"redis\":\"ok\""),
+        body.contains("\"postgres\":{\"status\":\"up\"}")
+            && body.contains("\"redis\":{\"status\":\"up\"}"),
         "{body}"
     );
     w.wait_in_flight(Duration::from_secs(10)).await;
