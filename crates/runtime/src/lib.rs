@@ -8,8 +8,10 @@
 pub mod logging;
 pub mod metrics;
 pub mod probes;
+mod secret;
 pub mod settings;
 mod shutdown;
 
+pub use secret::{Secret, redact_url};
 pub use settings::{Deployment, Environment, HumanDuration, LogFormat, Rules, SettingsError};
 pub use shutdown::shutdown_signal;

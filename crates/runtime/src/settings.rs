@@ -34,7 +34,7 @@ pub enum LogFormat {
 
 /// Where a binary is pointed and how it logs. Every flag is global, so that
 /// it may follow the server's subcommands too.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Clone, clap::Args)]
 pub struct Deployment {
     /// PostgreSQL (14 or newer).
     #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true, value_parser = parse_database_url)]
@@ -72,6 +72,20 @@ impl Default for Deployment {
             log_filter: DEFAULT_LOG_FILTER.to_owned(),
             log_format: LogFormat::default(),
         }
+    }
+}
+
+/// Shown without the URLs' passwords.
+impl fmt::Debug for Deployment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Deployment")
+            .field("database_url", &crate::redact_url(&self.database_url))
+            .field("redis_url", &crate::redact_url(&self.redis_url))
+            .field("queue", &self.queue)
+            .field("environment", &self.environment)
+            .field("log_filter", &self.log_filter)
+            .field("log_format", &self.log_format)
+            .finish()
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use holdfast_runtime::SettingsError;
 use holdfast_runtime::logging::{self, LogStream};
 use holdfast_runtime::settings::setting_name;
-pub use holdfast_runtime::{Deployment, Environment, HumanDuration, LogFormat, Rules};
+pub use holdfast_runtime::{Deployment, Environment, HumanDuration, LogFormat, Rules, Secret};
 
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8080));
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(3);
@@ -39,7 +39,7 @@ pub struct Config {
         global = true,
         hide_env_values = true
     )]
-    pub jwt_secret: Option<String>,
+    pub jwt_secret: Option<Secret>,
 
     #[command(flatten)]
     pub rules: Rules,
@@ -87,13 +87,15 @@ impl Config {
                 &secret,
                 "required when HOLDFAST_ENV=production",
             )),
-            Some(s) if s.is_empty() => Err(SettingsError::invalid(&secret, "must not be empty")),
-            Some(s) if self.is_production() && s.len() < MIN_PRODUCTION_SECRET_BYTES => {
+            Some(s) if s.expose().is_empty() => {
+                Err(SettingsError::invalid(&secret, "must not be empty"))
+            }
+            Some(s) if self.is_production() && s.expose().len() < MIN_PRODUCTION_SECRET_BYTES => {
                 Err(SettingsError::invalid(
                     &secret,
                     format!(
                         "is {} bytes long; production needs at least {MIN_PRODUCTION_SECRET_BYTES}",
-                        s.len()
+                        s.expose().len()
                     ),
                 ))
             }
@@ -105,7 +107,7 @@ impl Config {
     /// development default (which deserves a warning).
     pub fn jwt_secret(&self) -> (&str, bool) {
         match &self.jwt_secret {
-            Some(secret) => (secret, false),
+            Some(secret) => (secret.expose(), false),
             None => (DEV_JWT_SECRET, true),
         }
     }

@@ -76,7 +76,7 @@ impl Bench {
                 ..Deployment::default()
             },
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            jwt_secret: Some(SECRET.to_owned()),
+            jwt_secret: Some(SECRET.into()),
             rules: Rules {
                 max_active_per_agent: 0,
                 ..Rules::default()

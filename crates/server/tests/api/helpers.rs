@@ -69,7 +69,7 @@ pub fn test_config(test_db: &TestDb) -> Config {
             ..Deployment::default()
         },
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        jwt_secret: Some(TEST_SECRET.to_owned()),
+        jwt_secret: Some(TEST_SECRET.into()),
         db_max_connections: 10,
         ..Config::default()
     }

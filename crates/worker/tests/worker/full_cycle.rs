@@ -44,7 +44,7 @@ async fn a_hold_taken_over_graphql_is_released_by_the_worker_and_graphql_shows_i
             ..Deployment::default()
         },
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        jwt_secret: Some(TEST_SECRET.to_owned()),
+        jwt_secret: Some(TEST_SECRET.into()),
         rules: Rules {
             reservation_ttl: Duration::from_secs(2).into(),
             ..Rules::default()
