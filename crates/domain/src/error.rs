@@ -72,8 +72,6 @@ mod sqlstate {
     pub const DEADLOCK_DETECTED: &str = "40P01";
     pub const SERIALIZATION_FAILURE: &str = "40001";
     pub const QUERY_CANCELED: &str = "57014";
-    pub const UNIQUE_VIOLATION: &str = "23505";
-    pub const CHECK_VIOLATION: &str = "23514";
     /// Class 08 (connection exception) and 57P01..57P03 (shutdown, cannot connect now).
     pub fn is_connection(code: &str) -> bool {
         code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
@@ -108,14 +106,6 @@ pub fn constraint(err: &DbErr) -> Option<String> {
             .map(str::to_owned),
         _ => None,
     }
-}
-
-pub fn is_unique_violation(err: &DbErr) -> bool {
-    sqlstate(err).as_deref() == Some(sqlstate::UNIQUE_VIOLATION)
-}
-
-pub fn is_check_violation(err: &DbErr) -> bool {
-    sqlstate(err).as_deref() == Some(sqlstate::CHECK_VIOLATION)
 }
 
 /// Maps a database error that broke the constraint (or unique index) named

@@ -1,8 +1,9 @@
 //! The `holdfast-server` binary; everything is in the library.
 
-/// mimalloc instead of glibc's malloc: under the spread load glibc's malloc
-/// and free took 11% of the server's CPU, mimalloc's 8.5%, and a reservation
-/// 6% less CPU in all (docs/BENCHMARKS.md).
+/// mimalloc instead of glibc's malloc: a request allocates many small,
+/// short-lived objects, which mimalloc serves with less CPU (measured in
+/// docs/BENCHMARKS.md, "Before and after: allocator, release ping, load
+/// generator").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -1,6 +1,10 @@
 //! The schema's own guarantees: they hold even if the code above is wrong.
 
-use holdfast_domain::error::{constraint, is_check_violation, is_unique_violation};
+use holdfast_domain::error::{constraint, sqlstate};
+
+/// PostgreSQL's codes for a broken unique index and a broken check.
+const UNIQUE_VIOLATION: &str = "23505";
+const CHECK_VIOLATION: &str = "23514";
 use holdfast_domain::reservations::reserve;
 use sea_orm::{ConnectionTrait, TransactionTrait};
 
@@ -26,7 +30,7 @@ async fn a_second_active_reservation_inserted_directly_in_sql_fails_on_the_index
         .await
         .expect_err("the index refuses it");
 
-    assert!(is_unique_violation(&err), "{err}");
+    assert_eq!(sqlstate(&err).as_deref(), Some(UNIQUE_VIOLATION), "{err}");
     assert_eq!(
         constraint(&err).as_deref(),
         Some("reservation_one_active_per_property")
@@ -47,7 +51,7 @@ async fn a_reserved_property_without_a_holder_or_an_end_is_refused_by_the_check(
             .execute_unprepared(&format!("UPDATE property SET {set} WHERE id = '{plot}'"))
             .await
             .expect_err("the check refuses it");
-        assert!(is_check_violation(&err), "{err}");
+        assert_eq!(sqlstate(&err).as_deref(), Some(CHECK_VIOLATION), "{err}");
         assert_eq!(constraint(&err).as_deref(), Some("chk_reserved_has_user"));
     }
 }

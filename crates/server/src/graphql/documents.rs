@@ -1,9 +1,8 @@
 //! Parsed GraphQL documents, by query text, with their shape for the limits
 //! (`limits.rs`). Clients send the same few queries over and over (a web
 //! app's queries are constants), and parsing one costs more than copying its
-//! parsed form: 6.6% of the server's CPU per `reserveProperty` before this
-//! cache (docs/BENCHMARKS.md). Validation, and the limits that depend on the
-//! variables, still run on every request.
+//! parsed form (the figures are in docs/BENCHMARKS.md). Validation, and the
+//! limits that depend on the variables, still run on every request.
 
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
