@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{DatabaseConnection, TransactionTrait};
 
 mod m20261121_000001_core;
+mod m20261125_000001_hold_details;
 
 /// The hold rules: what "now" is, when a hold lapsed, how holds begin and end,
 /// and the reads as of now. See the top of the file.
@@ -18,7 +19,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261121_000001_core::Migration)]
+        vec![
+            Box::new(m20261121_000001_core::Migration),
+            Box::new(m20261125_000001_hold_details::Migration),
+        ]
     }
 }
 
@@ -35,5 +39,9 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
 /// The SQL of every migration, in order, and of the rules: tests use it to
 /// tell whether a cached template database still matches the schema.
 pub fn schema_sql() -> Vec<&'static str> {
-    vec![m20261121_000001_core::UP, RULES]
+    vec![
+        m20261121_000001_core::UP,
+        m20261125_000001_hold_details::UP,
+        RULES,
+    ]
 }

@@ -19,7 +19,9 @@
 --   "ended":    holds this call ended,
 --   "started":  holds this call began,
 --   "extended": holds this call extended,
--- each a list of reservation rows with their property's "project_id".
+--   "warned":   holds whose agent is warned now that the end is near,
+-- each a list of reservation rows with their property's "project_id" and
+-- "property_code".
 
 DROP VIEW IF EXISTS public.property_now;
 DROP VIEW IF EXISTS public.reservation_now;
@@ -61,7 +63,8 @@ CREATE VIEW rules.reservation_now AS
 SELECT r.id, r.workspace_id, r.property_id, r.agent_id,
        CASE WHEN r.status = 'ACTIVE' AND rules.lapsed(r.expires_at) THEN 'EXPIRED' ELSE r.status END AS status,
        r.created_at, r.expires_at, r.ended_at, r.ended_by_id, r.end_source,
-       r.extension_count, r.version
+       r.extension_count, r.version, r.buyer_name, r.buyer_phone, r.buyer_email, r.note,
+       r.idempotency_key, r.warned_version
 FROM reservation r;
 
 -- A time-ordered id (UUIDv7, as the application makes them), for rows made here.
@@ -97,11 +100,13 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- The effects of a call, as the answer carries them (see the top of this file).
+-- Reservations as they read now, each with its property's project and code.
 CREATE FUNCTION rules.holds_json(p_ids uuid[]) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
-  SELECT COALESCE(jsonb_agg(to_jsonb(r) || jsonb_build_object('project_id', p.project_id)
+  SELECT COALESCE(jsonb_agg(to_jsonb(r) || jsonb_build_object('project_id', p.project_id,
+                                                              'property_code', p.code)
                             ORDER BY array_position(p_ids, r.id)), '[]'::jsonb)
-  FROM reservation r JOIN property p ON p.id = r.property_id
+  FROM rules.reservation_now r JOIN property p ON p.id = r.property_id
   WHERE r.id = ANY (p_ids)
 $$;
 
@@ -113,16 +118,24 @@ LANGUAGE sql STABLE AS $$
     'extended', rules.holds_json(p_extended))
 $$;
 
--- Begins a hold of the locked, free property for `agent` until `at + ttl`: the
--- reservation row and the property's new state. Returns the reservation's id.
+-- Who a hold is for, as the functions that begin holds take it.
+CREATE TYPE rules.buyer AS (name text, phone text, email text);
+
+-- Begins a hold of the locked, free property for `agent` until `at + ttl`, for
+-- `buyer` (may be NULL) with `note`, made by a call with idempotency key `key`
+-- (may be NULL): the reservation row and the property's new state. Returns
+-- the reservation's id.
 CREATE FUNCTION rules.begin_hold(p_workspace uuid, p_property uuid, p_agent uuid,
-                                 p_at timestamptz, p_ttl interval) RETURNS uuid
+                                 p_at timestamptz, p_ttl interval, p_buyer rules.buyer,
+                                 p_note text, p_key text) RETURNS uuid
 LANGUAGE plpgsql AS $$
 DECLARE
   v_id uuid := rules.uuid7();
 BEGIN
-  INSERT INTO reservation (id, workspace_id, property_id, agent_id, status, created_at, expires_at)
-  VALUES (v_id, p_workspace, p_property, p_agent, 'ACTIVE', p_at, p_at + p_ttl);
+  INSERT INTO reservation (id, workspace_id, property_id, agent_id, status, created_at, expires_at,
+                           buyer_name, buyer_phone, buyer_email, note, idempotency_key)
+  VALUES (v_id, p_workspace, p_property, p_agent, 'ACTIVE', p_at, p_at + p_ttl,
+          p_buyer.name, p_buyer.phone, p_buyer.email, p_note, p_key);
   UPDATE property
      SET status = 'RESERVED', reserved_by_id = p_agent, reserved_until = p_at + p_ttl, updated_at = p_at
    WHERE id = p_property;
@@ -170,18 +183,33 @@ BEGIN
 END
 $$;
 
--- reserveProperty: reserves `p_property` for `p_agent` for `p_ttl`, if the agent
--- may act (an active user of an active workspace), the plot is free (or its hold
--- lapsed, which is taken over: ended as EXPIRED here), and the agent holds fewer
--- than `p_max_active` (0: no limit). Outcomes: reserved {reservation}, refused
--- {standing}, not_found, unavailable {status, reserved_until}, limit.
+-- How long an idempotency key answers for the reservation its first call made;
+-- after that the key is free for a new call.
+CREATE FUNCTION rules.key_lifetime() RETURNS interval
+LANGUAGE sql IMMUTABLE AS $$ SELECT interval '24 hours' $$;
+
+-- reserveProperty: reserves `p_property` for `p_agent` for `p_ttl`, for
+-- `p_buyer` with `p_note`, if the agent may act (an active user of an active
+-- workspace), the plot is free (or its hold lapsed, which is taken over: ended
+-- as EXPIRED here), and the agent holds fewer than `p_max_active` (0: no
+-- limit). A call with an idempotency key `p_key` that an earlier call of the
+-- agent used within rules.key_lifetime() does not act again: it answers that
+-- call's reservation, whatever its status now (the key with another property
+-- is refused). The key is looked up under the plot's lock, so two concurrent
+-- calls with one key run one after the other and make one reservation; the
+-- unique index on (agent, key) refuses the same key on two plots at once.
+-- Outcomes: reserved {reservation}, replayed {reservation}, refused
+-- {standing}, not_found, key_reused, unavailable {status, reserved_until},
+-- limit.
 CREATE FUNCTION rules.reserve(p_workspace uuid, p_agent uuid, p_property uuid,
-                              p_ttl interval, p_max_active integer) RETURNS jsonb
+                              p_ttl interval, p_max_active integer, p_buyer rules.buyer,
+                              p_note text, p_key text) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
   v_plot record;
   v_now timestamptz;
   v_standing text;
+  v_prior reservation;
   v_lapsed uuid;
   v_hold uuid;
 BEGIN
@@ -214,6 +242,21 @@ BEGIN
   END IF;
 
   v_now := rules.now();
+  IF p_key IS NOT NULL THEN
+    SELECT * INTO v_prior FROM reservation WHERE agent_id = p_agent AND idempotency_key = p_key;
+    IF FOUND AND v_prior.created_at > v_now - rules.key_lifetime() THEN
+      IF v_prior.property_id <> p_property THEN
+        RETURN jsonb_build_object('outcome', 'key_reused');
+      END IF;
+      RETURN jsonb_build_object('outcome', 'replayed', 'reservation', v_prior.id,
+                                'replayed', rules.holds_json(ARRAY[v_prior.id]));
+    ELSIF FOUND THEN
+      -- The key's day is over: it is free for this call. (This locks a row of
+      -- another plot's history, which no operation on that plot waits for
+      -- while it holds anything this call needs: no deadlock.)
+      UPDATE reservation SET idempotency_key = NULL WHERE id = v_prior.id;
+    END IF;
+  END IF;
   IF v_plot.status = 'SOLD'
      OR (v_plot.status = 'RESERVED' AND NOT rules.lapsed(v_plot.reserved_until, v_now)) THEN
     RETURN jsonb_build_object('outcome', 'unavailable', 'status', v_plot.status,
@@ -228,7 +271,7 @@ BEGIN
     SELECT id INTO v_lapsed FROM reservation WHERE property_id = p_property AND status = 'ACTIVE';
     PERFORM rules.end_hold(v_lapsed, 'EXPIRED', 'takeover', NULL, v_now);
   END IF;
-  v_hold := rules.begin_hold(p_workspace, p_property, p_agent, v_now, p_ttl);
+  v_hold := rules.begin_hold(p_workspace, p_property, p_agent, v_now, p_ttl, p_buyer, p_note, p_key);
   RETURN jsonb_build_object('outcome', 'reserved', 'reservation', v_hold)
       || rules.effects(array_remove(ARRAY[v_lapsed], NULL), ARRAY[v_hold], '{}');
 END
@@ -355,5 +398,42 @@ BEGIN
     END IF;
   END LOOP;
   RETURN jsonb_build_object('outcome', 'swept') || rules.effects(v_ended, '{}', '{}');
+END
+$$;
+
+-- The expiry warning job: warns of the hold's end if, and only if, it is still
+-- ACTIVE, at `p_version`, not yet warned at that version, and its end is
+-- `p_warning` away or nearer. Running it again, for an older version, or for a
+-- hold that ended, warns nothing. Outcomes: warned {reservation}, not_found,
+-- not_active {status}, stale {current}, already_warned, not_due {expires_at}
+-- (when the warning is due: `expires_at` - `p_warning`).
+CREATE FUNCTION rules.warn(p_workspace uuid, p_hold uuid, p_version integer,
+                           p_warning interval) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_hold reservation;
+  v_now timestamptz;
+BEGIN
+  SELECT * INTO v_hold FROM rules.lock_hold(p_workspace, p_hold);
+  IF NOT FOUND THEN
+    RETURN jsonb_build_object('outcome', 'not_found', 'what', 'reservation');
+  END IF;
+  v_now := rules.now();
+  IF v_hold.status <> 'ACTIVE' OR rules.lapsed(v_hold.expires_at, v_now) THEN
+    RETURN jsonb_build_object('outcome', 'not_active',
+                              'status', CASE WHEN v_hold.status = 'ACTIVE' THEN 'EXPIRED' ELSE v_hold.status END);
+  END IF;
+  IF v_hold.version <> p_version THEN
+    RETURN jsonb_build_object('outcome', 'stale', 'current', v_hold.version);
+  END IF;
+  IF v_hold.warned_version = p_version THEN
+    RETURN jsonb_build_object('outcome', 'already_warned');
+  END IF;
+  IF NOT rules.lapsed(v_hold.expires_at - p_warning, v_now) THEN
+    RETURN jsonb_build_object('outcome', 'not_due', 'expires_at', v_hold.expires_at - p_warning);
+  END IF;
+  UPDATE reservation SET warned_version = p_version WHERE id = p_hold;
+  RETURN jsonb_build_object('outcome', 'warned', 'reservation', p_hold,
+                            'warned', rules.holds_json(ARRAY[p_hold]));
 END
 $$;

@@ -23,10 +23,11 @@ use axum::http::{HeaderMap, header};
 use axum::routing::post;
 use axum::{Json, Router};
 use holdfast_domain::{Caller, DomainError, Policy, ProjectId, PropertyId, reads, reservations};
-use holdfast_queue::{EventPublisher, ReleaseQueue};
+use holdfast_queue::ReleaseQueue;
+use holdfast_runtime::Outbox;
 use holdfast_server::auth::{Tokens, bearer, verify_bearer};
 use holdfast_server::error::{Code, domain_code};
-use holdfast_server::{Config, app, jobs};
+use holdfast_server::{Config, app};
 use sea_orm::DatabaseConnection;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -36,8 +37,7 @@ struct Floor {
     db: DatabaseConnection,
     policy: Policy,
     tokens: Tokens,
-    queue: ReleaseQueue,
-    events: EventPublisher,
+    outbox: Outbox,
 }
 
 /// The part of a GraphQL request the floor reads.
@@ -83,12 +83,12 @@ impl FloorServer {
         let deployment = &config.deployment;
         let queue =
             ReleaseQueue::new(&deployment.redis_url, &deployment.queue).context("REDIS_URL")?;
+        let policy = config.rules.policy();
         let floor = Floor {
             db: app::connect_db(config).await?,
-            policy: config.rules.policy(),
+            outbox: Outbox::new(queue, policy.clone()),
+            policy,
             tokens: app::tokens(config),
-            events: EventPublisher::new(queue.clone()),
-            queue,
         };
         let router = Router::new()
             .route("/graphql", post(answer))
@@ -154,7 +154,7 @@ async fn answer(State(floor): State<Arc<Floor>>, headers: HeaderMap, body: Bytes
 
 async fn reserve(floor: &Floor, caller: Caller, property_id: PropertyId) -> Json<Value> {
     let written = reservations::reserve(&floor.db, &floor.policy, caller, property_id).await;
-    jobs::after_commit(&floor.queue, &floor.events, &written.effects).await;
+    floor.outbox.after_commit(&written.effects).await;
     let hold = match written.result {
         Ok(hold) => hold,
         Err(err) => return failed(&err),

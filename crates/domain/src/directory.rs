@@ -12,55 +12,11 @@ use tracing::instrument;
 use crate::entities::{PropertyStatus, Role, WorkspaceStatus, project, property, user, workspace};
 use crate::error::{DomainError, DomainResult, on_constraint};
 use crate::ids::{ProjectId, PropertyId, UserId, WorkspaceId};
+use crate::input::{MAX_CODE_CHARS, MAX_NAME_CHARS, check_email, check_text};
 use crate::reservations::Actor;
 
 /// The most properties one `add_properties` call may add.
 pub const MAX_PROPERTIES_PER_CALL: usize = 1000;
-pub const MAX_NAME_CHARS: usize = 200;
-pub const MAX_CODE_CHARS: usize = 64;
-pub const MAX_EMAIL_CHARS: usize = 320;
-
-fn check_text(what: &str, value: &str, max: usize) -> DomainResult<()> {
-    let chars = value.chars().count();
-    if value.trim().is_empty() {
-        return Err(DomainError::InvalidInput(format!(
-            "{what} must not be empty"
-        )));
-    }
-    if chars > max {
-        return Err(DomainError::InvalidInput(format!(
-            "{what} is {chars} characters long, the most allowed is {max}"
-        )));
-    }
-    if value.trim() != value {
-        return Err(DomainError::InvalidInput(format!(
-            "{what} must not start or end with whitespace"
-        )));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(DomainError::InvalidInput(format!(
-            "{what} must not contain control characters"
-        )));
-    }
-    Ok(())
-}
-
-fn check_email(email: &str) -> DomainResult<()> {
-    check_text("email", email, MAX_EMAIL_CHARS)?;
-    let valid = match email.split_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty() && !domain.is_empty() && !domain.contains('@') && !email.contains(' ')
-        }
-        None => false,
-    };
-    if valid {
-        Ok(())
-    } else {
-        Err(DomainError::InvalidInput(format!(
-            "{email:?} is not an email address"
-        )))
-    }
-}
 
 fn require_manager(actor: &Actor) -> DomainResult<()> {
     if actor.role.is_manager() {

@@ -8,10 +8,13 @@ pub mod directory;
 pub mod entities;
 pub mod error;
 pub mod ids;
+pub mod input;
 pub mod job;
 pub mod reads;
 pub mod reservations;
 
 pub use error::{DomainError, DomainResult};
 pub use ids::{ProjectId, PropertyId, ReservationId, UserId, WorkspaceId};
-pub use reservations::{Actor, Caller, Effects, Hold, Policy, Written};
+pub use reservations::{
+    Actor, Buyer, Caller, Effects, Hold, Policy, ReserveRequest, Reserved, Written,
+};

@@ -19,11 +19,13 @@ use tracing::instrument;
 use crate::entities::{
     PropertyStatus, ReservationStatus, Role, WorkspaceStatus, reservation::Model as Reservation,
 };
-use crate::error::{DomainError, DomainResult, on_constraint};
+use crate::error::{DomainError, DomainResult, constraint, on_constraint};
 use crate::ids::{ProjectId, PropertyId, ReservationId, UserId, WorkspaceId};
+use crate::input;
 
-/// The rules a deployment sets: the hold time, the extensions and the
-/// per-agent limit. `Default` holds the defaults of every binary's settings.
+/// The rules a deployment sets: the hold time, the extensions, the per-agent
+/// limit and the expiry warning. `Default` holds the defaults of every
+/// binary's settings.
 #[derive(Debug, Clone)]
 pub struct Policy {
     /// Hold time of a new or extended reservation.
@@ -32,6 +34,9 @@ pub struct Policy {
     pub max_extensions: u32,
     /// Active reservations one agent may hold at once; 0 means no limit.
     pub max_active_per_agent: u32,
+    /// How long before a hold's end its agent is warned; `None`: never. A
+    /// hold no longer than this gets no warning.
+    pub expiry_warning: Option<Duration>,
 }
 
 impl Default for Policy {
@@ -40,8 +45,90 @@ impl Default for Policy {
             ttl: Duration::from_secs(24 * 3600),
             max_extensions: 2,
             max_active_per_agent: 10,
+            expiry_warning: Some(Duration::from_secs(3600)),
         }
     }
+}
+
+impl Policy {
+    /// When a hold that runs from `from` to `expires_at` is to be warned of
+    /// its end, if at all.
+    pub fn warning_at(
+        &self,
+        from: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        let warning = chrono::Duration::from_std(self.expiry_warning?).ok()?;
+        let at = expires_at - warning;
+        (at > from).then_some(at)
+    }
+}
+
+/// The person a hold (or a place in line) is for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Buyer {
+    pub name: String,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+}
+
+impl Buyer {
+    /// Bounded, free of control characters; the phone and email loosely
+    /// shaped like ones.
+    pub fn check(&self) -> DomainResult<()> {
+        input::check_text("the buyer's name", &self.name, input::MAX_NAME_CHARS)?;
+        if let Some(phone) = &self.phone {
+            input::check_phone(phone)?;
+        }
+        if let Some(email) = &self.email {
+            input::check_email(email)?;
+        }
+        Ok(())
+    }
+}
+
+/// A reserve call: the property, and optionally who the hold is for, a note,
+/// and the idempotency key that makes a retry answer the first call's
+/// reservation. A bare `PropertyId` is a call with none of these.
+#[derive(Debug, Clone, Default)]
+pub struct ReserveRequest {
+    pub property_id: PropertyId,
+    pub buyer: Option<Buyer>,
+    pub note: Option<String>,
+    pub idempotency_key: Option<String>,
+}
+
+impl From<PropertyId> for ReserveRequest {
+    fn from(property_id: PropertyId) -> Self {
+        Self {
+            property_id,
+            ..Default::default()
+        }
+    }
+}
+
+impl ReserveRequest {
+    fn check(&self) -> DomainResult<()> {
+        if let Some(buyer) = &self.buyer {
+            buyer.check()?;
+        }
+        if let Some(note) = &self.note {
+            input::check_text("a note", note, input::MAX_NOTE_CHARS)?;
+        }
+        if let Some(key) = &self.idempotency_key {
+            input::check_text("an idempotency key", key, input::MAX_KEY_CHARS)?;
+        }
+        Ok(())
+    }
+}
+
+/// What `reserve` answers: the caller's hold, and whether an earlier call
+/// with the same idempotency key made it (this call then changed nothing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reserved {
+    pub reservation: Reservation,
+    pub project_id: ProjectId,
+    pub replayed: bool,
 }
 
 /// Who is acting: the authenticated user, in their workspace, with their role.
@@ -71,12 +158,14 @@ impl From<&Actor> for Caller {
     }
 }
 
-/// A reservation with its property's project, as events and jobs need it.
+/// A reservation with its property's project and code, as events and jobs
+/// need it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Hold {
     #[serde(flatten)]
     pub reservation: Reservation,
     pub project_id: ProjectId,
+    pub property_code: String,
 }
 
 /// What a write committed, for the work owed after the commit: a release job
@@ -93,11 +182,17 @@ pub struct Effects {
     /// Holds whose end moved later.
     #[serde(default)]
     pub extended: Vec<Hold>,
+    /// Holds whose agent is warned now that their end is near.
+    #[serde(default)]
+    pub warned: Vec<Hold>,
 }
 
 impl Effects {
     pub fn is_empty(&self) -> bool {
-        self.ended.is_empty() && self.started.is_empty() && self.extended.is_empty()
+        self.ended.is_empty()
+            && self.started.is_empty()
+            && self.extended.is_empty()
+            && self.warned.is_empty()
     }
 }
 
@@ -122,7 +217,7 @@ impl<T> Written<T> {
 /// What an expire call did. Only `Expired` changed anything.
 #[derive(Debug, Clone)]
 pub enum ExpireOutcome {
-    Expired(Hold),
+    Expired(Box<Hold>),
     /// No such reservation in that workspace.
     NotFound,
     /// It had already ended (released, converted, expired).
@@ -156,13 +251,16 @@ pub fn caller_standing(found: Option<(bool, WorkspaceStatus)>) -> DomainResult<(
     }
 }
 
-/// How the rules answer: an outcome, and the effects they committed.
+/// How the rules answer: an outcome, the effects they committed, and the
+/// reservation a replayed call answers.
 #[derive(Debug, Deserialize)]
 struct Answer {
     #[serde(flatten)]
     verdict: Verdict,
     #[serde(flatten)]
     effects: Effects,
+    #[serde(default)]
+    replayed: Vec<Hold>,
 }
 
 /// The outcomes of the rules' functions (see each function in rules.sql).
@@ -181,6 +279,14 @@ enum Verdict {
     Expired {
         reservation: ReservationId,
     },
+    Replayed {
+        reservation: ReservationId,
+    },
+    Warned {
+        reservation: ReservationId,
+    },
+    AlreadyWarned,
+    KeyReused,
     Swept,
     Refused {
         standing: Standing,
@@ -257,6 +363,7 @@ impl Verdict {
             Verdict::Limit { limit } => DomainError::ReservationLimitReached { limit },
             Verdict::NotActive { status } => DomainError::ReservationNotActive { status },
             Verdict::ExtensionLimit { limit } => DomainError::ExtensionLimitReached { limit },
+            Verdict::KeyReused => key_reused(),
             other => DomainError::Internal(DbErr::Custom(format!(
                 "the rules answered {other:?} where it does not belong"
             ))),
@@ -271,11 +378,14 @@ impl Answer {
             ended,
             started,
             extended,
+            warned,
         } = &self.effects;
         ended
             .iter()
             .chain(started)
             .chain(extended)
+            .chain(warned)
+            .chain(&self.replayed)
             .find(|h| h.reservation.id == id)
             .cloned()
             .ok_or_else(|| {
@@ -292,7 +402,9 @@ impl Answer {
             Verdict::Reserved { reservation }
             | Verdict::Ended { reservation }
             | Verdict::Extended { reservation }
-            | Verdict::Expired { reservation } => self.hold(*reservation),
+            | Verdict::Expired { reservation }
+            | Verdict::Warned { reservation }
+            | Verdict::Replayed { reservation } => self.hold(*reservation),
             _ => Err(self.verdict.into_error()),
         };
         Written {
@@ -348,44 +460,75 @@ pub async fn reserve(
     db: &DatabaseConnection,
     policy: &Policy,
     caller: impl Into<Caller>,
-    property_id: PropertyId,
-) -> Written<Hold> {
-    reserve_as(db, policy, caller.into(), property_id).await
+    request: impl Into<ReserveRequest>,
+) -> Written<Reserved> {
+    let request = request.into();
+    if let Err(bad) = request.check() {
+        return Written::failed(bad);
+    }
+    reserve_as(db, policy, caller.into(), &request).await
 }
 
-#[instrument(skip_all, fields(workspace.id = %caller.workspace_id, user.id = %caller.user_id, property.id = %property_id))]
+#[instrument(skip_all, fields(workspace.id = %caller.workspace_id, user.id = %caller.user_id, property.id = %request.property_id))]
 async fn reserve_as(
     db: &DatabaseConnection,
     policy: &Policy,
     caller: Caller,
-    property_id: PropertyId,
-) -> Written<Hold> {
+    request: &ReserveRequest,
+) -> Written<Reserved> {
+    let buyer = request.buyer.as_ref();
     let answer = ask(
         db,
-        "reserve($1, $2, $3, make_interval(secs => $4), $5)",
+        "reserve($1, $2, $3, make_interval(secs => $4), $5, ROW($6, $7, $8), $9, $10)",
         [
             caller.workspace_id.0.into(),
             caller.user_id.0.into(),
-            property_id.0.into(),
+            request.property_id.0.into(),
             secs(policy.ttl),
             count(policy.max_active_per_agent),
+            buyer.map(|b| b.name.clone()).into(),
+            buyer.and_then(|b| b.phone.clone()).into(),
+            buyer.and_then(|b| b.email.clone()).into(),
+            request.note.clone().into(),
+            request.idempotency_key.clone().into(),
         ],
     )
     .await;
     match answer {
-        Ok(answer) => answer.into_written(),
-        // The partial unique index caught a second ACTIVE hold: unreachable
-        // through the lock, but if it ever fires it means "taken".
-        Err(DomainError::Internal(e) | DomainError::Unavailable(e)) => Written::failed(
-            on_constraint(e, "reservation_one_active_per_property", || {
-                DomainError::PropertyUnavailable {
-                    status: PropertyStatus::Reserved,
-                    reserved_until: None,
-                }
-            }),
-        ),
+        Ok(answer) => {
+            let replayed = matches!(answer.verdict, Verdict::Replayed { .. });
+            let Written { result, effects } = answer.into_written();
+            Written {
+                result: result.map(|hold| Reserved {
+                    reservation: hold.reservation,
+                    project_id: hold.project_id,
+                    replayed,
+                }),
+                effects,
+            }
+        }
+        // The unique index on (agent, key) caught one key on two plots at
+        // once. The partial unique index caught a second ACTIVE hold:
+        // unreachable through the lock, but if it ever fires it means "taken".
+        Err(DomainError::Internal(e) | DomainError::Unavailable(e)) => {
+            Written::failed(match constraint(&e).as_deref() {
+                Some("reservation_idempotency_key") => key_reused(),
+                _ => on_constraint(e, "reservation_one_active_per_property", || {
+                    DomainError::PropertyUnavailable {
+                        status: PropertyStatus::Reserved,
+                        reserved_until: None,
+                    }
+                }),
+            })
+        }
         Err(e) => Written::failed(e),
     }
+}
+
+fn key_reused() -> DomainError {
+    DomainError::InvalidInput(
+        "this idempotency key was used for another property within the last 24 hours".into(),
+    )
 }
 
 /// Ends an active reservation early: its agent, a manager or an admin.
@@ -489,7 +632,9 @@ pub async fn expire(
         Err(e) => return Written::failed(e),
     };
     let result = match &answer.verdict {
-        Verdict::Expired { reservation } => answer.hold(*reservation).map(ExpireOutcome::Expired),
+        Verdict::Expired { reservation } => answer
+            .hold(*reservation)
+            .map(|h| ExpireOutcome::Expired(Box::new(h))),
         Verdict::NotFound { .. } => Ok(ExpireOutcome::NotFound),
         Verdict::NotActive { status } => Ok(ExpireOutcome::NotActive(*status)),
         Verdict::Stale { current } => Ok(ExpireOutcome::StaleVersion { current: *current }),
@@ -498,6 +643,71 @@ pub async fn expire(
         }),
         other => Err(DomainError::Internal(DbErr::Custom(format!(
             "rules.expire answered {other:?}"
+        )))),
+    };
+    Written {
+        result,
+        effects: answer.effects,
+    }
+}
+
+/// What a warning job did. Only `Warned` sends anything.
+#[derive(Debug, Clone)]
+pub enum WarnOutcome {
+    Warned(Box<Hold>),
+    NotFound,
+    /// The hold ended (or lapsed) before its warning.
+    NotActive(ReservationStatus),
+    /// It was extended since the job was scheduled: a newer job exists.
+    StaleVersion {
+        current: i32,
+    },
+    /// This version was warned already (the job ran twice).
+    AlreadyWarned,
+    /// Its warning is not due until `at` (the job ran early).
+    NotDue {
+        at: DateTime<Utc>,
+    },
+}
+
+/// Warns of a hold's end (`policy.expiry_warning` before it) if, and only
+/// if, it is still ACTIVE, at `version`, not warned at that version yet, and
+/// the warning is due: what the warning job runs. Running it again changes
+/// nothing.
+#[instrument(skip_all, fields(workspace.id = %workspace_id, reservation.id = %reservation_id, reservation.version = version))]
+pub async fn warn(
+    db: &DatabaseConnection,
+    workspace_id: WorkspaceId,
+    reservation_id: ReservationId,
+    version: i32,
+    warning: Duration,
+) -> Written<WarnOutcome> {
+    let answer = match ask(
+        db,
+        "warn($1, $2, $3, make_interval(secs => $4))",
+        [
+            workspace_id.0.into(),
+            reservation_id.0.into(),
+            version.into(),
+            secs(warning),
+        ],
+    )
+    .await
+    {
+        Ok(answer) => answer,
+        Err(e) => return Written::failed(e),
+    };
+    let result = match &answer.verdict {
+        Verdict::Warned { reservation } => answer
+            .hold(*reservation)
+            .map(|h| WarnOutcome::Warned(Box::new(h))),
+        Verdict::NotFound { .. } => Ok(WarnOutcome::NotFound),
+        Verdict::NotActive { status } => Ok(WarnOutcome::NotActive(*status)),
+        Verdict::Stale { current } => Ok(WarnOutcome::StaleVersion { current: *current }),
+        Verdict::AlreadyWarned => Ok(WarnOutcome::AlreadyWarned),
+        Verdict::NotDue { expires_at } => Ok(WarnOutcome::NotDue { at: *expires_at }),
+        other => Err(DomainError::Internal(DbErr::Custom(format!(
+            "rules.warn answered {other:?}"
         )))),
     };
     Written {

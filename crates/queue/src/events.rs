@@ -1,28 +1,13 @@
-//! Property status changes over Redis pub/sub: whichever process changes a
-//! property (a server replica, the worker's job or sweep) publishes a
-//! [`PropertyChanged`] after its commit, and every server fans it out to its
-//! live subscribers. One channel per workspace,
-//! `<HOLDFAST_QUEUE>:events:<workspace id>`; a server listens to all of them
-//! with one pattern subscription.
-//!
-//! Pub/sub is at-most-once: a change published while a server is not
-//! listening is not replayed. Subscribers are told when the feed breaks (see
-//! [`EventSubscriber`]) so that they can re-read and subscribe again.
-
-use std::time::Duration;
+//! What live subscribers are told, as it goes over the wire (JSON): a
+//! property's status change ([`PropertyChanged`]) and an event of a hold
+//! ([`HoldEvent`]), both derived from what a write committed (its
+//! `Effects`). `pubsub.rs` carries them.
 
 use chrono::{DateTime, Utc};
-use futures::{Stream, StreamExt};
 use holdfast_domain::Effects;
 use holdfast_domain::entities::{PropertyStatus, ReservationStatus};
-use holdfast_domain::{ProjectId, PropertyId, UserId, WorkspaceId};
+use holdfast_domain::{ProjectId, PropertyId, ReservationId, UserId, WorkspaceId};
 use serde::{Deserialize, Serialize};
-
-use crate::{QueueError, ReleaseQueue};
-
-/// How long a publish may take, connecting included: it runs after a commit,
-/// on the request's time.
-const PUBLISH_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// One status change of one property, as it goes over the wire (JSON).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +16,9 @@ pub struct PropertyChanged {
     pub workspace_id: WorkspaceId,
     pub project_id: ProjectId,
     pub property_id: PropertyId,
+    /// The property's code when the change was made.
+    #[serde(default)]
+    pub code: String,
     #[serde(with = "status_name")]
     pub previous_status: PropertyStatus,
     #[serde(with = "status_name")]
@@ -63,6 +51,7 @@ impl PropertyChanged {
                 workspace_id: r.workspace_id,
                 project_id: hold.project_id,
                 property_id: r.property_id,
+                code: hold.property_code.clone(),
                 previous_status: PropertyStatus::Reserved,
                 status,
                 at: r.ended_at.unwrap_or(r.created_at),
@@ -76,6 +65,7 @@ impl PropertyChanged {
                 workspace_id: r.workspace_id,
                 project_id: hold.project_id,
                 property_id: r.property_id,
+                code: hold.property_code.clone(),
                 previous_status: PropertyStatus::Available,
                 status: PropertyStatus::Reserved,
                 at: r.created_at,
@@ -109,133 +99,93 @@ mod status_name {
     }
 }
 
-/// The channel of one workspace's changes.
-pub fn events_channel(queue_name: &str, workspace: WorkspaceId) -> String {
-    format!("{queue_name}:events:{workspace}")
+/// What happened to a hold (or a place in line), for its agent and the
+/// managers who follow them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum HoldEventKind {
+    /// The hold ends within the expiry warning.
+    Expiring,
+    /// The hold ran out.
+    Expired,
+    /// Its agent or a manager released it.
+    Released,
+    Extended,
+    Converted,
+    /// A queue entry became this hold.
+    Promoted,
+    /// A queue entry ended without becoming a hold.
+    QueueEnded,
 }
 
-/// The pattern that matches every workspace's channel of one queue. Queue
-/// names may not contain glob characters, so it matches nothing else.
-pub fn events_pattern(queue_name: &str) -> String {
-    format!("{queue_name}:events:*")
+/// One event of a hold, as it goes over the wire (JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HoldEvent {
+    pub workspace_id: WorkspaceId,
+    /// The agent whose hold (or place in line) it is.
+    pub agent_id: UserId,
+    pub kind: HoldEventKind,
+    pub at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reservation_id: Option<ReservationId>,
 }
 
-/// Publishes changes on the queue's shared connection.
-#[derive(Debug, Clone)]
-pub struct EventPublisher {
-    queue: ReleaseQueue,
-}
-
-impl EventPublisher {
-    pub fn new(queue: ReleaseQueue) -> Self {
-        Self { queue }
-    }
-
-    /// Publishes `events` in one round trip; returns how many subscriber
-    /// connections (server processes) received them in total.
-    pub async fn publish(&self, events: &[PropertyChanged]) -> Result<u64, QueueError> {
-        if events.is_empty() {
-            return Ok(0);
-        }
-        let mut pipe = redis::pipe();
-        for event in events {
-            pipe.cmd("PUBLISH")
-                .arg(events_channel(self.queue.queue_name(), event.workspace_id))
-                .arg(serde_json::to_string(event)?);
-        }
-        let work = async {
-            let mut conn = self.queue.connection().await?;
-            let received: Vec<u64> = pipe.query_async(&mut conn).await?;
-            Ok::<_, QueueError>(received.into_iter().sum())
+impl HoldEvent {
+    /// The events of what a write committed: each ended hold (EXPIRED,
+    /// RELEASED or CONVERTED), each extension, each warning. `now` stamps
+    /// what the rows do not date (an extension, a warning).
+    pub fn of_effects(effects: &Effects, now: DateTime<Utc>) -> Vec<HoldEvent> {
+        let event = |r: &holdfast_domain::entities::reservation::Model, kind, at| HoldEvent {
+            workspace_id: r.workspace_id,
+            agent_id: r.agent_id,
+            kind,
+            at,
+            reservation_id: Some(r.id),
         };
-        tokio::time::timeout(PUBLISH_TIMEOUT, work)
-            .await
-            .map_err(|_| QueueError::Timeout(PUBLISH_TIMEOUT))?
+        let ended = effects.ended.iter().filter_map(|hold| {
+            let r = &hold.reservation;
+            let kind = match r.status {
+                ReservationStatus::Expired => HoldEventKind::Expired,
+                ReservationStatus::Released => HoldEventKind::Released,
+                ReservationStatus::Converted => HoldEventKind::Converted,
+                ReservationStatus::Active => return None,
+            };
+            Some(event(r, kind, r.ended_at.unwrap_or(now)))
+        });
+        let extended = effects
+            .extended
+            .iter()
+            .map(|hold| event(&hold.reservation, HoldEventKind::Extended, now));
+        let warned = effects
+            .warned
+            .iter()
+            .map(|hold| event(&hold.reservation, HoldEventKind::Expiring, now));
+        ended.chain(extended).chain(warned).collect()
     }
 }
 
-/// What the subscriber stream yields.
-#[derive(Debug)]
-pub enum Received {
-    Change(PropertyChanged),
-    /// A message on the channel that is not a change (logged and skipped by
-    /// the caller; never fatal).
-    Malformed {
-        channel: String,
-        error: String,
-    },
+/// Everything a write announces: the property changes and the hold events.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Announcements {
+    pub changes: Vec<PropertyChanged>,
+    pub holds: Vec<HoldEvent>,
 }
 
-/// One pattern subscription to every workspace's changes of a queue: a
-/// dedicated Redis connection (pub/sub connections can do nothing else).
-pub struct EventSubscriber;
+impl Announcements {
+    pub fn of_effects(effects: &Effects, now: DateTime<Utc>) -> Self {
+        Self {
+            changes: PropertyChanged::of_effects(effects),
+            holds: HoldEvent::of_effects(effects, now),
+        }
+    }
 
-/// How often the subscription connection is pinged: a silent network
-/// partition would otherwise leave it waiting forever.
-pub const SUBSCRIBER_PING_INTERVAL: Duration = Duration::from_secs(5);
+    pub fn len(&self) -> usize {
+        self.changes.len() + self.holds.len()
+    }
 
-impl EventSubscriber {
-    /// Connects and subscribes. The stream ends when the connection is lost
-    /// (closed, or two pings in a row unanswered); the caller reconnects.
-    pub async fn connect(
-        redis_url: &str,
-        queue_name: &str,
-    ) -> Result<impl Stream<Item = Received> + Send + use<>, QueueError> {
-        let client = redis::Client::open(redis_url).map_err(QueueError::InvalidUrl)?;
-        let bound = Duration::from_secs(2);
-        let pubsub = tokio::time::timeout(bound, async {
-            let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.psubscribe(events_pattern(queue_name)).await?;
-            Ok::<_, QueueError>(pubsub)
-        })
-        .await
-        .map_err(|_| QueueError::Timeout(bound))??;
-        let (mut sink, messages) = pubsub.split();
-
-        // Ends (and with it the merged stream) when two pings in a row go
-        // unanswered: a busy process may answer one late.
-        let watchdog = futures::stream::once(async move {
-            let mut tick = tokio::time::interval(SUBSCRIBER_PING_INTERVAL);
-            tick.tick().await;
-            let mut missed = 0;
-            loop {
-                tick.tick().await;
-                // In subscribed mode Redis answers PING with an array, not
-                // PONG: any answer will do.
-                let pong =
-                    tokio::time::timeout(SUBSCRIBER_PING_INTERVAL, sink.ping::<redis::Value>())
-                        .await;
-                match pong {
-                    Ok(Ok(_)) => missed = 0,
-                    // The connection is gone: no point waiting.
-                    Ok(Err(e)) if e.is_io_error() || e.is_connection_dropped() => return None,
-                    _ => missed += 1,
-                }
-                if missed >= 2 {
-                    return None;
-                }
-            }
-        });
-        let messages = messages.map(|msg| {
-            let received = match serde_json::from_slice::<PropertyChanged>(msg.get_payload_bytes())
-            {
-                Ok(change) => Received::Change(change),
-                Err(e) => Received::Malformed {
-                    channel: msg.get_channel_name().to_owned(),
-                    error: e.to_string(),
-                },
-            };
-            Some(received)
-        });
-        // Whichever ends first ends the subscription: the connection closing
-        // (messages end) or the watchdog giving up.
-        let merged = futures::stream::select(
-            messages.chain(futures::stream::once(async { None })),
-            watchdog,
-        )
-        .take_while(|item| std::future::ready(item.is_some()))
-        .filter_map(std::future::ready);
-        Ok(merged)
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -249,6 +199,7 @@ mod tests {
             workspace_id: WorkspaceId::new(),
             project_id: ProjectId::new(),
             property_id: PropertyId::new(),
+            code: "A-017".into(),
             previous_status: PropertyStatus::Available,
             status: PropertyStatus::Reserved,
             at: DateTime::from_timestamp(1_700_000_000, 0).expect("time"),
@@ -261,14 +212,5 @@ mod tests {
         assert_eq!(json["propertyId"], change.property_id.to_string());
         let back: PropertyChanged = serde_json::from_value(json).expect("decode");
         assert_eq!(back, change);
-    }
-
-    #[test]
-    fn every_channel_of_a_queue_matches_its_pattern_and_starts_with_its_name() {
-        let ws = WorkspaceId::new();
-        let channel = events_channel("hf-x", ws);
-        assert!(channel.starts_with("hf-x:"));
-        assert_eq!(events_pattern("hf-x"), "hf-x:events:*");
-        assert!(channel.starts_with(events_pattern("hf-x").trim_end_matches('*')));
     }
 }

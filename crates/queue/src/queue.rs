@@ -8,7 +8,7 @@ use std::time::Duration;
 use apalis::prelude::{TaskBuilder, TaskId};
 use apalis_redis::{Config, ConnectionManager, RedisStorage};
 use chrono::{DateTime, Utc};
-use holdfast_domain::job::ReleaseReservation;
+use holdfast_domain::job::HoldJob;
 use redis::aio::ConnectionManagerConfig;
 use tokio::sync::OnceCell;
 
@@ -110,27 +110,37 @@ impl ReleaseQueue {
     /// (the queue's resolution) so that it never runs before `due`. A job
     /// whose task id is already queued is not queued twice; the id names the
     /// reservation's version, so an extension's job is a new one.
-    pub async fn schedule(
-        &self,
-        job: &ReleaseReservation,
-        due: DateTime<Utc>,
-    ) -> Result<(), QueueError> {
-        let payload = serde_json::to_vec(job)?;
-        let task = TaskBuilder::new(payload)
-            .task_id(TaskId::from_string(job.task_id()))
-            .run_at_timestamp(due_timestamp(due))
-            .build();
+    pub async fn schedule(&self, job: &HoldJob, due: DateTime<Utc>) -> Result<(), QueueError> {
+        self.schedule_all(&[(*job, due)]).await
+    }
+
+    /// Schedules several jobs, each at its time, in one round trip: a hold's
+    /// release and its warning go together.
+    pub async fn schedule_all(&self, jobs: &[(HoldJob, DateTime<Utc>)]) -> Result<(), QueueError> {
+        let tasks = jobs
+            .iter()
+            .map(|(job, due)| {
+                Ok(TaskBuilder::new(serde_json::to_vec(job)?)
+                    .task_id(TaskId::from_string(job.task_id()))
+                    .run_at_timestamp(due_timestamp(*due))
+                    .build())
+            })
+            .collect::<Result<Vec<_>, QueueError>>()?;
         let (queued, scheduled) = self
             .bounded(async {
                 let mut conn = self.connection().await?;
                 Ok(
-                    apalis_redis::queries::push_tasks(&mut conn, &self.inner.config, &[task])
+                    apalis_redis::queries::push_tasks(&mut conn, &self.inner.config, &tasks)
                         .await?,
                 )
             })
             .await?;
-        if queued + scheduled == 0 {
-            tracing::debug!(job.id = %job.task_id(), "release job already queued");
+        if usize::try_from(queued + scheduled).unwrap_or(usize::MAX) < tasks.len() {
+            tracing::debug!(
+                jobs = tasks.len(),
+                new = queued + scheduled,
+                "some jobs were already queued"
+            );
         }
         Ok(())
     }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use apalis_redis::{Config, ConnectionManager, RedisStorage};
-use holdfast_domain::job::ReleaseReservation;
+use holdfast_domain::job::HoldJob;
 
 use crate::QueueError;
 
@@ -25,7 +25,7 @@ pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
 pub const MISSED_HEARTBEATS: usize = 5;
 
 /// The storage the worker consumes; its `Args` are the release job.
-pub type ReleaseStorage = RedisStorage<ReleaseReservation, ConnectionManager>;
+pub type ReleaseStorage = RedisStorage<HoldJob, ConnectionManager>;
 
 /// A queue name is the prefix of every key: it must be non-empty and plain.
 pub fn validate_queue_name(name: &str) -> Result<(), QueueError> {

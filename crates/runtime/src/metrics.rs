@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use holdfast_domain::entities::{EndSource, ReservationStatus, reservation};
-use holdfast_queue::{EventPublisher, PropertyChanged};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 pub const RELEASES_TOTAL: &str = "holdfast_releases_total";
@@ -24,6 +23,9 @@ pub const EVENT_PUBLISH_FAILURES_TOTAL: &str = "holdfast_event_publish_failures_
 pub const GRAPHQL_REQUEST_DURATION: &str = "holdfast_graphql_request_duration_seconds";
 /// The worker's time for one sweep.
 pub const SWEEP_DURATION_SECONDS: &str = "holdfast_sweep_duration_seconds";
+pub const ENQUEUE_FAILURES_TOTAL: &str = "holdfast_release_jobs_enqueue_failures_total";
+pub const EXPIRY_WARNINGS_TOTAL: &str = "holdfast_expiry_warnings_total";
+pub const HOLD_EVENTS_PUBLISHED_TOTAL: &str = "holdfast_hold_events_published_total";
 
 /// Every histogram and its buckets, in seconds.
 const HISTOGRAMS: &[(&str, &[f64])] = &[
@@ -107,8 +109,20 @@ fn describe() {
         "property changes published to Redis for live subscribers"
     );
     metrics::describe_counter!(
+        HOLD_EVENTS_PUBLISHED_TOTAL,
+        "hold events (EXPIRING, EXPIRED, RELEASED, ...) published to Redis for live subscribers"
+    );
+    metrics::describe_counter!(
         EVENT_PUBLISH_FAILURES_TOTAL,
-        "property changes that could not be published (Redis down); the change itself stands"
+        "property changes and hold events that could not be published (Redis down); the change itself stands"
+    );
+    metrics::describe_counter!(
+        ENQUEUE_FAILURES_TOTAL,
+        "release jobs that could not be scheduled in Redis (the sweep releases those holds)"
+    );
+    metrics::describe_counter!(
+        EXPIRY_WARNINGS_TOTAL,
+        "EXPIRING hold events sent: a hold's agent warned that its end is near"
     );
 }
 
@@ -161,19 +175,4 @@ pub fn lag_seconds(expires_at: DateTime<Utc>, ended_at: DateTime<Utc>) -> f64 {
         .to_std()
         .unwrap_or(Duration::ZERO)
         .as_secs_f64()
-}
-
-/// Publishes committed property changes for live subscribers. Redis being
-/// down never fails the change: it stands, and the failure is counted and
-/// logged with `on_failure`, never retried (live subscribers, whose feed
-/// breaks with Redis anyway, re-read when they subscribe again).
-pub async fn publish(events: &EventPublisher, changes: &[PropertyChanged], on_failure: &str) {
-    let n = changes.len() as u64;
-    match events.publish(changes).await {
-        Ok(_) => metrics::counter!(EVENTS_PUBLISHED_TOTAL).increment(n),
-        Err(e) => {
-            metrics::counter!(EVENT_PUBLISH_FAILURES_TOTAL).increment(n);
-            tracing::warn!(error = %e, changes = n, "{on_failure}");
-        }
-    }
 }

@@ -112,6 +112,11 @@ pub struct Rules {
     /// Active reservations one agent may hold at once; 0 means no limit.
     #[arg(long, env = "HOLDFAST_MAX_ACTIVE_PER_AGENT", default_value_t = Policy::default().max_active_per_agent, global = true)]
     pub max_active_per_agent: u32,
+
+    /// How long before a hold's end its agent gets an EXPIRING hold event
+    /// (`off`: none); a hold no longer than this gets none.
+    #[arg(long, env = "HOLDFAST_EXPIRY_WARNING", default_value_t = DurationOrOff(Policy::default().expiry_warning), global = true)]
+    pub expiry_warning: DurationOrOff,
 }
 
 impl Rules {
@@ -121,6 +126,7 @@ impl Rules {
             ttl: self.reservation_ttl.0,
             max_extensions: self.max_extensions,
             max_active_per_agent: self.max_active_per_agent,
+            expiry_warning: self.expiry_warning.0,
         }
     }
 }
@@ -132,6 +138,7 @@ impl Default for Rules {
             reservation_ttl: HumanDuration(policy.ttl),
             max_extensions: policy.max_extensions,
             max_active_per_agent: policy.max_active_per_agent,
+            expiry_warning: DurationOrOff(policy.expiry_warning),
         }
     }
 }
@@ -180,6 +187,34 @@ impl fmt::Display for HumanDuration {
             }
         }
         write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
+/// A duration that may be switched off: `off`, or humantime's form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurationOrOff(pub Option<Duration>);
+
+impl FromStr for DurationOrOff {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.trim().eq_ignore_ascii_case("off") {
+            return Ok(Self(None));
+        }
+        match s.parse::<HumanDuration>() {
+            Ok(d) if d.0.is_zero() => Err("must be longer than zero, or `off`".into()),
+            Ok(d) => Ok(Self(Some(d.0))),
+            Err(e) => Err(format!("{e}, or `off`")),
+        }
+    }
+}
+
+impl fmt::Display for DurationOrOff {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(d) => HumanDuration(d).fmt(f),
+            None => f.write_str("off"),
+        }
     }
 }
 

@@ -9,7 +9,8 @@ use std::sync::atomic::AtomicU64;
 use anyhow::Context as _;
 use axum::Router;
 use holdfast_domain::db::{self, PoolSettings};
-use holdfast_queue::{EventPublisher, ReleaseQueue};
+use holdfast_queue::ReleaseQueue;
+use holdfast_runtime::Outbox;
 use holdfast_runtime::probes::Probes;
 use sea_orm::DatabaseConnection;
 
@@ -70,11 +71,11 @@ impl Application {
         let queue =
             ReleaseQueue::new(&deployment.redis_url, &deployment.queue).context("REDIS_URL")?;
         let tokens = tokens(config);
+        let policy = config.rules.policy();
         let services = Services {
             db: db.clone(),
-            policy: config.rules.policy(),
-            queue: queue.clone(),
-            events: EventPublisher::new(queue.clone()),
+            outbox: Outbox::new(queue.clone(), policy.clone()),
+            policy,
             tokens: tokens.clone(),
         };
         // One Redis subscription for the whole process, started now so that
@@ -84,7 +85,6 @@ impl Application {
         let hub = Hub::start(
             deployment.redis_url.clone(),
             deployment.queue.clone(),
-            db.clone(),
             config.subscriber_buffer,
         );
         // Give it a moment, so that a subscription right after start is not

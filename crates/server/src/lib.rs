@@ -10,7 +10,6 @@ pub mod error;
 pub mod graphiql;
 pub mod graphql;
 pub mod http;
-pub mod jobs;
 pub mod live;
 pub mod metrics;
 pub mod seed;

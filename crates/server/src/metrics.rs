@@ -7,7 +7,7 @@ use std::sync::Once;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use holdfast_domain::DomainError;
+use holdfast_domain::{DomainError, Reserved};
 
 // The series the worker reports too, named once for both.
 pub use holdfast_runtime::metrics::{
@@ -16,7 +16,6 @@ pub use holdfast_runtime::metrics::{
 };
 
 pub const RESERVATIONS_TOTAL: &str = "holdfast_reservations_total";
-pub const ENQUEUE_FAILURES_TOTAL: &str = "holdfast_release_jobs_enqueue_failures_total";
 pub const DB_STATEMENTS_TOTAL: &str = "holdfast_db_statements_total";
 pub const SUBSCRIBERS_CONNECTED: &str = "holdfast_subscribers_connected";
 pub const WS_CONNECTIONS: &str = "holdfast_ws_connections";
@@ -35,11 +34,7 @@ pub fn describe() {
 fn describe_series() {
     metrics::describe_counter!(
         RESERVATIONS_TOTAL,
-        "reserveProperty calls by outcome: reserved, unavailable, limit, busy, error"
-    );
-    metrics::describe_counter!(
-        ENQUEUE_FAILURES_TOTAL,
-        "release jobs that could not be scheduled in Redis (the sweep releases those holds)"
+        "reserveProperty calls by outcome: reserved, replayed, unavailable, limit, not_found, bad_input, busy, error"
     );
     metrics::describe_gauge!(SUBSCRIBERS_CONNECTED, "live subscriptions running now");
     metrics::describe_gauge!(WS_CONNECTIONS, "WebSocket connections open now");
@@ -61,12 +56,18 @@ fn describe_series() {
     );
 }
 
-/// Counts a `reserveProperty` by how it ended.
-pub fn reservation_outcome(result: Result<(), &DomainError>) {
+/// Counts a `reserveProperty` by how it ended, telling the caller's
+/// mistakes and refusals (`not_found`, `bad_input`, `unavailable`, `limit`)
+/// from the server's trouble (`busy`, `error`), and a retry that a key
+/// answered (`replayed`) from a new hold.
+pub fn reservation_outcome(result: Result<&Reserved, &DomainError>) {
     let outcome = match result {
-        Ok(()) => "reserved",
+        Ok(r) if r.replayed => "replayed",
+        Ok(_) => "reserved",
         Err(DomainError::PropertyUnavailable { .. }) => "unavailable",
         Err(DomainError::ReservationLimitReached { .. }) => "limit",
+        Err(DomainError::NotFound(_)) => "not_found",
+        Err(DomainError::InvalidInput(_)) => "bad_input",
         Err(DomainError::Busy) => "busy",
         Err(_) => "error",
     };
@@ -75,10 +76,6 @@ pub fn reservation_outcome(result: Result<(), &DomainError>) {
 
 pub fn graphql_request(elapsed: Duration) {
     metrics::histogram!(GRAPHQL_REQUEST_DURATION).record(elapsed.as_secs_f64());
-}
-
-pub fn enqueue_failure() {
-    metrics::counter!(ENQUEUE_FAILURES_TOTAL).increment(1);
 }
 
 /// Counts every statement the pool runs, in the process-wide series and in

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use holdfast_domain::db::{self, PoolSettings};
 use holdfast_queue::ReleaseQueue;
+use holdfast_runtime::Outbox;
 use holdfast_runtime::probes::{self, Probes};
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
@@ -24,7 +25,7 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 pub use config::{Config, SweepSchedule};
-pub use release::{Outcome, ReleaseError, handle_release};
+pub use release::{Outcome, ReleaseError, handle_job};
 
 /// A worker, built and bound, not yet running.
 pub struct App {
@@ -93,6 +94,7 @@ impl App {
             replica,
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
+        let outbox = Outbox::new(queue.clone(), config.rules.policy());
         info!(
             %addr,
             replica = %replica,
@@ -120,7 +122,7 @@ impl App {
             queue.clone(),
             Arc::new(release::JobContext {
                 db: db.clone(),
-                events: holdfast_queue::EventPublisher::new(queue.clone()),
+                outbox: outbox.clone(),
             }),
             config.worker_concurrency as usize,
             replica.clone(),
@@ -135,6 +137,7 @@ impl App {
                 sweep::Sweeper {
                     db: db.clone(),
                     queue: queue.clone(),
+                    outbox: outbox.clone(),
                     batch_size: config.sweep_batch_size,
                     replica: replica.clone(),
                 },

@@ -1,6 +1,6 @@
-//! The release job's handler: the domain's idempotent `expire`, and what each
-//! of its outcomes means for the queue (done, retry soon, retry with
-//! back-off, or give up).
+//! The hold jobs' handler: a release runs the domain's idempotent `expire`,
+//! a warning its idempotent `warn`; and what each outcome means for the
+//! queue (done, retry soon, retry with back-off, or give up).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -9,19 +9,18 @@ use std::time::Duration;
 use apalis::prelude::{AbortError, Attempt, BoxDynError, Data, RetryAfterError, TaskId};
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
-use holdfast_domain::DomainError;
-use holdfast_domain::Effects;
 use holdfast_domain::entities::ReservationStatus;
-use holdfast_domain::job::ReleaseReservation;
-use holdfast_domain::reservations::{self, ExpireOutcome};
-use holdfast_queue::{EventPublisher, PropertyChanged};
+use holdfast_domain::job::{HoldJob, JobKind};
+use holdfast_domain::reservations::{self, ExpireOutcome, WarnOutcome};
+use holdfast_domain::{DomainError, Effects, Policy};
+use holdfast_runtime::Outbox;
 use sea_orm::DatabaseConnection;
 use serde::{Deserialize, Serialize};
 use tracing::{Instrument, debug, error, info, warn};
 
 use crate::telemetry;
 
-/// What a release job did; every one of these is final (no retry).
+/// What a hold job did; every one of these is final (no retry).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
@@ -41,6 +40,11 @@ pub enum Outcome {
     Superseded { current_version: i32 },
     /// No such reservation in that workspace (deleted, or a bad payload).
     NotFound,
+    /// Its agent was warned that the hold's end is near.
+    Warned { expires_at: DateTime<Utc> },
+    /// This version was warned already (the job ran twice), or warnings are
+    /// off in this worker.
+    NotWarned,
 }
 
 /// A reservation status as its database name (the domain's enum is not serde).
@@ -66,13 +70,13 @@ mod status_name {
     }
 }
 
-/// Why a release job did not finish.
+/// Why a hold job did not finish.
 #[derive(Debug, thiserror::Error)]
 pub enum ReleaseError {
-    /// The job ran before `expires_at` (clocks differ by a second or so):
-    /// run it again shortly.
-    #[error("the reservation is not due until {expires_at}")]
-    NotDue { expires_at: DateTime<Utc> },
+    /// The job ran before its time (clocks differ by a second or so): run
+    /// it again shortly.
+    #[error("the job is not due until {due}")]
+    NotDue { due: DateTime<Utc> },
     /// The database is unreachable or busy: retry with back-off.
     #[error("transient failure, will retry: {0}")]
     Transient(#[source] DomainError),
@@ -81,120 +85,188 @@ pub enum ReleaseError {
     Permanent(#[source] DomainError),
 }
 
-/// Runs one release job against the database. Tests call this directly,
-/// without Redis; the queue calls it through [`release_task`].
-pub async fn handle_release(
-    job: &ReleaseReservation,
+/// Runs one hold job against the database: what the queue runs, and what
+/// tests call directly, without Redis.
+pub async fn handle_job(
+    job: &HoldJob,
     db: &DatabaseConnection,
+    policy: &Policy,
 ) -> Result<Outcome, ReleaseError> {
-    expire_job(job, db).await.map(|(outcome, _)| outcome)
+    run_job(job, db, policy).await.map(|(outcome, _)| outcome)
 }
 
-/// [`handle_release`], and what it committed, for the live subscribers.
-pub async fn expire_job(
-    job: &ReleaseReservation,
+/// [`handle_job`], and what it committed, for the work after the commit.
+pub async fn run_job(
+    job: &HoldJob,
+    db: &DatabaseConnection,
+    policy: &Policy,
+) -> Result<(Outcome, Effects), ReleaseError> {
+    match job.kind {
+        JobKind::Release => release(job, db).await,
+        JobKind::Warn => warn_of_expiry(job, db, policy).await,
+    }
+}
+
+fn failure(e: DomainError) -> ReleaseError {
+    if e.is_transient() {
+        ReleaseError::Transient(e)
+    } else {
+        ReleaseError::Permanent(e)
+    }
+}
+
+async fn release(
+    job: &HoldJob,
     db: &DatabaseConnection,
 ) -> Result<(Outcome, Effects), ReleaseError> {
     let written = reservations::expire(db, job.workspace_id, job.reservation_id, job.version).await;
     let effects = written.effects;
-    let outcome = written.result.map_err(|e| {
-        if e.is_transient() {
-            ReleaseError::Transient(e)
-        } else {
-            ReleaseError::Permanent(e)
-        }
-    })?;
-    match outcome {
+    let outcome = match written.result.map_err(failure)? {
         ExpireOutcome::Expired(hold) => {
             let r = &hold.reservation;
             // `expire` always sets ended_at; the database's now is the fallback.
             let ended_at = r.ended_at.unwrap_or_else(Utc::now);
-            telemetry::hold_ended(r);
             let lag_seconds = telemetry::lag_seconds(r.expires_at, ended_at);
             info!(
                 property.id = %r.property_id,
                 lag_seconds,
                 "released an expired reservation"
             );
-            Ok((
-                Outcome::Released {
-                    expires_at: r.expires_at,
-                    ended_at,
-                    lag_seconds,
-                },
-                effects,
-            ))
+            Outcome::Released {
+                expires_at: r.expires_at,
+                ended_at,
+                lag_seconds,
+            }
         }
-        ExpireOutcome::NotActive(status) => {
-            debug!(
-                status = status.as_str(),
-                "reservation already ended, nothing to do"
+        ExpireOutcome::NotActive(status) => already_ended(status),
+        ExpireOutcome::StaleVersion { current } => superseded(current),
+        ExpireOutcome::NotFound => not_found(),
+        ExpireOutcome::NotDue { expires_at } => {
+            return Err(ReleaseError::NotDue { due: expires_at });
+        }
+    };
+    Ok((outcome, effects))
+}
+
+async fn warn_of_expiry(
+    job: &HoldJob,
+    db: &DatabaseConnection,
+    policy: &Policy,
+) -> Result<(Outcome, Effects), ReleaseError> {
+    let Some(warning) = policy.expiry_warning else {
+        debug!("expiry warnings are off in this worker, nothing to do");
+        return Ok((Outcome::NotWarned, Effects::default()));
+    };
+    let written = reservations::warn(
+        db,
+        job.workspace_id,
+        job.reservation_id,
+        job.version,
+        warning,
+    )
+    .await;
+    let effects = written.effects;
+    let outcome = match written.result.map_err(failure)? {
+        WarnOutcome::Warned(hold) => {
+            info!(
+                property.id = %hold.reservation.property_id,
+                expires_at = %hold.reservation.expires_at,
+                "warned of a hold's end"
             );
-            Ok((Outcome::AlreadyEnded { status }, effects))
+            Outcome::Warned {
+                expires_at: hold.reservation.expires_at,
+            }
         }
-        ExpireOutcome::StaleVersion { current } => {
-            debug!(
-                current_version = current,
-                "reservation was extended, nothing to do"
-            );
-            Ok((
-                Outcome::Superseded {
-                    current_version: current,
-                },
-                effects,
-            ))
+        WarnOutcome::AlreadyWarned => {
+            debug!("this version was warned already, nothing to do");
+            Outcome::NotWarned
         }
-        ExpireOutcome::NotFound => {
-            info!("reservation not found, nothing to do");
-            Ok((Outcome::NotFound, effects))
-        }
-        ExpireOutcome::NotDue { expires_at } => Err(ReleaseError::NotDue { expires_at }),
+        WarnOutcome::NotActive(status) => already_ended(status),
+        WarnOutcome::StaleVersion { current } => superseded(current),
+        WarnOutcome::NotFound => not_found(),
+        WarnOutcome::NotDue { at } => return Err(ReleaseError::NotDue { due: at }),
+    };
+    Ok((outcome, effects))
+}
+
+fn already_ended(status: ReservationStatus) -> Outcome {
+    debug!(
+        status = status.as_str(),
+        "reservation already ended, nothing to do"
+    );
+    Outcome::AlreadyEnded { status }
+}
+
+fn superseded(current: i32) -> Outcome {
+    debug!(
+        current_version = current,
+        "reservation was extended, nothing to do"
+    );
+    Outcome::Superseded {
+        current_version: current,
     }
 }
 
-/// What every release job shares.
+fn not_found() -> Outcome {
+    info!("reservation not found, nothing to do");
+    Outcome::NotFound
+}
+
+/// What every hold job shares.
 #[derive(Debug, Clone)]
 pub struct JobContext {
     pub db: DatabaseConnection,
-    /// Where released holds are announced to live subscribers.
-    pub events: EventPublisher,
+    /// Where the work each job owes after its commit goes, and the rules.
+    pub outbox: Outbox,
 }
 
-/// The apalis task: [`handle_release`] in a span naming the job, with its
+/// The apalis task: [`handle_job`] in a span naming the job, with its
 /// errors told apart the way apalis-redis understands them. A plain error is
 /// retried (apalis-redis reschedules it `attempt` seconds later, up to 25
 /// attempts, whatever `max_attempts` says); an `AbortError` is never retried.
 pub async fn release_task(
-    job: ReleaseReservation,
+    job: HoldJob,
     ctx: Data<Arc<JobContext>>,
     task_id: TaskId,
     attempt: Attempt,
 ) -> Result<Outcome, BoxDynError> {
-    let span = tracing::info_span!(
-        "release_job",
-        job.id = %task_id,
-        job.attempt = attempt.current(),
-        reservation.id = %job.reservation_id,
-        workspace.id = %job.workspace_id,
-        reservation.version = job.version,
-    );
+    // Named for what the job does, with the same fields.
+    let span = match job.kind {
+        JobKind::Release => tracing::info_span!(
+            "release_job",
+            job.id = %task_id,
+            job.attempt = attempt.current(),
+            reservation.id = %job.reservation_id,
+            workspace.id = %job.workspace_id,
+            reservation.version = job.version,
+        ),
+        JobKind::Warn => tracing::info_span!(
+            "warning_job",
+            job.id = %task_id,
+            job.attempt = attempt.current(),
+            reservation.id = %job.reservation_id,
+            workspace.id = %job.workspace_id,
+            reservation.version = job.version,
+        ),
+    };
     async move {
         let in_flight = metrics::gauge!(telemetry::RELEASE_JOBS_IN_FLIGHT);
         in_flight.increment(1.0);
         // A panic must not take the worker (and every job in hand) down: the
         // job is given up on, and the sweep releases its hold.
-        let result = AssertUnwindSafe(expire_job(&job, &ctx.db))
+        let result = AssertUnwindSafe(run_job(&job, &ctx.db, &ctx.outbox.policy))
             .catch_unwind()
             .await;
         in_flight.decrement(1.0);
 
         let Ok(result) = result else {
             metrics::counter!(telemetry::RELEASE_JOBS_TOTAL, "outcome" => "panicked").increment(1);
-            error!("release job panicked; the sweep is the safety net");
-            return Err(AbortError::new("the release job panicked").into());
+            error!("hold job panicked; the sweep is the safety net");
+            return Err(AbortError::new("the hold job panicked").into());
         };
         let label = match &result {
             Ok((Outcome::Released { .. }, _)) => "released",
+            Ok((Outcome::Warned { .. }, _)) => "warned",
             Ok(_) => "nothing_to_do",
             Err(ReleaseError::NotDue { .. }) => "not_due",
             Err(ReleaseError::Transient(_)) => "retry",
@@ -203,7 +275,7 @@ pub async fn release_task(
         metrics::counter!(telemetry::RELEASE_JOBS_TOTAL, "outcome" => label).increment(1);
         let result = match result {
             Ok((outcome, effects)) => {
-                telemetry::publish(&ctx.events, &PropertyChanged::of_effects(&effects)).await;
+                ctx.outbox.after_commit(&effects).await;
                 Ok(outcome)
             }
             Err(e) => Err(e),
@@ -220,17 +292,17 @@ pub async fn release_task(
 fn for_the_queue(result: Result<Outcome, ReleaseError>) -> Result<Outcome, BoxDynError> {
     match result {
         Ok(outcome) => Ok(outcome),
-        Err(ReleaseError::NotDue { expires_at }) => {
-            let wait = (expires_at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+        Err(ReleaseError::NotDue { due }) => {
+            let wait = (due - Utc::now()).to_std().unwrap_or(Duration::ZERO);
             debug!(?wait, "ran before its time, running it again shortly");
-            Err(RetryAfterError::new(ReleaseError::NotDue { expires_at }, wait).into())
+            Err(RetryAfterError::new(ReleaseError::NotDue { due }, wait).into())
         }
         Err(e @ ReleaseError::Transient(_)) => {
-            warn!(error = %e, "release job failed, will retry");
+            warn!(error = %e, "hold job failed, will retry");
             Err(e.into())
         }
         Err(e @ ReleaseError::Permanent(_)) => {
-            warn!(error = %e, "release job failed for good; the sweep is the safety net");
+            warn!(error = %e, "hold job failed for good; the sweep is the safety net");
             Err(AbortError::new(e).into())
         }
     }
@@ -258,7 +330,7 @@ mod tests {
         assert!(transient.downcast_ref::<RetryAfterError>().is_none());
 
         let early = for_the_queue(Err(ReleaseError::NotDue {
-            expires_at: Utc::now() + chrono::Duration::seconds(1),
+            due: Utc::now() + chrono::Duration::seconds(1),
         }))
         .expect_err("error");
         assert!(

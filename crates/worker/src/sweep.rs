@@ -17,7 +17,8 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use holdfast_domain::DomainResult;
 use holdfast_domain::reservations::{self, SweepReport};
-use holdfast_queue::{EventPublisher, PropertyChanged, QueueError, ReleaseQueue, sweep_lock_key};
+use holdfast_queue::{QueueError, ReleaseQueue, sweep_lock_key};
+use holdfast_runtime::Outbox;
 use sea_orm::DatabaseConnection;
 use tokio::sync::watch;
 use tracing::{Instrument, debug, info, warn};
@@ -30,33 +31,39 @@ pub async fn sweep_once(db: &DatabaseConnection, batch_size: u32) -> DomainResul
     sweep_and_publish(db, batch_size, None).await
 }
 
-/// [`sweep_once`], announcing each batch's released holds to live
-/// subscribers once the batch has committed.
+/// [`sweep_once`], doing the work each batch owes after its commit
+/// (events, the jobs of holds it began) through `outbox`.
 pub async fn sweep_and_publish(
     db: &DatabaseConnection,
     batch_size: u32,
-    events: Option<&EventPublisher>,
+    outbox: Option<&Outbox>,
 ) -> DomainResult<SweepReport> {
     let started = Instant::now();
     let mut batch = 0u32;
-    let mut publishing = Vec::new();
+    let mut owed = Vec::new();
     let result = reservations::sweep(db, batch_size, |swept| {
         batch += 1;
-        if let Some(events) = events {
-            // The callback cannot wait: publish beside the next batch.
-            let changes = PropertyChanged::of_effects(swept);
-            let events = events.clone();
-            publishing.push(tokio::spawn(async move {
-                telemetry::publish(&events, &changes).await;
-            }));
+        match outbox {
+            // The callback cannot wait: the work runs beside the next batch.
+            Some(outbox) => {
+                let (outbox, swept) = (outbox.clone(), swept.clone());
+                owed.push(tokio::spawn(async move {
+                    outbox.after_commit(&swept).await;
+                }));
+            }
+            None => swept
+                .ended
+                .iter()
+                .for_each(|hold| telemetry::hold_ended(&hold.reservation)),
         }
-        let mut max_lag = 0.0_f64;
-        for hold in &swept.ended {
-            let r = &hold.reservation;
-            telemetry::hold_ended(r);
-            let ended_at = r.ended_at.unwrap_or(r.expires_at);
-            max_lag = max_lag.max(telemetry::lag_seconds(r.expires_at, ended_at));
-        }
+        let max_lag = swept
+            .ended
+            .iter()
+            .map(|hold| {
+                let r = &hold.reservation;
+                telemetry::lag_seconds(r.expires_at, r.ended_at.unwrap_or(r.expires_at))
+            })
+            .fold(0.0, f64::max);
         info!(
             batch,
             released = swept.ended.len(),
@@ -65,8 +72,8 @@ pub async fn sweep_and_publish(
         );
     })
     .await;
-    for published in publishing {
-        let _ = published.await;
+    for work in owed {
+        let _ = work.await;
     }
     let elapsed = started.elapsed();
     metrics::histogram!(telemetry::SWEEP_DURATION_SECONDS).record(elapsed.as_secs_f64());
@@ -104,6 +111,8 @@ pub enum TickOutcome {
 pub struct Sweeper {
     pub db: DatabaseConnection,
     pub queue: ReleaseQueue,
+    /// Where the work each batch owes goes.
+    pub outbox: Outbox,
     pub batch_size: u32,
     /// Names this replica in the lock, for the logs of the others.
     pub replica: String,
@@ -126,8 +135,7 @@ impl Sweeper {
                     warn!(error = %e, "cannot reach Redis for the sweep lock; sweeping anyway (SKIP LOCKED makes a duplicate harmless)");
                 }
             }
-            let events = EventPublisher::new(self.queue.clone());
-            match sweep_and_publish(&self.db, self.batch_size, Some(&events)).await {
+            match sweep_and_publish(&self.db, self.batch_size, Some(&self.outbox)).await {
                 Ok(report) => TickOutcome::Swept(report),
                 Err(_) => TickOutcome::Failed,
             }

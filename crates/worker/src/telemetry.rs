@@ -3,8 +3,6 @@
 
 use std::sync::Once;
 
-use holdfast_queue::{EventPublisher, PropertyChanged};
-
 // The series the server reports too, named once for both.
 pub use holdfast_runtime::metrics::{
     DB_CONNECTIONS, EVENT_PUBLISH_FAILURES_TOTAL, EVENTS_PUBLISHED_TOTAL, RELEASE_JOBS_DUE,
@@ -39,14 +37,4 @@ pub fn describe() {
             "sweep ticks, by outcome: swept, skipped (another replica swept), failed"
         );
     });
-}
-
-/// Publishes released holds for live subscribers, after their commit.
-pub async fn publish(events: &EventPublisher, changes: &[PropertyChanged]) {
-    holdfast_runtime::metrics::publish(
-        events,
-        changes,
-        "could not publish released holds; live subscribers miss them",
-    )
-    .await;
 }

@@ -225,6 +225,7 @@ impl Bench {
     }
 
     /// How many release jobs wait in the queue's scheduled set.
+    /// The release jobs waiting in Redis (each hold has one, and a warning).
     async fn scheduled_jobs(&self) -> u64 {
         let set = holdfast_queue::storage_config(&self.queue_name).scheduled_jobs_set();
         let mut redis = redis::Client::open(holdfast_testkit::redis_url())
@@ -232,11 +233,14 @@ impl Bench {
             .get_multiplexed_async_connection()
             .await
             .expect("redis");
-        redis::cmd("ZCARD")
+        let ids: Vec<String> = redis::cmd("ZRANGE")
             .arg(set)
+            .arg(0)
+            .arg(-1)
             .query_async(&mut redis)
             .await
-            .expect("ZCARD")
+            .expect("ZRANGE");
+        ids.iter().filter(|id| id.starts_with("release-")).count() as u64
     }
 
     /// Runs `scenario` for `seconds`, or for `count` requests when given.

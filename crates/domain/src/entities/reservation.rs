@@ -18,6 +18,27 @@ pub struct Model {
     pub end_source: Option<EndSource>,
     pub extension_count: i32,
     pub version: i32,
+    /// Who the hold is for (a name, and optionally a phone and an email).
+    pub buyer_name: Option<String>,
+    pub buyer_phone: Option<String>,
+    pub buyer_email: Option<String>,
+    pub note: Option<String>,
+    /// The key of the call that made it: a retry with the key answers this
+    /// reservation (for a day).
+    pub idempotency_key: Option<String>,
+    /// The version its expiry warning was sent for.
+    pub warned_version: Option<i32>,
+}
+
+impl Model {
+    /// Who the hold is for, if anyone.
+    pub fn buyer(&self) -> Option<crate::Buyer> {
+        self.buyer_name.as_ref().map(|name| crate::Buyer {
+            name: name.clone(),
+            phone: self.buyer_phone.clone(),
+            email: self.buyer_email.clone(),
+        })
+    }
 }
 
 #[derive(

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use apalis::prelude::*;
 use chrono::Utc;
-use holdfast_domain::job::ReleaseReservation;
+use holdfast_domain::job::{HoldJob, JobKind};
 use holdfast_domain::{ReservationId, WorkspaceId};
 use holdfast_queue::{QueueError, ReleaseQueue, Retention, validate_queue_name};
 use redis::AsyncCommands;
@@ -39,11 +39,12 @@ impl TestQueue {
     }
 }
 
-fn job(version: i32) -> ReleaseReservation {
-    ReleaseReservation {
+fn job(version: i32) -> HoldJob {
+    HoldJob {
         workspace_id: WorkspaceId::new(),
         reservation_id: ReservationId::new(),
         version,
+        kind: JobKind::Release,
     }
 }
 
@@ -67,7 +68,7 @@ async fn a_scheduled_job_waits_in_the_queue_until_its_due_second() {
         .hget(config.job_data_hash(), j.task_id())
         .await
         .expect("hget");
-    let decoded: ReleaseReservation = serde_json::from_slice(&payload).expect("json");
+    let decoded: HoldJob = serde_json::from_slice(&payload).expect("json");
     assert_eq!(decoded, j);
     let active: i64 = conn.llen(config.active_jobs_list()).await.expect("llen");
     assert_eq!(active, 0, "not due yet");
@@ -87,7 +88,7 @@ async fn scheduling_the_same_job_twice_queues_it_once_but_a_new_version_is_a_new
     let due = Utc::now() + chrono::Duration::seconds(60);
     q.queue.schedule(&first, due).await.expect("schedule");
     q.queue.schedule(&first, due).await.expect("schedule again");
-    let extended = ReleaseReservation {
+    let extended = HoldJob {
         version: 2,
         ..first
     };
@@ -104,15 +105,15 @@ async fn scheduling_the_same_job_twice_queues_it_once_but_a_new_version_is_a_new
     assert_eq!(ids, vec![first.task_id(), extended.task_id()]);
 }
 
-type Sender = tokio::sync::mpsc::UnboundedSender<ReleaseReservation>;
+type Sender = tokio::sync::mpsc::UnboundedSender<HoldJob>;
 
-async fn forward(job: ReleaseReservation, tx: Data<Sender>) -> Result<(), BoxDynError> {
+async fn forward(job: HoldJob, tx: Data<Sender>) -> Result<(), BoxDynError> {
     tx.send(job).map_err(|e| BoxDynError::from(e.to_string()))
 }
 
 /// Runs an apalis worker on the queue until it has handled one job.
-async fn consume_one(q: &TestQueue) -> ReleaseReservation {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<ReleaseReservation>();
+async fn consume_one(q: &TestQueue) -> HoldJob {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<HoldJob>();
     let storage = q
         .queue
         .storage()

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_graphql::Context;
 use async_graphql::dataloader::DataLoader;
 use holdfast_domain::{Actor, Caller, Policy};
-use holdfast_queue::{EventPublisher, ReleaseQueue};
+use holdfast_runtime::Outbox;
 use sea_orm::DatabaseConnection;
 use tokio::sync::OnceCell;
 
@@ -20,9 +20,8 @@ use super::loaders::Loaders;
 pub struct Services {
     pub db: DatabaseConnection,
     pub policy: Policy,
-    pub queue: ReleaseQueue,
-    /// Where committed property changes are published for live subscribers.
-    pub events: EventPublisher,
+    /// Where the work each write owes after its commit goes (jobs, events).
+    pub outbox: Outbox,
     pub tokens: Tokens,
 }
 

@@ -1,16 +1,20 @@
 //! The schema's mutations. Roles and ownership are the domain's to enforce;
-//! this layer authenticates, parses ids, schedules release jobs after the
-//! commit and counts outcomes.
+//! this layer authenticates, parses ids, hands each write's effects to the
+//! outbox after the commit, and counts outcomes.
 
 use std::time::Duration;
 
 use async_graphql::{Context, ID, Object, Result};
-use holdfast_domain::{DomainError, ProjectId, PropertyId, ReservationId, directory, reservations};
+use holdfast_domain::{
+    DomainError, Hold, ProjectId, ReserveRequest, Written, directory, reservations,
+};
 
-use super::context::{actor, caller, parse_id, services};
-use super::types::{CreatedUser, ProjectNode, PropertyNode, ReservationNode, Role, UserNode};
+use super::context::{Services, actor, caller, parse_id, services};
+use super::types::{
+    BuyerInput, CreatedUser, ProjectNode, PropertyNode, ReservationNode, Role, UserNode,
+};
 use crate::error::ApiError;
-use crate::{auth, jobs, metrics};
+use crate::{auth, metrics};
 
 /// How long the token handed out with a new user lasts.
 pub const NEW_USER_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -19,36 +23,45 @@ pub struct Mutation;
 
 #[Object]
 impl Mutation {
-    /// Reserve an available property for the caller for the configured hold time (24 hours by default).
+    /// Reserve an available property for the caller for the configured hold time (24 hours by default), for a buyer with a note. A retry with the idempotency key of an earlier call (the same agent, within 24 hours) answers the reservation that call made, whatever its status now, and acts no further.
     async fn reserve_property(
         &self,
         ctx: &Context<'_>,
         property_id: ID,
+        buyer: Option<BuyerInput>,
+        note: Option<String>,
+        idempotency_key: Option<String>,
     ) -> Result<ReservationNode> {
         // Any active user may reserve, so the role is not needed: the rules
         // check the caller under the property's lock, which spares the hot
         // path a separate lookup of the user.
         let caller = caller(ctx)?;
-        let property_id: PropertyId = parse_id("property id", &property_id)?;
+        let request = ReserveRequest {
+            property_id: parse_id("property id", &property_id)?,
+            buyer: buyer.map(Into::into),
+            note,
+            idempotency_key,
+        };
         let svc = services(ctx)?;
-        let written = reservations::reserve(&svc.db, &svc.policy, caller, property_id).await;
-        jobs::after_commit(&svc.queue, &svc.events, &written.effects).await;
+        let written = reservations::reserve(&svc.db, &svc.policy, caller, request).await;
+        svc.outbox.after_commit(&written.effects).await;
         if let Err(refused @ (DomainError::Unauthenticated(_) | DomainError::Forbidden(_))) =
             written.result
         {
             // Refused at the door, not a reservation attempt: not counted.
             return Err(auth::refusal(refused).into());
         }
-        metrics::reservation_outcome(written.result.as_ref().map(|_| ()));
-        let hold = written.result.map_err(ApiError::from)?;
+        metrics::reservation_outcome(written.result.as_ref());
+        let reserved = written.result.map_err(ApiError::from)?;
         tracing::info!(
-            property.id = %property_id,
-            reservation.id = %hold.reservation.id,
-            expires_at = %hold.reservation.expires_at,
+            property.id = %reserved.reservation.property_id,
+            reservation.id = %reserved.reservation.id,
+            expires_at = %reserved.reservation.expires_at,
             taken_over = !written.effects.ended.is_empty(),
+            replayed = reserved.replayed,
             "reserved"
         );
-        Ok(ReservationNode(hold.reservation))
+        Ok(ReservationNode(reserved.reservation))
     }
 
     /// End an active reservation early: its agent, a manager or an admin.
@@ -58,17 +71,10 @@ impl Mutation {
         reservation_id: ID,
     ) -> Result<ReservationNode> {
         let actor = actor(ctx).await?;
-        let id: ReservationId = parse_id("reservation id", &reservation_id)?;
+        let id = parse_id("reservation id", &reservation_id)?;
         let svc = services(ctx)?;
         let written = reservations::release(&svc.db, &actor, id).await;
-        jobs::after_commit(&svc.queue, &svc.events, &written.effects).await;
-        let hold = written.result.map_err(ApiError::from)?;
-        tracing::info!(
-            reservation.id = %id,
-            property.id = %hold.reservation.property_id,
-            "released"
-        );
-        Ok(ReservationNode(hold.reservation))
+        changed_by_person(svc, written, "released").await
     }
 
     /// Push expiresAt to one hold time from now: managers and admins only, at most the configured number of times.
@@ -78,14 +84,12 @@ impl Mutation {
         reservation_id: ID,
     ) -> Result<ReservationNode> {
         let actor = actor(ctx).await?;
-        let id: ReservationId = parse_id("reservation id", &reservation_id)?;
+        let id = parse_id("reservation id", &reservation_id)?;
         let svc = services(ctx)?;
-        // The job of the earlier version will find nothing to do; the one
-        // scheduled after the commit releases the hold at its new time.
+        // The jobs of the earlier version will find nothing to do; those
+        // scheduled after the commit release and warn at the new time.
         let written = reservations::extend(&svc.db, &svc.policy, &actor, id).await;
-        jobs::after_commit(&svc.queue, &svc.events, &written.effects).await;
-        let hold = written.result.map_err(ApiError::from)?;
-        Ok(ReservationNode(hold.reservation))
+        changed_by_person(svc, written, "extended").await
     }
 
     /// Turn an active reservation into a sale; the property becomes SOLD: its agent, a manager or an admin.
@@ -95,17 +99,10 @@ impl Mutation {
         reservation_id: ID,
     ) -> Result<ReservationNode> {
         let actor = actor(ctx).await?;
-        let id: ReservationId = parse_id("reservation id", &reservation_id)?;
+        let id = parse_id("reservation id", &reservation_id)?;
         let svc = services(ctx)?;
         let written = reservations::convert(&svc.db, &actor, id).await;
-        jobs::after_commit(&svc.queue, &svc.events, &written.effects).await;
-        let hold = written.result.map_err(ApiError::from)?;
-        tracing::info!(
-            reservation.id = %id,
-            property.id = %hold.reservation.property_id,
-            "converted into a sale"
-        );
-        Ok(ReservationNode(hold.reservation))
+        changed_by_person(svc, written, "converted into a sale").await
     }
 
     /// Managers and admins only.
@@ -156,4 +153,21 @@ impl Mutation {
             token,
         })
     }
+}
+
+/// A person's change to a hold (release, extension, conversion): the work it
+/// owes after its commit, a log line saying `what` happened, and its answer.
+async fn changed_by_person(
+    svc: &Services,
+    written: Written<Hold>,
+    what: &str,
+) -> Result<ReservationNode> {
+    svc.outbox.after_commit(&written.effects).await;
+    let hold = written.result.map_err(ApiError::from)?;
+    tracing::info!(
+        reservation.id = %hold.reservation.id,
+        property.id = %hold.reservation.property_id,
+        "{what}"
+    );
+    Ok(ReservationNode(hold.reservation))
 }

@@ -1,17 +1,17 @@
-//! The schema's subscription: live property status changes of the caller's
-//! workspace, fed by the process's [`Hub`].
+//! The schema's subscriptions: live property status changes and hold events
+//! of the caller's workspace, fed by the process's [`Hub`].
 
 use std::sync::Arc;
 
 use async_graphql::{Context, ID, Result, Subscription as SubscriptionObject};
 use futures::Stream;
 use holdfast_domain::reads;
-use holdfast_domain::{DomainError, ProjectId};
+use holdfast_domain::{DomainError, ProjectId, UserId, WorkspaceId};
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::watch;
 
 use super::context::{parse_id, services, session};
-use super::types::PropertyChange;
+use super::types::{HoldEventNode, PropertyChange};
 use crate::error::{ApiError, Code, coded};
 use crate::live::{Delivery, Hub};
 use crate::metrics;
@@ -74,54 +74,113 @@ impl Subscription {
             }
             None => None,
         };
-        let hub = ctx.data::<Hub>()?;
-        let receiver = hub.subscribe(workspace).map_err(|_| {
-            coded(
-                Code::ServiceUnavailable,
-                "live updates are unavailable (Redis cannot be reached); try again later",
-            )
-        })?;
-        let state = Feed {
-            receiver,
-            project,
-            ends: ctx.data_opt::<FeedEnds>().cloned(),
-            _counted: metrics::Subscriber::open(),
-            done: false,
+        feed(ctx, workspace, move |delivery| match delivery {
+            Delivery::Property { change, property }
+                if project.is_none_or(|p| p == change.project_id) =>
+            {
+                Some(PropertyChange {
+                    property: property.clone(),
+                    previous_status: change.previous_status.into(),
+                    status: change.status.into(),
+                    at: change.at,
+                })
+            }
+            _ => None,
+        })
+    }
+
+    /// Events of holds and queue entries. An agent gets their own; a manager or admin gets one agent's with agentId, or every agent's of the workspace without it.
+    async fn hold_events(
+        &self,
+        ctx: &Context<'_>,
+        agent_id: Option<ID>,
+    ) -> Result<impl Stream<Item = Result<HoldEventNode>> + use<>> {
+        let actor = session(ctx).await?.actor();
+        let asked: Option<UserId> = agent_id
+            .as_ref()
+            .map(|id| parse_id("agent id", id))
+            .transpose()?;
+        let agent = match asked {
+            Some(agent) if agent != actor.user_id && !actor.role.is_manager() => {
+                return Err(ApiError::Forbidden(
+                    "an agent follows only their own holds; managers and admins follow anyone's"
+                        .into(),
+                )
+                .into());
+            }
+            Some(agent) => {
+                // Another workspace's user is NOT_FOUND, like everywhere.
+                let found = reads::users_by_ids(&services(ctx)?.db, actor.workspace_id, [agent])
+                    .await
+                    .map_err(ApiError::from)?;
+                if found.is_empty() {
+                    return Err(ApiError::from(DomainError::NotFound("user")).into());
+                }
+                Some(agent)
+            }
+            None if actor.role.is_manager() => None,
+            None => Some(actor.user_id),
         };
-        Ok(futures::stream::unfold(state, Feed::next))
+        feed(ctx, actor.workspace_id, move |delivery| match delivery {
+            Delivery::Hold(event) if agent.is_none_or(|a| a == event.agent_id) => {
+                Some(HoldEventNode(event.clone()))
+            }
+            _ => None,
+        })
     }
 }
 
+/// A subscriber's feed of its workspace's deliveries, each turned into what
+/// the subscription sends by `pick` (or skipped).
+fn feed<T, F>(
+    ctx: &Context<'_>,
+    workspace: WorkspaceId,
+    pick: F,
+) -> Result<impl Stream<Item = Result<T>> + use<T, F>>
+where
+    T: Send + 'static,
+    F: Fn(&Delivery) -> Option<T> + Send + 'static,
+{
+    let hub = ctx.data::<Hub>()?;
+    let receiver = hub.subscribe(workspace).map_err(|_| {
+        coded(
+            Code::ServiceUnavailable,
+            "live updates are unavailable (Redis cannot be reached); try again later",
+        )
+    })?;
+    let state = Feed {
+        receiver,
+        pick,
+        ends: ctx.data_opt::<FeedEnds>().cloned(),
+        _counted: metrics::Subscriber::open(),
+        done: false,
+    };
+    Ok(futures::stream::unfold(state, Feed::next))
+}
+
 /// One subscriber's feed; counted in the subscribers gauge while it lives.
-struct Feed {
+struct Feed<F> {
     receiver: broadcast::Receiver<Arc<Delivery>>,
-    project: Option<ProjectId>,
+    pick: F,
     ends: Option<FeedEnds>,
     _counted: metrics::Subscriber,
     done: bool,
 }
 
-impl Feed {
-    async fn next(mut self) -> Option<(Result<PropertyChange>, Self)> {
+impl<F> Feed<F> {
+    async fn next<T>(mut self) -> Option<(Result<T>, Self)>
+    where
+        F: Fn(&Delivery) -> Option<T>,
+    {
         if self.done {
             return None;
         }
         loop {
             match self.receiver.recv().await {
                 Ok(delivery) => {
-                    if self
-                        .project
-                        .is_some_and(|p| p != delivery.change.project_id)
-                    {
-                        continue;
+                    if let Some(item) = (self.pick)(&delivery) {
+                        return Some((Ok(item), self));
                     }
-                    let change = PropertyChange {
-                        property: delivery.property.clone(),
-                        previous_status: delivery.change.previous_status.into(),
-                        status: delivery.change.status.into(),
-                        at: delivery.change.at,
-                    };
-                    return Some((Ok(change), self));
                 }
                 Err(RecvError::Lagged(missed)) => {
                     metrics::subscriber_dropped("lagged");

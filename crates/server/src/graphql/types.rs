@@ -2,16 +2,17 @@
 //! types (the domain knows nothing of transport): each type here wraps a
 //! domain model and resolves its links through the request's loaders.
 
-use async_graphql::{ComplexObject, Context, Enum, ID, Object, Result, SimpleObject};
+use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use holdfast_domain::entities::{project, property, reservation, user};
 use holdfast_domain::reads::{self, PropertyFilter, ReservationFilter};
 
 use super::connection;
-use super::context::loaders;
+use super::context::{loaders, session};
 use super::loaders::{ActiveOfAgent, ActiveOfProperty, CountsOf};
 use super::{pages, paging};
 use crate::error::{ApiError, ApiResult};
+use holdfast_queue::HoldEvent;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
 #[graphql(name = "Role", remote = "holdfast_domain::entities::Role")]
@@ -277,6 +278,105 @@ impl ReservationNode {
 
     async fn extension_count(&self) -> i32 {
         self.0.extension_count
+    }
+
+    /// Who the hold is for: shown to its agent, managers and admins; null for other agents.
+    async fn buyer(&self, ctx: &Context<'_>) -> Result<Option<Buyer>> {
+        if !may_see_details(ctx, &self.0).await? {
+            return Ok(None);
+        }
+        Ok(self.0.buyer().map(Buyer::from))
+    }
+
+    /// A note on the hold: shown to its agent, managers and admins; null for other agents.
+    async fn note(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        if !may_see_details(ctx, &self.0).await? {
+            return Ok(None);
+        }
+        Ok(self.0.note.as_deref())
+    }
+}
+
+/// Whether the caller may see who a hold is for: its agent, managers and
+/// admins may; other agents may not.
+async fn may_see_details(ctx: &Context<'_>, r: &reservation::Model) -> Result<bool> {
+    let actor = session(ctx).await?.actor();
+    Ok(actor.user_id == r.agent_id || actor.role.is_manager())
+}
+
+/// The person a hold is for. Visible to its agent, managers and admins; null for other agents.
+#[derive(SimpleObject)]
+pub struct Buyer {
+    pub name: String,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+}
+
+impl From<holdfast_domain::Buyer> for Buyer {
+    fn from(b: holdfast_domain::Buyer) -> Self {
+        Self {
+            name: b.name,
+            phone: b.phone,
+            email: b.email,
+        }
+    }
+}
+
+/// Who a hold (or a place in line) is for: a name, and optionally a phone and an email.
+#[derive(InputObject)]
+pub struct BuyerInput {
+    pub name: String,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+}
+
+impl From<BuyerInput> for holdfast_domain::Buyer {
+    fn from(b: BuyerInput) -> Self {
+        Self {
+            name: b.name,
+            phone: b.phone,
+            email: b.email,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[graphql(name = "HoldEventKind", remote = "holdfast_queue::HoldEventKind")]
+pub enum HoldEventKind {
+    /// The hold ends within HOLDFAST_EXPIRY_WARNING.
+    Expiring,
+    /// The hold ran out.
+    Expired,
+    /// Its agent or a manager released it.
+    Released,
+    Extended,
+    Converted,
+    /// A queue entry became this hold.
+    Promoted,
+    /// A queue entry ended without becoming a hold (SKIPPED or CLOSED).
+    QueueEnded,
+}
+
+/// An event of a hold: what the holdEvents subscription delivers. Its
+/// reservation is read when it is delivered, as it is then.
+pub struct HoldEventNode(pub HoldEvent);
+
+#[Object(name = "HoldEvent")]
+impl HoldEventNode {
+    async fn kind(&self) -> HoldEventKind {
+        self.0.kind.into()
+    }
+
+    async fn at(&self) -> DateTime<Utc> {
+        self.0.at
+    }
+
+    async fn reservation(&self, ctx: &Context<'_>) -> Result<Option<ReservationNode>> {
+        let Some(id) = self.0.reservation_id else {
+            return Ok(None);
+        };
+        let row = loaders(ctx)?.load_one(id).await.map_err(ApiError::from)?;
+        Ok(row.map(ReservationNode))
     }
 }
 

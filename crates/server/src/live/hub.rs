@@ -14,28 +14,33 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use holdfast_domain::entities::property;
-use holdfast_domain::{PropertyId, WorkspaceId};
-use holdfast_queue::events::Received;
-use holdfast_queue::{EventSubscriber, PropertyChanged};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
+use holdfast_domain::WorkspaceId;
+use holdfast_domain::entities::{PropertyStatus, property};
+use holdfast_queue::{EventSubscriber, HoldEvent, PropertyChanged, Received};
 use tokio::sync::{broadcast, watch};
 
 use crate::metrics;
 
 /// Changes a subscriber may fall behind before it is dropped, by default.
 pub const DEFAULT_SUBSCRIBER_BUFFER: usize = 1024;
-/// Property codes remembered (they never change); the cache is emptied when full.
-const CODE_CACHE_LIMIT: usize = 100_000;
-/// Changes handled per round: one code lookup for all of them.
-const BATCH: usize = 256;
-
-/// One change, ready for the subscription resolver: the wire event and the
-/// property as it is right after the change.
+/// What one subscription resolver gets: a property change with the property
+/// as it is right after it, or a hold event.
 #[derive(Debug)]
-pub struct Delivery {
-    pub change: PropertyChanged,
-    pub property: property::Model,
+pub enum Delivery {
+    Property {
+        change: PropertyChanged,
+        property: property::Model,
+    },
+    Hold(HoldEvent),
+}
+
+impl Delivery {
+    fn workspace_id(&self) -> WorkspaceId {
+        match self {
+            Delivery::Property { change, .. } => change.workspace_id,
+            Delivery::Hold(event) => event.workspace_id,
+        }
+    }
 }
 
 /// Why a subscription cannot start.
@@ -79,18 +84,13 @@ impl std::fmt::Debug for Hub {
 impl Hub {
     /// Starts listening (in the background, reconnecting for ever) to the
     /// changes of `queue_name` on `redis_url`.
-    pub fn start(
-        redis_url: String,
-        queue_name: String,
-        db: DatabaseConnection,
-        buffer: usize,
-    ) -> Self {
+    pub fn start(redis_url: String, queue_name: String, buffer: usize) -> Self {
         let inner = Arc::new(Inner {
             connected: watch::Sender::new(false),
             channels: Mutex::new(HashMap::new()),
             buffer: buffer.max(1),
         });
-        let task = tokio::spawn(listen(Arc::clone(&inner), redis_url, queue_name, db));
+        let task = tokio::spawn(listen(Arc::clone(&inner), redis_url, queue_name));
         Self {
             inner,
             _task: Arc::new(AbortOnDrop(task.abort_handle())),
@@ -144,17 +144,9 @@ impl Inner {
         channels.clear();
     }
 
-    /// Closes the channels of these workspaces (their feed has a gap).
-    fn close(&self, workspaces: impl IntoIterator<Item = WorkspaceId>) {
-        let mut channels = self.lock();
-        for ws in workspaces {
-            channels.remove(&ws);
-        }
-    }
-
     fn deliver(&self, delivery: Delivery) {
         let mut channels = self.lock();
-        let ws = delivery.change.workspace_id;
+        let ws = delivery.workspace_id();
         if let Some(sender) = channels.get(&ws)
             && sender.send(Arc::new(delivery)).is_err()
         {
@@ -166,8 +158,7 @@ impl Inner {
 
 /// Subscribes, fans out, and on a lost connection closes every channel and
 /// tries again, backing off up to 2 s.
-async fn listen(inner: Arc<Inner>, redis_url: String, queue_name: String, db: DatabaseConnection) {
-    let mut codes = CodeCache::default();
+async fn listen(inner: Arc<Inner>, redis_url: String, queue_name: String) {
     let mut pause = Duration::from_millis(100);
     let mut failing_since_logged = false;
     loop {
@@ -177,9 +168,9 @@ async fn listen(inner: Arc<Inner>, redis_url: String, queue_name: String, db: Da
                 tracing::info!(queue = %queue_name, "live updates: listening to changes in Redis");
                 failing_since_logged = false;
                 pause = Duration::from_millis(100);
-                let mut batches = std::pin::pin!(stream.ready_chunks(BATCH));
-                while let Some(batch) = batches.next().await {
-                    fan_out(&inner, &db, &mut codes, batch).await;
+                let mut stream = std::pin::pin!(stream);
+                while let Some(received) = stream.next().await {
+                    fan_out(&inner, received);
                 }
                 inner.disconnect();
                 metrics::live_disconnect();
@@ -199,103 +190,29 @@ async fn listen(inner: Arc<Inner>, redis_url: String, queue_name: String, db: Da
     }
 }
 
-async fn fan_out(
-    inner: &Inner,
-    db: &DatabaseConnection,
-    codes: &mut CodeCache,
-    batch: Vec<Received>,
-) {
-    let mut changes = Vec::with_capacity(batch.len());
-    for item in batch {
-        match item {
-            Received::Change(change) => changes.push(change),
-            Received::Malformed { channel, error } => {
-                tracing::warn!(%channel, %error, "live updates: skipped a malformed message");
-            }
+/// Hands one message to the subscribers of its workspace.
+fn fan_out(inner: &Inner, received: Received) {
+    let delivery = match received {
+        Received::Change(change) => {
+            let reserved = change.status == PropertyStatus::Reserved;
+            let property = property::Model {
+                id: change.property_id,
+                workspace_id: change.workspace_id,
+                project_id: change.project_id,
+                code: change.code.clone(),
+                status: change.status,
+                reserved_by_id: change.reserved_by_id.filter(|_| reserved),
+                reserved_until: change.reserved_until.filter(|_| reserved),
+                updated_at: change.at,
+            };
+            Delivery::Property { change, property }
         }
-    }
-    metrics::live_events_received(changes.len());
-    // Only workspaces someone listens to cost a lookup.
-    let listened: Vec<PropertyChanged> = {
-        let channels = inner.lock();
-        changes
-            .into_iter()
-            .filter(|c| channels.contains_key(&c.workspace_id))
-            .collect()
+        Received::Hold(event) => Delivery::Hold(event),
+        Received::Malformed { channel, error } => {
+            tracing::warn!(%channel, %error, "live updates: skipped a malformed message");
+            return;
+        }
     };
-    if listened.is_empty() {
-        return;
-    }
-    if let Err(e) = codes.fill(db, listened.iter().map(|c| c.property_id)).await {
-        // Without the codes these changes cannot be shown; rather than
-        // skip them silently, end those workspaces' subscriptions so that
-        // their clients re-read.
-        tracing::error!(error = %e, "live updates: cannot look up the changed properties; ending the subscriptions of their workspaces");
-        inner.close(listened.iter().map(|c| c.workspace_id));
-        return;
-    }
-    for change in listened {
-        let Some((workspace, code)) = codes.get(change.property_id) else {
-            tracing::warn!(property.id = %change.property_id, "live updates: a change of an unknown property");
-            continue;
-        };
-        if workspace != change.workspace_id {
-            tracing::warn!(property.id = %change.property_id, "live updates: a change names the wrong workspace; skipped");
-            continue;
-        }
-        let reserved = change.status == holdfast_domain::entities::PropertyStatus::Reserved;
-        let property = property::Model {
-            id: change.property_id,
-            workspace_id: change.workspace_id,
-            project_id: change.project_id,
-            code: code.to_owned(),
-            status: change.status,
-            reserved_by_id: change.reserved_by_id.filter(|_| reserved),
-            reserved_until: change.reserved_until.filter(|_| reserved),
-            updated_at: change.at,
-        };
-        inner.deliver(Delivery { change, property });
-    }
-}
-
-/// Property codes (and workspaces) by id: a code never changes, so one
-/// lookup per property per process is enough.
-#[derive(Default)]
-struct CodeCache {
-    known: HashMap<PropertyId, (WorkspaceId, String)>,
-}
-
-impl CodeCache {
-    fn get(&self, id: PropertyId) -> Option<(WorkspaceId, &str)> {
-        self.known.get(&id).map(|(ws, code)| (*ws, code.as_str()))
-    }
-
-    async fn fill(
-        &mut self,
-        db: &DatabaseConnection,
-        ids: impl Iterator<Item = PropertyId>,
-    ) -> Result<(), sea_orm::DbErr> {
-        let mut missing: Vec<PropertyId> = ids.filter(|id| !self.known.contains_key(id)).collect();
-        if missing.is_empty() {
-            return Ok(());
-        }
-        missing.sort_unstable();
-        missing.dedup();
-        if self.known.len() + missing.len() > CODE_CACHE_LIMIT {
-            self.known.clear();
-        }
-        let rows: Vec<(PropertyId, WorkspaceId, String)> = property::Entity::find()
-            .select_only()
-            .column(property::Column::Id)
-            .column(property::Column::WorkspaceId)
-            .column(property::Column::Code)
-            .filter(property::Column::Id.is_in(missing))
-            .into_tuple()
-            .all(db)
-            .await?;
-        for (id, ws, code) in rows {
-            self.known.insert(id, (ws, code));
-        }
-        Ok(())
-    }
+    metrics::live_events_received(1);
+    inner.deliver(delivery);
 }

@@ -4,7 +4,6 @@
 
 pub mod connections;
 pub mod hub;
-pub mod publish;
 pub mod ws;
 
 pub use hub::{DEFAULT_SUBSCRIBER_BUFFER, Delivery, Hub, HubUnavailable};

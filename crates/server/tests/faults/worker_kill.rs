@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use holdfast_domain::job::ReleaseReservation;
+use holdfast_domain::job::{HoldJob, JobKind};
 use holdfast_queue::ReleaseQueue;
 use holdfast_testkit::TestDb;
 
@@ -50,10 +50,11 @@ async fn a_worker_killed_in_the_middle_of_a_batch_of_due_jobs_loses_none_and_end
     let queue = ReleaseQueue::new(&target.redis_url, &target.queue).expect("queue");
     let due = chrono::Utc::now() - chrono::Duration::seconds(1);
     for id in &ids {
-        let job = ReleaseReservation {
+        let job = HoldJob {
             workspace_id: scene.admin.workspace_id,
             reservation_id: *id,
             version: 1,
+            kind: JobKind::Release,
         };
         queue.schedule(&job, due).await.expect("schedule");
     }

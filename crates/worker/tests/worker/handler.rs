@@ -10,7 +10,7 @@ use holdfast_domain::entities::{EndSource, PropertyStatus, ReservationStatus};
 use holdfast_domain::reservations::{self, extend};
 use holdfast_domain::{Policy, ReservationId};
 use holdfast_worker::sweep::sweep_once;
-use holdfast_worker::{Outcome, ReleaseError, handle_release};
+use holdfast_worker::{Outcome, ReleaseError, handle_job};
 
 use crate::helpers::{World, job};
 
@@ -26,7 +26,9 @@ async fn an_expired_reservation_is_released_by_its_job_and_the_plot_counts_as_av
         "a lapsed hold already reads available"
     );
 
-    let outcome = handle_release(&job(&r), &w.conn).await.expect("release");
+    let outcome = handle_job(&job(&r), &w.conn, &Policy::default())
+        .await
+        .expect("release");
 
     assert!(matches!(outcome, Outcome::Released { .. }), "{outcome:?}");
     let stored = w.stored(r.id).await;
@@ -51,10 +53,10 @@ async fn a_reservation_that_has_not_expired_is_left_untouched_and_its_job_retrie
     let w = World::new().await;
     let r = w.reserve_many(1, Duration::from_secs(3600)).await.remove(0);
 
-    let result = handle_release(&job(&r), &w.conn).await;
+    let result = handle_job(&job(&r), &w.conn, &Policy::default()).await;
 
     assert!(
-        matches!(result, Err(ReleaseError::NotDue { expires_at }) if expires_at == r.expires_at),
+        matches!(result, Err(ReleaseError::NotDue { due }) if due == r.expires_at),
         "{result:?}"
     );
     assert_eq!(w.stored(r.id).await, r, "no modification");
@@ -73,9 +75,13 @@ async fn running_the_same_job_twice_releases_once() {
     let r = w.reserve_many(1, Duration::from_secs(3600)).await.remove(0);
     w.lapse(r.id).await;
 
-    let first = handle_release(&job(&r), &w.conn).await.expect("first");
+    let first = handle_job(&job(&r), &w.conn, &Policy::default())
+        .await
+        .expect("first");
     let ended = w.stored(r.id).await;
-    let second = handle_release(&job(&r), &w.conn).await.expect("second");
+    let second = handle_job(&job(&r), &w.conn, &Policy::default())
+        .await
+        .expect("second");
 
     assert!(matches!(first, Outcome::Released { .. }), "{first:?}");
     assert_eq!(
@@ -108,13 +114,17 @@ async fn jobs_for_extended_released_or_unknown_reservations_change_nothing() {
         .expect("release");
     w.lapse(rs[0].id).await;
 
-    let stale = handle_release(&job(&rs[0]), &w.conn).await.expect("stale");
-    let released = handle_release(&job(&rs[1]), &w.conn)
+    let stale = handle_job(&job(&rs[0]), &w.conn, &Policy::default())
+        .await
+        .expect("stale");
+    let released = handle_job(&job(&rs[1]), &w.conn, &Policy::default())
         .await
         .expect("released");
     let mut unknown = job(&rs[0]);
     unknown.reservation_id = ReservationId::new();
-    let missing = handle_release(&unknown, &w.conn).await.expect("unknown");
+    let missing = handle_job(&unknown, &w.conn, &Policy::default())
+        .await
+        .expect("unknown");
 
     assert_eq!(
         stale,
@@ -144,13 +154,14 @@ async fn a_database_outage_is_a_transient_failure_so_the_job_is_retried() {
     )
     .await
     .expect("lazy pool");
-    let j = holdfast_domain::job::ReleaseReservation {
+    let j = holdfast_domain::job::HoldJob {
         workspace_id: holdfast_domain::WorkspaceId::new(),
         reservation_id: ReservationId::new(),
         version: 1,
+        kind: holdfast_domain::job::JobKind::Release,
     };
 
-    let result = handle_release(&j, &db).await;
+    let result = handle_job(&j, &db, &Policy::default()).await;
 
     assert!(
         matches!(result, Err(ReleaseError::Transient(_))),

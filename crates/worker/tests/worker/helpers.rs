@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use holdfast_domain::audit::audit;
 use holdfast_domain::db::{PoolSettings, connect};
 use holdfast_domain::entities::{property, reservation};
-use holdfast_domain::job::ReleaseReservation;
+use holdfast_domain::job::HoldJob;
 use holdfast_domain::reads::{self, PlotCounts};
 use holdfast_domain::reservations::reserve;
 use holdfast_domain::{Actor, Policy, ProjectId, PropertyId, ReservationId};
@@ -285,15 +285,12 @@ pub fn policy(ttl: Duration) -> Policy {
         ttl,
         max_extensions: 2,
         max_active_per_agent: 0,
+        ..Policy::default()
     }
 }
 
-pub fn job(r: &Reservation) -> ReleaseReservation {
-    ReleaseReservation {
-        workspace_id: r.workspace_id,
-        reservation_id: r.id,
-        version: r.version,
-    }
+pub fn job(r: &Reservation) -> HoldJob {
+    HoldJob::release(r)
 }
 
 /// Seconds from `expires_at` to `ended_at`.

@@ -3,8 +3,10 @@
 use std::time::Duration;
 
 use chrono::Utc;
+use holdfast_domain::Policy;
 use holdfast_domain::entities::{EndSource, ReservationStatus};
 use holdfast_queue::ReleaseQueue;
+use holdfast_runtime::Outbox;
 use holdfast_worker::sweep::{Sweeper, TickOutcome};
 use redis::AsyncCommands;
 
@@ -46,6 +48,7 @@ async fn reservations_whose_jobs_were_deleted_from_redis_are_released_by_the_swe
 fn sweeper(w: &World, queue: ReleaseQueue, replica: &str) -> Sweeper {
     Sweeper {
         db: w.conn.clone(),
+        outbox: Outbox::new(queue.clone(), Policy::default()),
         queue,
         batch_size: 3,
         replica: replica.to_owned(),
