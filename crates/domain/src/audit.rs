@@ -1,4 +1,4 @@
-//! Checks every invariant of DESIGN.md in the database. Tests run it after
+//! Checks every invariant of the hold rules in the database. Tests run it after
 //! each scenario; `holdfast-server audit` runs it for operators.
 
 use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement};
@@ -53,6 +53,11 @@ const CHECKS: &[(&str, &str)] = &[
         "an EXPIRED reservation ended no earlier than its expiry, by a job, the sweep or a takeover",
         "SELECT 'reservation ' || r.id::text AS row FROM reservation r WHERE r.status = 'EXPIRED' \
          AND (r.ended_at < r.expires_at OR r.end_source NOT IN ('job', 'sweep', 'takeover'))",
+    ),
+    (
+        "a reservation was warned of its end at most at its current version",
+        "SELECT 'reservation ' || r.id::text AS row FROM reservation r \
+         WHERE r.warned_version > r.version",
     ),
     (
         "a reservation, its property and its agent are in one workspace",

@@ -156,7 +156,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::SeedDemo => {
             let db = app::connect_db(&config).await?;
-            let demo = seed::seed_demo(&db, &app::tokens(&config)).await?;
+            let deployment = &config.deployment;
+            let queue = holdfast_queue::ReleaseQueue::new(&deployment.redis_url, &deployment.queue)
+                .context("REDIS_URL")?;
+            let outbox = holdfast_runtime::Outbox::new(queue, config.rules.policy());
+            let demo = seed::seed_demo(&db, &app::tokens(&config), &outbox).await?;
             let port = config.listen.port();
             let url = format!("http://127.0.0.1:{port}/graphql");
             print!("{}", seed::describe(&demo, &url));

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use holdfast_domain::entities::{Role, project, property, user, workspace};
-use holdfast_domain::{Actor, directory};
+use holdfast_domain::{Actor, Buyer, ReserveRequest, directory, reservations};
+use holdfast_runtime::Outbox;
 use sea_orm::{
     ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
 };
@@ -51,7 +52,67 @@ async fn find_user(
         .await?)
 }
 
-pub async fn seed_demo(db: &DatabaseConnection, tokens: &Tokens) -> anyhow::Result<Demo> {
+/// A few holds of the demo's agents, for buyers, when its plots are new: the
+/// board and GraphiQL have something to show.
+const DEMO_HOLDS: &[(&str, usize, &str, &str)] = &[
+    (
+        "alice@demo.holdfast.test",
+        2,
+        "The Sharmas",
+        "Talking to their bank",
+    ),
+    (
+        "bob@demo.holdfast.test",
+        6,
+        "The Kapoors",
+        "Second visit on Saturday",
+    ),
+    (
+        "alice@demo.holdfast.test",
+        11,
+        "Mr and Mrs Okafor",
+        "Want a corner plot",
+    ),
+];
+
+async fn hold_for_buyers(
+    db: &DatabaseConnection,
+    outbox: &Outbox,
+    users: &[user::Model],
+    plots: &[property::Model],
+) -> anyhow::Result<()> {
+    for (email, plot, buyer, note) in DEMO_HOLDS {
+        let (Some(agent), Some(plot)) =
+            (users.iter().find(|u| u.email == *email), plots.get(*plot))
+        else {
+            continue;
+        };
+        let request = ReserveRequest {
+            property_id: plot.id,
+            buyer: Some(Buyer {
+                name: (*buyer).to_owned(),
+                ..Buyer::default()
+            }),
+            note: Some((*note).to_owned()),
+            idempotency_key: None,
+        };
+        let actor = Actor {
+            user_id: agent.id,
+            workspace_id: agent.workspace_id,
+            role: agent.role,
+        };
+        let written = reservations::reserve(db, &outbox.policy, &actor, request).await;
+        outbox.after_commit(&written.effects).await;
+        written.result?;
+    }
+    Ok(())
+}
+
+pub async fn seed_demo(
+    db: &DatabaseConnection,
+    tokens: &Tokens,
+    outbox: &Outbox,
+) -> anyhow::Result<Demo> {
     let existing = workspace::Entity::find()
         .filter(workspace::Column::Name.eq(DEMO_WORKSPACE))
         .order_by_asc(workspace::Column::CreatedAt)
@@ -99,7 +160,8 @@ pub async fn seed_demo(db: &DatabaseConnection, tokens: &Tokens) -> anyhow::Resu
         .await?;
     let plots = if plots == 0 {
         let codes = plot_codes();
-        directory::add_properties(db, &actor, project.id, &codes).await?;
+        let added = directory::add_properties(db, &actor, project.id, &codes).await?;
+        hold_for_buyers(db, outbox, &users, &added).await?;
         codes.len() as u64
     } else {
         plots
@@ -153,7 +215,8 @@ pub fn describe(demo: &Demo, graphiql_url: &str) -> String {
          already in its Headers pane), or open {graphiql_url} and paste this in the Headers pane\n\
          (bottom left):\n\n  {{\"Authorization\": \"Bearer {agent_token}\"}}\n\n\
          then run:\n\n  {{ projects {{ nodes {{ name availablePlots properties(first: 5, status: AVAILABLE) {{ nodes {{ id code status }} }} }} }} }}\n\n\
-         and reserve one of those plots:\n\n  mutation {{ reserveProperty(propertyId: \"<an id from above>\") {{ id status expiresAt property {{ code status }} }} }}\n"
+         reserve one of those plots for a buyer:\n\n  mutation {{ reserveProperty(propertyId: \"<an id from above>\", buyer: {{ name: \"The Mehtas\" }}, idempotencyKey: \"try-1\") {{ id status expiresAt buyer {{ name }} property {{ code status }} }} }}\n\n\
+         and see your holds, with their buyers:\n\n  {{ me {{ activeReservations {{ property {{ code }} buyer {{ name }} note expiresAt }} }} }}\n"
     ));
     out
 }

@@ -158,11 +158,16 @@ impl Client {
     }
 
     pub async fn start(&mut self, query: &str, project: Option<ProjectId>) {
+        self.start_with(query, json!({ "p": project.map(|p| p.to_string()) }))
+            .await;
+    }
+
+    /// Starts the subscription `query` with these variables.
+    pub async fn start_with(&mut self, query: &str, variables: Value) {
         let kind = match self.protocol {
             Protocol::TransportWs => "subscribe",
             Protocol::LegacyWs => "start",
         };
-        let variables = json!({ "p": project.map(|p| p.to_string()) });
         self.send(json!({
             "id": "1",
             "type": kind,

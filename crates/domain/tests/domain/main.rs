@@ -9,5 +9,7 @@ mod errors;
 mod expiry;
 mod model;
 mod reserve;
+mod retries;
 mod safety_nets;
 mod sweep;
+mod warnings;

@@ -86,9 +86,11 @@ async fn bootstrap_prints_the_workspace_the_admin_and_a_working_token() {
 #[tokio::test]
 async fn seed_demo_twice_reuses_the_workspace_and_its_agent_token_reserves_a_plot() {
     let db = TestDb::new().await;
+    // The demo's holds schedule their jobs: on a queue the test cleans up.
+    let queue = QueueKeys::new();
     let first = stdout(
         &run({
-            let mut c = server(&db);
+            let mut c = server_on_queue(&db, &queue.name);
             c.arg("seed-demo");
             c
         })
@@ -96,7 +98,7 @@ async fn seed_demo_twice_reuses_the_workspace_and_its_agent_token_reserves_a_plo
     );
     let second = stdout(
         &run({
-            let mut c = server(&db);
+            let mut c = server_on_queue(&db, &queue.name);
             c.arg("seed-demo");
             c
         })
@@ -128,7 +130,20 @@ async fn seed_demo_twice_reuses_the_workspace_and_its_agent_token_reserves_a_plo
     assert_eq!(data["me"]["role"], json!("SALES_AGENT"));
     let projects = data["projects"]["nodes"].as_array().expect("projects");
     assert_eq!(projects.len(), 1, "seeding twice made one project: {data}");
-    assert_eq!(projects[0]["availablePlots"], json!(50));
+    // Three of the 50 plots are the demo agents' holds for their buyers.
+    assert_eq!(projects[0]["availablePlots"], json!(47));
+    let holds = app
+        .ok(
+            &token,
+            "{ me { activeReservations { buyer { name } note } } }",
+            json!({}),
+        )
+        .await;
+    let holds = holds["me"]["activeReservations"].as_array().expect("holds");
+    assert!(
+        !holds.is_empty() && holds.iter().all(|h| h["buyer"]["name"].is_string()),
+        "the demo agent holds plots for buyers: {holds:?}"
+    );
     let plot = projects[0]["properties"]["nodes"][0]["id"]
         .as_str()
         .expect("a plot");

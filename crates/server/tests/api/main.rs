@@ -6,6 +6,7 @@ mod cli;
 mod concurrency;
 mod errors;
 mod helpers;
+mod holds;
 mod hostile;
 mod http;
 mod lifecycle;

@@ -94,8 +94,13 @@ impl World {
 
     /// The worker, in this process, as the binary starts it.
     pub async fn worker(&self, sweep: &str) -> Worker {
+        self.worker_with(sweep, &[]).await
+    }
+
+    /// The worker with these flags too.
+    pub async fn worker_with(&self, sweep: &str, extra: &[&str]) -> Worker {
         let target = self.target();
-        let config = holdfast_worker::Config::load([
+        let mut args = vec![
             "holdfast-worker",
             "--database-url",
             &target.database_url,
@@ -111,8 +116,9 @@ impl World {
             "4",
             "--shutdown-timeout",
             "5s",
-        ])
-        .expect("worker config");
+        ];
+        args.extend(extra);
+        let config = holdfast_worker::Config::load(args).expect("worker config");
         let app = holdfast_worker::App::build(config)
             .await
             .expect("build the worker");
@@ -166,6 +172,11 @@ impl Team {
 
     pub fn project(&self, i: usize) -> ProjectId {
         self.projects[i].0
+    }
+
+    /// Another agent of the workspace.
+    pub async fn another_agent(&self, world: &World) -> Actor {
+        self.fixture.agent(&world.db).await
     }
 
     pub fn plot(&self, project: usize, i: usize) -> PropertyId {

@@ -6,6 +6,7 @@ mod helpers;
 
 mod auth;
 mod feed;
+mod holds;
 mod limits;
 mod load;
 mod logs;
