@@ -234,7 +234,7 @@ async function main() {
 
   log(`database ${dbName}, queue ${queue}, hold time ${TTL_S}s`);
   await run(SERVER_BIN, ['migrate'], { env: baseEnv() });
-  const { stdout: seeded } = await run(SERVER_BIN, ['seed-demo'], { env: baseEnv() });
+  const { stdout: seeded } = await run(SERVER_BIN, ['seed-demo', '--no-holds'], { env: baseEnv() });
   const tokens = {};
   for (const m of seeded.matchAll(/(\S+)@demo\.holdfast\.test\s+(\S+)\s*$/gm)) tokens[m[1]] = m[2];
   const projectId = (seeded.match(/project "Riverside Gardens" \(([0-9a-f-]{36})\)/) || [])[1];

@@ -81,7 +81,7 @@ export function createStack(label) {
 
     /** `holdfast-server seed-demo`: the demo users' tokens by first name, and the project's id. */
     async seedDemo(extraEnv) {
-      const { stdout } = await runFile(SERVER_BIN, ['seed-demo'], { env: stack.baseEnv(extraEnv) });
+      const { stdout } = await runFile(SERVER_BIN, ['seed-demo', '--no-holds'], { env: stack.baseEnv(extraEnv) });
       const tokens = {};
       for (const m of stdout.matchAll(/(\S+)@demo\.holdfast\.test\s+(\S+)\s*$/gm)) tokens[m[1]] = m[2];
       const projectId = (stdout.match(/project "Riverside Gardens" \(([0-9a-f-]{36})\)/) || [])[1];

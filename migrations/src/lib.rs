@@ -9,6 +9,7 @@ use sea_orm_migration::sea_orm::{DatabaseConnection, TransactionTrait};
 
 mod m20261121_000001_core;
 mod m20261125_000001_hold_details;
+mod m20261125_000002_queue;
 
 /// The hold rules: what "now" is, when a hold lapsed, how holds begin and end,
 /// and the reads as of now. See the top of the file.
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261121_000001_core::Migration),
             Box::new(m20261125_000001_hold_details::Migration),
+            Box::new(m20261125_000002_queue::Migration),
         ]
     }
 }
@@ -42,6 +44,7 @@ pub fn schema_sql() -> Vec<&'static str> {
     vec![
         m20261121_000001_core::UP,
         m20261125_000001_hold_details::UP,
+        m20261125_000002_queue::UP,
         RULES,
     ]
 }

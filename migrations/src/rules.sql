@@ -1,27 +1,32 @@
 -- The hold rules of holdfast, each written once: what "now" is, when a hold has
--- lapsed, how a hold begins and how it ends, and the reads "as of now".
+-- lapsed, how a hold begins and how it ends (and the line behind it moves), and
+-- the reads "as of now".
 --
--- The tables and their safety nets (the unique partial index, the checks) live in
--- the versioned migrations beside this file; the rules that act on them live here.
--- `holdfast-server migrate` installs this file after the migrations, every time, as
--- one transaction that drops the schema `rules` and makes it again: change a rule
--- here, run migrate, and every server and worker uses it from their next call.
--- Nothing outside the schema may depend on what is in it.
+-- The tables and their safety nets (the unique partial indexes, the checks) live
+-- in the versioned migrations beside this file; the rules that act on them live
+-- here. `holdfast-server migrate` installs this file after the migrations, every
+-- time, as one transaction that drops the schema `rules` and makes it again:
+-- change a rule here, run migrate, and every server and worker uses it from their
+-- next call. Nothing outside the schema may depend on what is in it.
 --
--- Every function that changes a hold takes the property's row lock first (FOR
--- UPDATE): everything that touches a plot is serialised on that row. Lock order,
--- everywhere: property rows, then agents' rows (to count an agent's holds), then
--- reservation rows. So no two calls here can deadlock on each other.
+-- Every function that changes a hold or a line takes the property's row lock
+-- first (FOR UPDATE): everything that touches a plot is serialised on that row.
+-- Lock order, everywhere: property rows, then agents' rows (to count an agent's
+-- holds), then reservation and queue entry rows. Only a call that locks two
+-- agents' rows (its caller's, and the next in line's when it hands a lapsed
+-- plot on) can meet another doing the same the other way round; PostgreSQL
+-- detects that, and one of the two answers BUSY: safe to retry.
 --
 -- The functions that write answer one jsonb object: "outcome" (what happened, for
 -- the caller), the fields that outcome needs, and the effects that were committed,
--- for the work after the commit (release jobs, live events, metrics):
+-- for the work after the commit (delayed jobs, live events, metrics):
 --   "ended":    holds this call ended,
---   "started":  holds this call began,
+--   "started":  holds this call began (a hold from the line names its entry),
 --   "extended": holds this call extended,
 --   "warned":   holds whose agent is warned now that the end is near,
 -- each a list of reservation rows with their property's "project_id" and
--- "property_code".
+-- "property_code"; and
+--   "entries":  queue entries whose status this call set, as they are now.
 
 DROP VIEW IF EXISTS public.property_now;
 DROP VIEW IF EXISTS public.reservation_now;
@@ -48,7 +53,10 @@ RETURNS boolean LANGUAGE sql IMMUTABLE AS $$
 $$;
 
 -- Properties as of now: a lapsed hold reads AVAILABLE, with no holder, whether
--- or not its release job or the sweep has run yet.
+-- or not its release job or the sweep has run yet; unless somebody waits in
+-- line for the plot, which is then the line's (the next in line's hold begins
+-- when the job, the sweep or a call ends the lapsed one, within moments): it
+-- reads RESERVED, with the lapsed hold's holder and end, never AVAILABLE.
 CREATE VIEW rules.property_now AS
 SELECT p.id, p.workspace_id, p.project_id, p.code,
        CASE WHEN l.lapsed THEN 'AVAILABLE' ELSE p.status END AS status,
@@ -56,7 +64,10 @@ SELECT p.id, p.workspace_id, p.project_id, p.code,
        CASE WHEN l.lapsed THEN NULL ELSE p.reserved_until END AS reserved_until,
        p.updated_at
 FROM property p
-CROSS JOIN LATERAL (SELECT p.status = 'RESERVED' AND rules.lapsed(p.reserved_until) AS lapsed) l;
+CROSS JOIN LATERAL (
+  SELECT p.status = 'RESERVED' AND rules.lapsed(p.reserved_until)
+         AND NOT EXISTS (SELECT 1 FROM queue_entry e
+                         WHERE e.property_id = p.id AND e.status = 'WAITING') AS lapsed) l;
 
 -- Reservations as of now: an ACTIVE reservation past its end reads EXPIRED.
 CREATE VIEW rules.reservation_now AS
@@ -64,7 +75,7 @@ SELECT r.id, r.workspace_id, r.property_id, r.agent_id,
        CASE WHEN r.status = 'ACTIVE' AND rules.lapsed(r.expires_at) THEN 'EXPIRED' ELSE r.status END AS status,
        r.created_at, r.expires_at, r.ended_at, r.ended_by_id, r.end_source,
        r.extension_count, r.version, r.buyer_name, r.buyer_phone, r.buyer_email, r.note,
-       r.idempotency_key, r.warned_version
+       r.idempotency_key, r.warned_version, r.queue_entry_id
 FROM reservation r;
 
 -- A time-ordered id (UUIDv7, as the application makes them), for rows made here.
@@ -99,7 +110,6 @@ LANGUAGE sql STABLE AS $$
     'gone')
 $$;
 
--- The effects of a call, as the answer carries them (see the top of this file).
 -- Reservations as they read now, each with its property's project and code.
 CREATE FUNCTION rules.holds_json(p_ids uuid[]) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
@@ -110,32 +120,43 @@ LANGUAGE sql STABLE AS $$
   WHERE r.id = ANY (p_ids)
 $$;
 
-CREATE FUNCTION rules.effects(p_ended uuid[], p_started uuid[], p_extended uuid[]) RETURNS jsonb
+-- Queue entries as they are now.
+CREATE FUNCTION rules.entries_json(p_ids uuid[]) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
-  SELECT jsonb_build_object(
-    'ended', rules.holds_json(p_ended),
-    'started', rules.holds_json(p_started),
-    'extended', rules.holds_json(p_extended))
+  SELECT COALESCE(jsonb_agg(to_jsonb(e) ORDER BY array_position(p_ids, e.id)), '[]'::jsonb)
+  FROM queue_entry e WHERE e.id = ANY (p_ids)
 $$;
 
--- Who a hold is for, as the functions that begin holds take it.
+-- What a call did to holds and lines, as its answer carries it (see above).
+CREATE TYPE rules.done AS (ended uuid[], started uuid[], extended uuid[], entries uuid[]);
+
+CREATE FUNCTION rules.effects(p_done rules.done) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+  SELECT jsonb_build_object(
+    'ended', rules.holds_json(p_done.ended),
+    'started', rules.holds_json(p_done.started),
+    'extended', rules.holds_json(p_done.extended),
+    'entries', rules.entries_json(p_done.entries))
+$$;
+
+-- Who a hold or a place in line is for, as the functions that make them take it.
 CREATE TYPE rules.buyer AS (name text, phone text, email text);
 
 -- Begins a hold of the locked, free property for `agent` until `at + ttl`, for
 -- `buyer` (may be NULL) with `note`, made by a call with idempotency key `key`
--- (may be NULL): the reservation row and the property's new state. Returns
--- the reservation's id.
+-- or from queue entry `entry` (either may be NULL): the reservation row and the
+-- property's new state. Returns the reservation's id.
 CREATE FUNCTION rules.begin_hold(p_workspace uuid, p_property uuid, p_agent uuid,
                                  p_at timestamptz, p_ttl interval, p_buyer rules.buyer,
-                                 p_note text, p_key text) RETURNS uuid
+                                 p_note text, p_key text, p_entry uuid) RETURNS uuid
 LANGUAGE plpgsql AS $$
 DECLARE
   v_id uuid := rules.uuid7();
 BEGIN
   INSERT INTO reservation (id, workspace_id, property_id, agent_id, status, created_at, expires_at,
-                           buyer_name, buyer_phone, buyer_email, note, idempotency_key)
+                           buyer_name, buyer_phone, buyer_email, note, idempotency_key, queue_entry_id)
   VALUES (v_id, p_workspace, p_property, p_agent, 'ACTIVE', p_at, p_at + p_ttl,
-          p_buyer.name, p_buyer.phone, p_buyer.email, p_note, p_key);
+          p_buyer.name, p_buyer.phone, p_buyer.email, p_note, p_key, p_entry);
   UPDATE property
      SET status = 'RESERVED', reserved_by_id = p_agent, reserved_until = p_at + p_ttl, updated_at = p_at
    WHERE id = p_property;
@@ -143,12 +164,63 @@ BEGIN
 END
 $$;
 
+-- Whether `agent` may take a hold at `at`: an active user, holding fewer than
+-- `max_active` (0: no limit). Locks the agent's row, so that the count stands
+-- until the caller commits.
+CREATE FUNCTION rules.can_hold(p_agent uuid, p_at timestamptz, p_max_active integer)
+RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+  v_active boolean;
+BEGIN
+  SELECT active INTO v_active FROM app_user WHERE id = p_agent FOR NO KEY UPDATE;
+  RETURN v_active AND (p_max_active <= 0 OR rules.holds_of(p_agent, p_at) < p_max_active);
+END
+$$;
+
+-- Hands the locked, just freed property to the first waiting entry whose agent
+-- can hold, at `at`, for `ttl`: its hold begins, the entry is PROMOTED; entries
+-- passed over (an agent deactivated, or at the limit) are SKIPPED. Adds what it
+-- did to `done`.
+CREATE FUNCTION rules.promote(p_property uuid, p_at timestamptz, p_ttl interval,
+                              p_max_active integer, INOUT p_done rules.done)
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_entry queue_entry;
+  v_hold uuid;
+BEGIN
+  FOR v_entry IN
+    SELECT * FROM queue_entry
+     WHERE property_id = p_property AND status = 'WAITING'
+     ORDER BY created_at, id
+       FOR UPDATE
+  LOOP
+    p_done.entries := p_done.entries || v_entry.id;
+    IF NOT rules.can_hold(v_entry.agent_id, p_at, p_max_active) THEN
+      UPDATE queue_entry SET status = 'SKIPPED', ended_at = p_at WHERE id = v_entry.id;
+      CONTINUE;
+    END IF;
+    v_hold := rules.begin_hold(v_entry.workspace_id, p_property, v_entry.agent_id, p_at, p_ttl,
+                               ROW(v_entry.buyer_name, v_entry.buyer_phone, v_entry.buyer_email),
+                               NULL, NULL, v_entry.id);
+    UPDATE queue_entry SET status = 'PROMOTED', ended_at = p_at, reservation_id = v_hold
+     WHERE id = v_entry.id;
+    p_done.started := p_done.started || v_hold;
+    RETURN;
+  END LOOP;
+END
+$$;
+
 -- Ends an ACTIVE hold: the one path by which every hold ends, released or
 -- converted by a person, or expired by its job, the sweep or a takeover. The
--- caller holds the property's row lock. The plot becomes SOLD for a conversion,
--- and AVAILABLE otherwise. Returns whether the hold was ACTIVE (and is now ended).
+-- caller holds the property's row lock. A conversion sells the plot and closes
+-- its line; any other end hands the plot to the next in line who can hold
+-- (rules.promote, with the hold time `ttl` and the per-agent limit
+-- `max_active`), in this same transaction, so the plot never reads AVAILABLE
+-- while anyone waits; if nobody can, it is AVAILABLE. Adds what it did to
+-- `done`.
 CREATE FUNCTION rules.end_hold(p_hold uuid, p_status text, p_source text, p_by uuid,
-                               p_at timestamptz) RETURNS boolean
+                               p_at timestamptz, p_ttl interval, p_max_active integer,
+                               INOUT p_done rules.done)
 LANGUAGE plpgsql AS $$
 DECLARE
   v_property uuid;
@@ -158,18 +230,39 @@ BEGIN
    WHERE id = p_hold AND status = 'ACTIVE'
   RETURNING property_id INTO v_property;
   IF NOT FOUND THEN
-    RETURN false;
+    RETURN;
   END IF;
-  UPDATE property
-     SET status = CASE WHEN p_status = 'CONVERTED' THEN 'SOLD' ELSE 'AVAILABLE' END,
-         reserved_by_id = NULL, reserved_until = NULL, updated_at = p_at
+  p_done.ended := p_done.ended || p_hold;
+  UPDATE property SET reserved_by_id = NULL, reserved_until = NULL, updated_at = p_at,
+                      status = CASE WHEN p_status = 'CONVERTED' THEN 'SOLD' ELSE 'AVAILABLE' END
    WHERE id = v_property;
-  RETURN true;
+  IF p_status = 'CONVERTED' THEN
+    p_done := rules.close_line(v_property, p_at, p_done);
+  ELSE
+    p_done := rules.promote(v_property, p_at, p_ttl, p_max_active, p_done);
+  END IF;
+END
+$$;
+
+-- Ends the line of a plot that was sold (or withdrawn): every waiting entry
+-- is CLOSED. Adds them to `done`.
+CREATE FUNCTION rules.close_line(p_property uuid, p_at timestamptz, p_done rules.done)
+RETURNS rules.done LANGUAGE plpgsql AS $$
+DECLARE
+  v_closed uuid[];
+BEGIN
+  WITH closed AS (
+    UPDATE queue_entry SET status = 'CLOSED', ended_at = p_at
+     WHERE property_id = p_property AND status = 'WAITING'
+    RETURNING id)
+  SELECT COALESCE(array_agg(id), '{}') INTO v_closed FROM closed;
+  p_done.entries := p_done.entries || v_closed;
+  RETURN p_done;
 END
 $$;
 
 -- Locks the property of a reservation of the workspace, then reads the
--- reservation: how release, convert, extend and the release job start.
+-- reservation: how release, convert, extend and the delayed jobs start.
 CREATE FUNCTION rules.lock_hold(p_workspace uuid, p_hold uuid) RETURNS SETOF reservation
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -183,6 +276,65 @@ BEGIN
 END
 $$;
 
+-- Locks a property of the workspace, and with it the caller's row when holds
+-- are counted (`count_holds`), so that two calls of one agent count one after
+-- the other; reads whether the caller may act, in the same statement: the
+-- property's row, with `caller_ok`. No row: the property or the caller is
+-- missing.
+CREATE FUNCTION rules.lock_property(p_workspace uuid, p_agent uuid, p_property uuid,
+                                    p_count_holds boolean)
+RETURNS TABLE (status text, reserved_by_id uuid, reserved_until timestamptz, caller_ok boolean)
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF p_count_holds THEN
+    RETURN QUERY
+      SELECT p.status, p.reserved_by_id, p.reserved_until, u.active AND w.status = 'ACTIVE'
+        FROM property p, app_user u, workspace w
+       WHERE p.id = p_property AND p.workspace_id = p_workspace
+         AND u.id = p_agent AND u.workspace_id = p_workspace AND w.id = p_workspace
+         FOR UPDATE OF p FOR NO KEY UPDATE OF u;
+  ELSE
+    RETURN QUERY
+      SELECT p.status, p.reserved_by_id, p.reserved_until, u.active AND w.status = 'ACTIVE'
+        FROM property p, app_user u, workspace w
+       WHERE p.id = p_property AND p.workspace_id = p_workspace
+         AND u.id = p_agent AND u.workspace_id = p_workspace AND w.id = p_workspace
+         FOR UPDATE OF p;
+  END IF;
+END
+$$;
+
+-- Why a call that found no locked row (or a refused caller) is refused: the
+-- caller comes first, as it would have at the door.
+CREATE FUNCTION rules.refusal(p_workspace uuid, p_agent uuid) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_standing text := rules.standing(p_workspace, p_agent);
+BEGIN
+  IF v_standing <> 'ok' THEN
+    RETURN jsonb_build_object('outcome', 'refused', 'standing', v_standing);
+  END IF;
+  RETURN jsonb_build_object('outcome', 'not_found', 'what', 'property');
+END
+$$;
+
+-- Takes over the lapsed hold of a locked plot, if it has one: ends it as
+-- EXPIRED (and hands the plot to the line). Adds what it did to `done`.
+CREATE FUNCTION rules.take_over(p_property uuid, p_at timestamptz, p_ttl interval,
+                                p_max_active integer, INOUT p_done rules.done)
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_lapsed uuid;
+BEGIN
+  SELECT id INTO v_lapsed FROM reservation
+   WHERE property_id = p_property AND status = 'ACTIVE' AND rules.lapsed(expires_at, p_at);
+  IF FOUND THEN
+    p_done := rules.end_hold(v_lapsed, 'EXPIRED', 'takeover', NULL, p_at, p_ttl, p_max_active,
+                             p_done);
+  END IF;
+END
+$$;
+
 -- How long an idempotency key answers for the reservation its first call made;
 -- after that the key is free for a new call.
 CREATE FUNCTION rules.key_lifetime() RETURNS interval
@@ -190,12 +342,14 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT interval '24 hours' $$;
 
 -- reserveProperty: reserves `p_property` for `p_agent` for `p_ttl`, for
 -- `p_buyer` with `p_note`, if the agent may act (an active user of an active
--- workspace), the plot is free (or its hold lapsed, which is taken over: ended
--- as EXPIRED here), and the agent holds fewer than `p_max_active` (0: no
--- limit). A call with an idempotency key `p_key` that an earlier call of the
--- agent used within rules.key_lifetime() does not act again: it answers that
--- call's reservation, whatever its status now (the key with another property
--- is refused). The key is looked up under the plot's lock, so two concurrent
+-- workspace), the plot is free, and the agent holds fewer than `p_max_active`
+-- (0: no limit). A lapsed hold is taken over here (ended as EXPIRED); if
+-- anyone waits in line the plot goes to the first of them who can hold, in
+-- this call's transaction, and the caller gets it only if that is them.
+-- A call with an idempotency key `p_key` that an earlier call of the agent used
+-- within rules.key_lifetime() does not act again: it answers that call's
+-- reservation, whatever its status now (the key with another property is
+-- refused). The key is looked up under the plot's lock, so two concurrent
 -- calls with one key run one after the other and make one reservation; the
 -- unique index on (agent, key) refuses the same key on two plots at once.
 -- Outcomes: reserved {reservation}, replayed {reservation}, refused
@@ -208,37 +362,13 @@ LANGUAGE plpgsql AS $$
 DECLARE
   v_plot record;
   v_now timestamptz;
-  v_standing text;
   v_prior reservation;
-  v_lapsed uuid;
+  v_done rules.done := ROW('{}', '{}', '{}', '{}')::rules.done;
   v_hold uuid;
 BEGIN
-  -- Lock the plot, and with it the agent's row when holds are counted, so that
-  -- two reserves by one agent count one after the other; the same statement
-  -- reads whether the caller may act.
-  IF p_max_active > 0 THEN
-    SELECT p.status, p.reserved_until, u.active AND w.status = 'ACTIVE' AS caller_ok
-      INTO v_plot
-      FROM property p, app_user u, workspace w
-     WHERE p.id = p_property AND p.workspace_id = p_workspace
-       AND u.id = p_agent AND u.workspace_id = p_workspace AND w.id = p_workspace
-       FOR UPDATE OF p FOR NO KEY UPDATE OF u;
-  ELSE
-    SELECT p.status, p.reserved_until, u.active AND w.status = 'ACTIVE' AS caller_ok
-      INTO v_plot
-      FROM property p, app_user u, workspace w
-     WHERE p.id = p_property AND p.workspace_id = p_workspace
-       AND u.id = p_agent AND u.workspace_id = p_workspace AND w.id = p_workspace
-       FOR UPDATE OF p;
-  END IF;
+  SELECT * INTO v_plot FROM rules.lock_property(p_workspace, p_agent, p_property, p_max_active > 0);
   IF NOT FOUND OR NOT v_plot.caller_ok THEN
-    -- No row: the property or the caller is missing. The caller comes first,
-    -- as it would have at the door.
-    v_standing := rules.standing(p_workspace, p_agent);
-    IF v_standing <> 'ok' THEN
-      RETURN jsonb_build_object('outcome', 'refused', 'standing', v_standing);
-    END IF;
-    RETURN jsonb_build_object('outcome', 'not_found', 'what', 'property');
+    RETURN rules.refusal(p_workspace, p_agent);
   END IF;
 
   v_now := rules.now();
@@ -257,36 +387,158 @@ BEGIN
       UPDATE reservation SET idempotency_key = NULL WHERE id = v_prior.id;
     END IF;
   END IF;
-  IF v_plot.status = 'SOLD'
-     OR (v_plot.status = 'RESERVED' AND NOT rules.lapsed(v_plot.reserved_until, v_now)) THEN
+
+  IF v_plot.status = 'RESERVED' AND rules.lapsed(v_plot.reserved_until, v_now) THEN
+    v_done := rules.take_over(p_property, v_now, p_ttl, p_max_active, v_done);
+    SELECT p.status, p.reserved_by_id, p.reserved_until INTO v_plot
+      FROM property p WHERE p.id = p_property;
+    IF v_plot.status = 'RESERVED' AND v_plot.reserved_by_id = p_agent THEN
+      -- The caller was first in line: the hold it was promoted to is theirs.
+      RETURN jsonb_build_object('outcome', 'reserved', 'reservation', v_done.started[1])
+          || rules.effects(v_done);
+    END IF;
+  END IF;
+  IF v_plot.status <> 'AVAILABLE' THEN
     RETURN jsonb_build_object('outcome', 'unavailable', 'status', v_plot.status,
-                              'reserved_until', v_plot.reserved_until);
+                              'reserved_until', v_plot.reserved_until)
+        || rules.effects(v_done);
   END IF;
   IF p_max_active > 0 AND rules.holds_of(p_agent, v_now) >= p_max_active THEN
-    RETURN jsonb_build_object('outcome', 'limit', 'limit', p_max_active);
+    RETURN jsonb_build_object('outcome', 'limit', 'limit', p_max_active)
+        || rules.effects(v_done);
+  END IF;
+  v_hold := rules.begin_hold(p_workspace, p_property, p_agent, v_now, p_ttl, p_buyer, p_note,
+                             p_key, NULL);
+  v_done.started := v_done.started || v_hold;
+  RETURN jsonb_build_object('outcome', 'reserved', 'reservation', v_hold) || rules.effects(v_done);
+END
+$$;
+
+-- joinQueue: puts `p_agent` in line for `p_property`, for `p_buyer`. On a
+-- free plot nobody waits for, the agent gets it at once, under the rules of
+-- reserve (the entry is PROMOTED with its hold); on a held plot the entry
+-- WAITs at the end of the line. A lapsed hold is taken over first, and its
+-- line promoted, in this call's transaction, so joining never jumps the line.
+-- Outcomes: waiting {entry}, promoted {entry}, refused {standing},
+-- not_found, unavailable {status, reserved_until}, already_queued,
+-- queue_full {limit}, limit.
+CREATE FUNCTION rules.join_queue(p_workspace uuid, p_agent uuid, p_property uuid,
+                                 p_buyer rules.buyer, p_max_queue integer, p_ttl interval,
+                                 p_max_active integer) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_plot record;
+  v_now timestamptz;
+  v_done rules.done := ROW('{}', '{}', '{}', '{}')::rules.done;
+  v_entry uuid := rules.uuid7();
+  v_hold uuid;
+  v_waiting bigint;
+BEGIN
+  SELECT * INTO v_plot FROM rules.lock_property(p_workspace, p_agent, p_property, p_max_active > 0);
+  IF NOT FOUND OR NOT v_plot.caller_ok THEN
+    RETURN rules.refusal(p_workspace, p_agent);
+  END IF;
+  v_now := rules.now();
+  IF p_max_queue <= 0 THEN
+    RETURN jsonb_build_object('outcome', 'queue_full', 'limit', 0);
+  END IF;
+  IF v_plot.status = 'RESERVED' AND rules.lapsed(v_plot.reserved_until, v_now) THEN
+    v_done := rules.take_over(p_property, v_now, p_ttl, p_max_active, v_done);
+    SELECT p.status, p.reserved_by_id, p.reserved_until INTO v_plot
+      FROM property p WHERE p.id = p_property;
+  END IF;
+  IF v_plot.status NOT IN ('AVAILABLE', 'RESERVED') THEN
+    RETURN jsonb_build_object('outcome', 'unavailable', 'status', v_plot.status,
+                              'reserved_until', v_plot.reserved_until)
+        || rules.effects(v_done);
+  END IF;
+  IF v_plot.reserved_by_id = p_agent
+     OR EXISTS (SELECT 1 FROM queue_entry WHERE property_id = p_property AND agent_id = p_agent
+                                            AND status = 'WAITING') THEN
+    RETURN jsonb_build_object('outcome', 'already_queued') || rules.effects(v_done);
   END IF;
 
-  IF v_plot.status = 'RESERVED' THEN
-    -- Its hold lapsed and nothing has ended it yet: take it over.
-    SELECT id INTO v_lapsed FROM reservation WHERE property_id = p_property AND status = 'ACTIVE';
-    PERFORM rules.end_hold(v_lapsed, 'EXPIRED', 'takeover', NULL, v_now);
+  IF v_plot.status = 'AVAILABLE' THEN
+    -- Free, so nobody waits: the agent gets it now, as reserve would give it.
+    IF p_max_active > 0 AND rules.holds_of(p_agent, v_now) >= p_max_active THEN
+      RETURN jsonb_build_object('outcome', 'limit', 'limit', p_max_active)
+          || rules.effects(v_done);
+    END IF;
+    INSERT INTO queue_entry (id, workspace_id, property_id, agent_id, buyer_name, buyer_phone,
+                             buyer_email, status, created_at)
+    VALUES (v_entry, p_workspace, p_property, p_agent, p_buyer.name, p_buyer.phone,
+            p_buyer.email, 'WAITING', v_now);
+    v_hold := rules.begin_hold(p_workspace, p_property, p_agent, v_now, p_ttl, p_buyer, NULL,
+                               NULL, v_entry);
+    UPDATE queue_entry SET status = 'PROMOTED', ended_at = v_now, reservation_id = v_hold
+     WHERE id = v_entry;
+    v_done.started := v_done.started || v_hold;
+    v_done.entries := v_done.entries || v_entry;
+    RETURN jsonb_build_object('outcome', 'promoted', 'entry', v_entry) || rules.effects(v_done);
   END IF;
-  v_hold := rules.begin_hold(p_workspace, p_property, p_agent, v_now, p_ttl, p_buyer, p_note, p_key);
-  RETURN jsonb_build_object('outcome', 'reserved', 'reservation', v_hold)
-      || rules.effects(array_remove(ARRAY[v_lapsed], NULL), ARRAY[v_hold], '{}');
+
+  SELECT count(*) INTO v_waiting FROM queue_entry
+   WHERE property_id = p_property AND status = 'WAITING';
+  IF v_waiting >= p_max_queue THEN
+    RETURN jsonb_build_object('outcome', 'queue_full', 'limit', p_max_queue)
+        || rules.effects(v_done);
+  END IF;
+  INSERT INTO queue_entry (id, workspace_id, property_id, agent_id, buyer_name, buyer_phone,
+                           buyer_email, status, created_at)
+  VALUES (v_entry, p_workspace, p_property, p_agent, p_buyer.name, p_buyer.phone,
+          p_buyer.email, 'WAITING', v_now);
+  v_done.entries := v_done.entries || v_entry;
+  RETURN jsonb_build_object('outcome', 'waiting', 'entry', v_entry) || rules.effects(v_done);
+END
+$$;
+
+-- leaveQueue: its agent (or a manager, `p_manager`) takes a waiting entry out
+-- of the line. Leaving twice is harmless. Outcomes: left {entry}, not_found,
+-- forbidden, not_waiting {status}.
+CREATE FUNCTION rules.leave_queue(p_workspace uuid, p_person uuid, p_manager boolean,
+                                  p_entry uuid) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_entry queue_entry;
+  v_done rules.done := ROW('{}', '{}', '{}', '{}')::rules.done;
+BEGIN
+  PERFORM 1 FROM property p
+   WHERE p.id = (SELECT e.property_id FROM queue_entry e
+                 WHERE e.id = p_entry AND e.workspace_id = p_workspace)
+     FOR UPDATE;
+  IF NOT FOUND THEN
+    RETURN jsonb_build_object('outcome', 'not_found', 'what', 'queue_entry');
+  END IF;
+  SELECT * INTO v_entry FROM queue_entry WHERE id = p_entry;
+  IF v_entry.agent_id <> p_person AND NOT p_manager THEN
+    RETURN jsonb_build_object('outcome', 'forbidden');
+  END IF;
+  IF v_entry.status = 'WAITING' THEN
+    UPDATE queue_entry SET status = 'LEFT', ended_at = rules.now(), ended_by_id = p_person
+     WHERE id = p_entry;
+    v_done.entries := ARRAY[p_entry];
+  ELSIF v_entry.status <> 'LEFT' THEN
+    RETURN jsonb_build_object('outcome', 'not_waiting', 'status', v_entry.status);
+  END IF;
+  RETURN jsonb_build_object('outcome', 'left', 'entry', p_entry,
+                            'entry_now', rules.entries_json(ARRAY[p_entry]))
+      || rules.effects(v_done);
 END
 $$;
 
 -- releaseReservation and convertReservation: a person ends a hold that still
 -- holds, if it is theirs or they manage (p_manager), with p_status RELEASED or
--- CONVERTED, recorded as ended by them, as its agent or a manager. Outcomes:
--- ended {reservation}, not_found, forbidden, not_active {status}.
+-- CONVERTED, recorded as ended by them, as its agent or a manager; a release
+-- hands the plot to the line. Outcomes: ended {reservation}, not_found,
+-- forbidden, not_active {status}.
 CREATE FUNCTION rules.end_by_person(p_workspace uuid, p_person uuid, p_manager boolean,
-                                    p_hold uuid, p_status text) RETURNS jsonb
+                                    p_hold uuid, p_status text, p_ttl interval,
+                                    p_max_active integer) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
   v_hold reservation;
   v_now timestamptz;
+  v_done rules.done := ROW('{}', '{}', '{}', '{}')::rules.done;
 BEGIN
   SELECT * INTO v_hold FROM rules.lock_hold(p_workspace, p_hold);
   IF NOT FOUND THEN
@@ -301,17 +553,16 @@ BEGIN
     RETURN jsonb_build_object('outcome', 'not_active',
                               'status', CASE WHEN v_hold.status = 'ACTIVE' THEN 'EXPIRED' ELSE v_hold.status END);
   END IF;
-  PERFORM rules.end_hold(p_hold, p_status,
-                         CASE WHEN v_hold.agent_id = p_person THEN 'agent' ELSE 'manager' END,
-                         p_person, v_now);
-  RETURN jsonb_build_object('outcome', 'ended', 'reservation', p_hold)
-      || rules.effects(ARRAY[p_hold], '{}', '{}');
+  v_done := rules.end_hold(p_hold, p_status,
+                           CASE WHEN v_hold.agent_id = p_person THEN 'agent' ELSE 'manager' END,
+                           p_person, v_now, p_ttl, p_max_active, v_done);
+  RETURN jsonb_build_object('outcome', 'ended', 'reservation', p_hold) || rules.effects(v_done);
 END
 $$;
 
 -- extendReservation (the caller checked the role): pushes the end of a hold that
 -- still holds to `p_ttl` from now, at most `p_max_extensions` times, and bumps its
--- version, so that the release job of the earlier version finds nothing to do.
+-- version, so that the delayed jobs of the earlier version find nothing to do.
 -- Outcomes: extended {reservation}, not_found, not_active {status}, extension_limit.
 CREATE FUNCTION rules.extend(p_workspace uuid, p_hold uuid, p_ttl interval,
                              p_max_extensions integer) RETURNS jsonb
@@ -338,19 +589,21 @@ BEGIN
   UPDATE property SET reserved_until = v_now + p_ttl, updated_at = v_now
    WHERE id = v_hold.property_id;
   RETURN jsonb_build_object('outcome', 'extended', 'reservation', p_hold)
-      || rules.effects('{}', '{}', ARRAY[p_hold]);
+      || rules.effects(ROW('{}', '{}', ARRAY[p_hold], '{}')::rules.done);
 END
 $$;
 
 -- The release job: ends the hold as EXPIRED if, and only if, it is still ACTIVE,
--- at `p_version`, and lapsed. Running it again, or with an older version, changes
--- nothing. Outcomes: expired {reservation}, not_found, not_active {status},
--- stale {current}, not_due {expires_at}.
-CREATE FUNCTION rules.expire(p_workspace uuid, p_hold uuid, p_version integer) RETURNS jsonb
+-- at `p_version`, and lapsed, and hands the plot to the line. Running it again,
+-- or with an older version, changes nothing. Outcomes: expired {reservation},
+-- not_found, not_active {status}, stale {current}, not_due {expires_at}.
+CREATE FUNCTION rules.expire(p_workspace uuid, p_hold uuid, p_version integer,
+                             p_ttl interval, p_max_active integer) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
   v_hold reservation;
   v_now timestamptz;
+  v_done rules.done := ROW('{}', '{}', '{}', '{}')::rules.done;
 BEGIN
   SELECT * INTO v_hold FROM rules.lock_hold(p_workspace, p_hold);
   IF NOT FOUND THEN
@@ -366,23 +619,22 @@ BEGIN
   IF NOT rules.lapsed(v_hold.expires_at, v_now) THEN
     RETURN jsonb_build_object('outcome', 'not_due', 'expires_at', v_hold.expires_at);
   END IF;
-  PERFORM rules.end_hold(p_hold, 'EXPIRED', 'job', NULL, v_now);
-  RETURN jsonb_build_object('outcome', 'expired', 'reservation', p_hold)
-      || rules.effects(ARRAY[p_hold], '{}', '{}');
+  v_done := rules.end_hold(p_hold, 'EXPIRED', 'job', NULL, v_now, p_ttl, p_max_active, v_done);
+  RETURN jsonb_build_object('outcome', 'expired', 'reservation', p_hold) || rules.effects(v_done);
 END
 $$;
 
--- One batch of the sweep: ends up to `p_limit` lapsed holds. Property rows that
--- another transaction holds are skipped (SKIP LOCKED): it is releasing, taking
--- over or extending them, and two sweeps never wait on, or end, the same hold.
--- Outcome: swept.
-CREATE FUNCTION rules.sweep(p_limit integer) RETURNS jsonb
-LANGUAGE plpgsql AS $$
+-- One batch of the sweep: ends up to `p_limit` lapsed holds, each handing its
+-- plot to its line. Property rows that another transaction holds are skipped
+-- (SKIP LOCKED): it is releasing, taking over or extending them, and two sweeps
+-- never wait on, or end, the same hold. Outcome: swept.
+CREATE FUNCTION rules.sweep(p_limit integer, p_ttl interval, p_max_active integer)
+RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
   v_now timestamptz := rules.now();
   v_plot uuid;
   v_hold uuid;
-  v_ended uuid[] := '{}';
+  v_done rules.done := ROW('{}', '{}', '{}', '{}')::rules.done;
 BEGIN
   FOR v_plot IN
     SELECT p.id FROM property p
@@ -393,11 +645,12 @@ BEGIN
   LOOP
     SELECT id INTO v_hold FROM reservation
      WHERE property_id = v_plot AND status = 'ACTIVE' AND rules.lapsed(expires_at, v_now);
-    IF FOUND AND rules.end_hold(v_hold, 'EXPIRED', 'sweep', NULL, rules.now()) THEN
-      v_ended := v_ended || v_hold;
+    IF FOUND THEN
+      v_done := rules.end_hold(v_hold, 'EXPIRED', 'sweep', NULL, rules.now(), p_ttl,
+                               p_max_active, v_done);
     END IF;
   END LOOP;
-  RETURN jsonb_build_object('outcome', 'swept') || rules.effects(v_ended, '{}', '{}');
+  RETURN jsonb_build_object('outcome', 'swept') || rules.effects(v_done);
 END
 $$;
 
@@ -437,3 +690,14 @@ BEGIN
                             'warned', rules.holds_json(ARRAY[p_hold]));
 END
 $$;
+
+-- Queue entries as of now, with their place in line (1 for the next; NULL
+-- once they no longer wait).
+CREATE VIEW rules.queue_entry_now AS
+SELECT e.*,
+       CASE WHEN e.status = 'WAITING' THEN
+         (SELECT count(*) FROM queue_entry w
+           WHERE w.property_id = e.property_id AND w.status = 'WAITING'
+             AND (w.created_at, w.id) <= (e.created_at, e.id))
+       END AS position
+FROM queue_entry e;

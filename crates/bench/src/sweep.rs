@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::ensure;
-use holdfast_domain::reservations;
+use holdfast_domain::{Policy, reservations};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
 use crate::setup;
@@ -87,7 +87,7 @@ pub async fn compare(
 
 async fn time_domain(db: &DatabaseConnection, batch_size: u32) -> anyhow::Result<Timed> {
     let started = Instant::now();
-    let report = reservations::sweep(db, batch_size, |_| {}).await?;
+    let report = reservations::sweep(db, &Policy::default(), batch_size, |_| {}).await?;
     Ok(Timed {
         released: report.released,
         elapsed: started.elapsed(),

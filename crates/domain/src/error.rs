@@ -44,6 +44,14 @@ pub enum DomainError {
     #[error("the reservation was already extended {limit} times, the most allowed")]
     ExtensionLimitReached { limit: u32 },
 
+    /// `joinQueue` by an agent who holds the property or waits for it already.
+    #[error("you already hold this property or wait in its line")]
+    AlreadyQueued,
+
+    /// The line for the property is as long as allowed (0: the line is off).
+    #[error("{}", queue_full_message(*limit))]
+    QueueFull { limit: u32 },
+
     /// A lock could not be had in time; safe to retry.
     #[error("the property is busy, try again")]
     Busy,
@@ -55,6 +63,14 @@ pub enum DomainError {
     /// Anything else: logged with its cause, never shown to a client.
     #[error("internal error: {0}")]
     Internal(#[source] DbErr),
+}
+
+fn queue_full_message(limit: u32) -> String {
+    if limit == 0 {
+        "the line is off in this deployment (HOLDFAST_MAX_QUEUE_LENGTH=0)".to_owned()
+    } else {
+        format!("{limit} entries wait for this property already, the most allowed")
+    }
 }
 
 fn unavailable_message(status: PropertyStatus, until: Option<DateTime<Utc>>) -> String {

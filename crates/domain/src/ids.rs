@@ -64,4 +64,6 @@ id_type! {
     PropertyId,
     /// One hold of one plot by one agent.
     ReservationId,
+    /// One place in the line behind a held plot.
+    QueueEntryId,
 }

@@ -10,11 +10,12 @@ pub mod error;
 pub mod ids;
 pub mod input;
 pub mod job;
+pub mod line;
 pub mod reads;
 pub mod reservations;
+pub mod rules;
 
 pub use error::{DomainError, DomainResult};
-pub use ids::{ProjectId, PropertyId, ReservationId, UserId, WorkspaceId};
-pub use reservations::{
-    Actor, Buyer, Caller, Effects, Hold, Policy, ReserveRequest, Reserved, Written,
-};
+pub use ids::{ProjectId, PropertyId, QueueEntryId, ReservationId, UserId, WorkspaceId};
+pub use reservations::{Actor, Buyer, Caller, Policy, ReserveRequest, Reserved};
+pub use rules::{Effects, Hold, Written};

@@ -14,10 +14,11 @@ use sea_orm::{
 };
 
 use crate::entities::{
-    PropertyStatus, ReservationStatus, project, property, reservation, user, workspace,
+    PropertyStatus, QueueEntryStatus, ReservationStatus, project, property, queue_entry,
+    reservation, user, workspace,
 };
 use crate::error::DomainResult;
-use crate::ids::{ProjectId, PropertyId, ReservationId, UserId, WorkspaceId};
+use crate::ids::{ProjectId, PropertyId, QueueEntryId, ReservationId, UserId, WorkspaceId};
 
 /// Pages are at most this long, whatever the caller asks.
 pub const MAX_PAGE: u64 = 100;
@@ -322,4 +323,136 @@ pub async fn db_now(db: &impl ConnectionTrait) -> DomainResult<DateTime<Utc>> {
         .await?
         .ok_or_else(|| sea_orm::DbErr::Custom("no row from rules.now()".into()))?;
     Ok(row.try_get("", "now")?)
+}
+
+/// A queue entry as of now, with its place in line (1 for the next; `None`
+/// once it no longer waits).
+#[derive(Debug, Clone, PartialEq, Eq, FromQueryResult)]
+pub struct QueueEntryNow {
+    #[sea_orm(nested)]
+    pub entry: queue_entry::Model,
+    pub position: Option<i64>,
+}
+
+fn queue_entries_now() -> Select<queue_entry::Entity> {
+    from_view("queue_entry_now", "queue_entry")
+}
+
+fn with_position(
+    q: Select<queue_entry::Entity>,
+) -> sea_orm::Selector<sea_orm::SelectModel<QueueEntryNow>> {
+    q.column_as(
+        sea_orm::sea_query::Expr::cust("queue_entry.position"),
+        "position",
+    )
+    .into_model::<QueueEntryNow>()
+}
+
+pub async fn queue_entries_by_ids(
+    db: &impl ConnectionTrait,
+    ws: WorkspaceId,
+    ids: impl IntoIterator<Item = QueueEntryId>,
+) -> DomainResult<Vec<QueueEntryNow>> {
+    let q = queue_entries_now()
+        .filter(queue_entry::Column::WorkspaceId.eq(ws))
+        .filter(queue_entry::Column::Id.is_in(ids));
+    Ok(with_position(q).all(db).await?)
+}
+
+/// Which queue entries a page lists.
+#[derive(Debug, Clone, Default)]
+pub struct QueueEntryFilter {
+    pub property_id: Option<PropertyId>,
+    pub agent_id: Option<UserId>,
+    pub status: Option<QueueEntryStatus>,
+}
+
+/// Queue entries newest first, after (that is, older than) the cursor
+/// `(created_at, id)`.
+pub async fn queue_entries_page(
+    db: &impl ConnectionTrait,
+    ws: WorkspaceId,
+    filter: &QueueEntryFilter,
+    after: Option<(DateTime<Utc>, QueueEntryId)>,
+    limit: u64,
+) -> DomainResult<Vec<QueueEntryNow>> {
+    let mut q = queue_entries_now().filter(queue_entry::Column::WorkspaceId.eq(ws));
+    if let Some(p) = filter.property_id {
+        q = q.filter(queue_entry::Column::PropertyId.eq(p));
+    }
+    if let Some(a) = filter.agent_id {
+        q = q.filter(queue_entry::Column::AgentId.eq(a));
+    }
+    if let Some(s) = filter.status {
+        q = q.filter(queue_entry::Column::Status.eq(s));
+    }
+    if let Some((created_at, id)) = after {
+        q = q.filter(
+            Condition::any()
+                .add(queue_entry::Column::CreatedAt.lt(created_at))
+                .add(
+                    Condition::all()
+                        .add(queue_entry::Column::CreatedAt.eq(created_at))
+                        .add(queue_entry::Column::Id.lt(id)),
+                ),
+        );
+    }
+    let q = q
+        .order_by(queue_entry::Column::CreatedAt, Order::Desc)
+        .order_by(queue_entry::Column::Id, Order::Desc)
+        .limit(limit.min(MAX_PAGE + 1));
+    Ok(with_position(q).all(db).await?)
+}
+
+/// The entries waiting for a property, first in line first, after the
+/// cursor `(created_at, id)`.
+pub async fn line_page(
+    db: &impl ConnectionTrait,
+    ws: WorkspaceId,
+    property: PropertyId,
+    after: Option<(DateTime<Utc>, QueueEntryId)>,
+    limit: u64,
+) -> DomainResult<Vec<QueueEntryNow>> {
+    let mut q = queue_entries_now()
+        .filter(queue_entry::Column::WorkspaceId.eq(ws))
+        .filter(queue_entry::Column::PropertyId.eq(property))
+        .filter(queue_entry::Column::Status.eq(QueueEntryStatus::Waiting));
+    if let Some((created_at, id)) = after {
+        q = q.filter(
+            Condition::any()
+                .add(queue_entry::Column::CreatedAt.gt(created_at))
+                .add(
+                    Condition::all()
+                        .add(queue_entry::Column::CreatedAt.eq(created_at))
+                        .add(queue_entry::Column::Id.gt(id)),
+                ),
+        );
+    }
+    let q = q
+        .order_by(queue_entry::Column::CreatedAt, Order::Asc)
+        .order_by(queue_entry::Column::Id, Order::Asc)
+        .limit(limit.min(MAX_PAGE + 1));
+    Ok(with_position(q).all(db).await?)
+}
+
+/// How many entries wait for each of these properties.
+pub async fn line_lengths(
+    db: &impl ConnectionTrait,
+    ws: WorkspaceId,
+    properties: &[PropertyId],
+) -> DomainResult<HashMap<PropertyId, i64>> {
+    let rows: Vec<(PropertyId, i64)> = queue_entry::Entity::find()
+        .select_only()
+        .column(queue_entry::Column::PropertyId)
+        .column_as(queue_entry::Column::Id.count(), "n")
+        .filter(queue_entry::Column::WorkspaceId.eq(ws))
+        .filter(queue_entry::Column::PropertyId.is_in(properties.iter().copied()))
+        .filter(queue_entry::Column::Status.eq(QueueEntryStatus::Waiting))
+        .group_by(queue_entry::Column::PropertyId)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut out: HashMap<PropertyId, i64> = properties.iter().map(|p| (*p, 0)).collect();
+    out.extend(rows);
+    Ok(out)
 }

@@ -10,18 +10,14 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait, Value,
-};
-use serde::Deserialize;
+use sea_orm::{DatabaseConnection, DbErr};
 use tracing::instrument;
 
-use crate::entities::{
-    PropertyStatus, ReservationStatus, Role, WorkspaceStatus, reservation::Model as Reservation,
-};
+use crate::entities::{PropertyStatus, ReservationStatus, Role, reservation::Model as Reservation};
 use crate::error::{DomainError, DomainResult, constraint, on_constraint};
 use crate::ids::{ProjectId, PropertyId, ReservationId, UserId, WorkspaceId};
 use crate::input;
+use crate::rules::{Effects, Hold, Verdict, Written, ask, count, key_reused, secs};
 
 /// The rules a deployment sets: the hold time, the extensions, the per-agent
 /// limit and the expiry warning. `Default` holds the defaults of every
@@ -37,6 +33,8 @@ pub struct Policy {
     /// How long before a hold's end its agent is warned; `None`: never. A
     /// hold no longer than this gets no warning.
     pub expiry_warning: Option<Duration>,
+    /// Entries that may wait in line for one property; 0 turns the line off.
+    pub max_queue_length: u32,
 }
 
 impl Default for Policy {
@@ -46,6 +44,7 @@ impl Default for Policy {
             max_extensions: 2,
             max_active_per_agent: 10,
             expiry_warning: Some(Duration::from_secs(3600)),
+            max_queue_length: 5,
         }
     }
 }
@@ -158,62 +157,6 @@ impl From<&Actor> for Caller {
     }
 }
 
-/// A reservation with its property's project and code, as events and jobs
-/// need it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct Hold {
-    #[serde(flatten)]
-    pub reservation: Reservation,
-    pub project_id: ProjectId,
-    pub property_code: String,
-}
-
-/// What a write committed, for the work owed after the commit: a release job
-/// for each hold that began or was extended, a live event for each change, and
-/// the metrics of each end.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-pub struct Effects {
-    /// Holds ended (released, converted, expired), in the order they ended.
-    #[serde(default)]
-    pub ended: Vec<Hold>,
-    /// Holds begun.
-    #[serde(default)]
-    pub started: Vec<Hold>,
-    /// Holds whose end moved later.
-    #[serde(default)]
-    pub extended: Vec<Hold>,
-    /// Holds whose agent is warned now that their end is near.
-    #[serde(default)]
-    pub warned: Vec<Hold>,
-}
-
-impl Effects {
-    pub fn is_empty(&self) -> bool {
-        self.ended.is_empty()
-            && self.started.is_empty()
-            && self.extended.is_empty()
-            && self.warned.is_empty()
-    }
-}
-
-/// What a write answers: the caller's result, and what it committed. The
-/// effects are owed even when the result is an error: a call may be refused
-/// after it ended a lapsed hold it found.
-#[derive(Debug)]
-pub struct Written<T> {
-    pub result: DomainResult<T>,
-    pub effects: Effects,
-}
-
-impl<T> Written<T> {
-    fn failed(err: DomainError) -> Self {
-        Self {
-            result: Err(err),
-            effects: Effects::default(),
-        }
-    }
-}
-
 /// What an expire call did. Only `Expired` changed anything.
 #[derive(Debug, Clone)]
 pub enum ExpireOutcome {
@@ -230,225 +173,6 @@ pub enum ExpireOutcome {
     NotDue {
         expires_at: DateTime<Utc>,
     },
-}
-
-/// Whether a caller may act at all, from its user's `active` flag and its
-/// workspace's status (`None`: no such user in that workspace). The one
-/// place that decides what a refused caller is told, for the server's door
-/// and for `reserve` alike.
-pub fn caller_standing(found: Option<(bool, WorkspaceStatus)>) -> DomainResult<()> {
-    match found {
-        None => Err(DomainError::Unauthenticated(
-            "the token's user no longer exists",
-        )),
-        Some((false, _)) => Err(DomainError::Unauthenticated(
-            "this user has been deactivated",
-        )),
-        Some((true, WorkspaceStatus::Suspended)) => {
-            Err(DomainError::Forbidden("this workspace is suspended"))
-        }
-        Some((true, WorkspaceStatus::Active)) => Ok(()),
-    }
-}
-
-/// How the rules answer: an outcome, the effects they committed, and the
-/// reservation a replayed call answers.
-#[derive(Debug, Deserialize)]
-struct Answer {
-    #[serde(flatten)]
-    verdict: Verdict,
-    #[serde(flatten)]
-    effects: Effects,
-    #[serde(default)]
-    replayed: Vec<Hold>,
-}
-
-/// The outcomes of the rules' functions (see each function in rules.sql).
-#[derive(Debug, Deserialize)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
-enum Verdict {
-    Reserved {
-        reservation: ReservationId,
-    },
-    Ended {
-        reservation: ReservationId,
-    },
-    Extended {
-        reservation: ReservationId,
-    },
-    Expired {
-        reservation: ReservationId,
-    },
-    Replayed {
-        reservation: ReservationId,
-    },
-    Warned {
-        reservation: ReservationId,
-    },
-    AlreadyWarned,
-    KeyReused,
-    Swept,
-    Refused {
-        standing: Standing,
-    },
-    NotFound {
-        what: Thing,
-    },
-    Forbidden,
-    Unavailable {
-        status: PropertyStatus,
-        reserved_until: Option<DateTime<Utc>>,
-    },
-    Limit {
-        limit: u32,
-    },
-    NotActive {
-        status: ReservationStatus,
-    },
-    ExtensionLimit {
-        limit: u32,
-    },
-    Stale {
-        current: i32,
-    },
-    NotDue {
-        expires_at: DateTime<Utc>,
-    },
-}
-
-/// Why the rules refused a caller (`rules.standing`).
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum Standing {
-    Gone,
-    Deactivated,
-    Suspended,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum Thing {
-    Property,
-    Reservation,
-}
-
-impl Verdict {
-    /// The error an outcome that is not the caller's success means.
-    fn into_error(self) -> DomainError {
-        match self {
-            Verdict::Refused { standing } => {
-                let found = match standing {
-                    Standing::Gone => None,
-                    Standing::Deactivated => Some((false, WorkspaceStatus::Active)),
-                    Standing::Suspended => Some((true, WorkspaceStatus::Suspended)),
-                };
-                caller_standing(found)
-                    .err()
-                    .unwrap_or(DomainError::Forbidden("this caller may not act"))
-            }
-            Verdict::NotFound { what } => DomainError::NotFound(match what {
-                Thing::Property => "property",
-                Thing::Reservation => "reservation",
-            }),
-            Verdict::Forbidden => DomainError::Forbidden(
-                "only its agent, a manager or an admin may do this to a reservation",
-            ),
-            Verdict::Unavailable {
-                status,
-                reserved_until,
-            } => DomainError::PropertyUnavailable {
-                status,
-                reserved_until,
-            },
-            Verdict::Limit { limit } => DomainError::ReservationLimitReached { limit },
-            Verdict::NotActive { status } => DomainError::ReservationNotActive { status },
-            Verdict::ExtensionLimit { limit } => DomainError::ExtensionLimitReached { limit },
-            Verdict::KeyReused => key_reused(),
-            other => DomainError::Internal(DbErr::Custom(format!(
-                "the rules answered {other:?} where it does not belong"
-            ))),
-        }
-    }
-}
-
-impl Answer {
-    /// The hold named by a success, from the effects it carries.
-    fn hold(&self, id: ReservationId) -> DomainResult<Hold> {
-        let Effects {
-            ended,
-            started,
-            extended,
-            warned,
-        } = &self.effects;
-        ended
-            .iter()
-            .chain(started)
-            .chain(extended)
-            .chain(warned)
-            .chain(&self.replayed)
-            .find(|h| h.reservation.id == id)
-            .cloned()
-            .ok_or_else(|| {
-                DomainError::Internal(DbErr::Custom(format!(
-                    "the rules named reservation {id} without its row"
-                )))
-            })
-    }
-
-    /// The result for the caller: the named hold on success, else the error
-    /// the outcome means.
-    fn into_written(self) -> Written<Hold> {
-        let result = match &self.verdict {
-            Verdict::Reserved { reservation }
-            | Verdict::Ended { reservation }
-            | Verdict::Extended { reservation }
-            | Verdict::Expired { reservation }
-            | Verdict::Warned { reservation }
-            | Verdict::Replayed { reservation } => self.hold(*reservation),
-            _ => Err(self.verdict.into_error()),
-        };
-        Written {
-            result,
-            effects: self.effects,
-        }
-    }
-}
-
-/// Calls one function of the rules, `SELECT rules.<call>` with `values`, in a
-/// transaction of its own, and reads its answer. The commit is the client's
-/// to send: a call whose client dies before it (a server killed while the
-/// call waits for a lock) writes nothing.
-async fn ask(
-    db: &DatabaseConnection,
-    call: &str,
-    values: impl IntoIterator<Item = Value>,
-) -> DomainResult<Answer> {
-    let sql = format!("SELECT rules.{call}::text AS answer");
-    let txn = db.begin().await?;
-    let row = txn
-        .query_one_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            sql,
-            values,
-        ))
-        .await?
-        .ok_or_else(|| DbErr::Custom(format!("rules.{call} answered no row")))?;
-    txn.commit().await?;
-    let text: String = row.try_get("", "answer")?;
-    serde_json::from_str(&text).map_err(|e| {
-        DomainError::Internal(DbErr::Custom(format!(
-            "cannot read the answer of rules.{call}: {e}: {text}"
-        )))
-    })
-}
-
-fn secs(d: Duration) -> Value {
-    d.as_secs_f64().into()
-}
-
-/// A count as the rules take it (`integer`).
-fn count(n: u32) -> Value {
-    i32::try_from(n).unwrap_or(i32::MAX).into()
 }
 
 /// Reserves `property_id` for the caller for `policy.ttl`: one call of
@@ -525,47 +249,63 @@ async fn reserve_as(
     }
 }
 
-fn key_reused() -> DomainError {
-    DomainError::InvalidInput(
-        "this idempotency key was used for another property within the last 24 hours".into(),
-    )
-}
-
 /// Ends an active reservation early: its agent, a manager or an admin.
 #[instrument(skip_all, fields(workspace.id = %actor.workspace_id, user.id = %actor.user_id, reservation.id = %reservation_id))]
 pub async fn release(
     db: &DatabaseConnection,
+    policy: &Policy,
     actor: &Actor,
     reservation_id: ReservationId,
 ) -> Written<Hold> {
-    end_by_person(db, actor, reservation_id, ReservationStatus::Released).await
+    end_by_person(
+        db,
+        policy,
+        actor,
+        reservation_id,
+        ReservationStatus::Released,
+    )
+    .await
 }
 
 /// Turns an active reservation into a sale: the property becomes SOLD.
 #[instrument(skip_all, fields(workspace.id = %actor.workspace_id, user.id = %actor.user_id, reservation.id = %reservation_id))]
 pub async fn convert(
     db: &DatabaseConnection,
+    policy: &Policy,
     actor: &Actor,
     reservation_id: ReservationId,
 ) -> Written<Hold> {
-    end_by_person(db, actor, reservation_id, ReservationStatus::Converted).await
+    end_by_person(
+        db,
+        policy,
+        actor,
+        reservation_id,
+        ReservationStatus::Converted,
+    )
+    .await
 }
 
+/// Release and convert: the hold ends by the rules' one path, which hands a
+/// released plot to the next in line (under `policy`) and closes a sold
+/// plot's line.
 async fn end_by_person(
     db: &DatabaseConnection,
+    policy: &Policy,
     actor: &Actor,
     reservation_id: ReservationId,
     status: ReservationStatus,
 ) -> Written<Hold> {
     let answer = ask(
         db,
-        "end_by_person($1, $2, $3, $4, $5)",
+        "end_by_person($1, $2, $3, $4, $5, make_interval(secs => $6), $7)",
         [
             actor.workspace_id.0.into(),
             actor.user_id.0.into(),
             actor.role.is_manager().into(),
             reservation_id.0.into(),
             status.as_str().into(),
+            secs(policy.ttl),
+            count(policy.max_active_per_agent),
         ],
     )
     .await;
@@ -613,17 +353,20 @@ pub async fn extend(
 #[instrument(skip_all, fields(workspace.id = %workspace_id, reservation.id = %reservation_id, reservation.version = version))]
 pub async fn expire(
     db: &DatabaseConnection,
+    policy: &Policy,
     workspace_id: WorkspaceId,
     reservation_id: ReservationId,
     version: i32,
 ) -> Written<ExpireOutcome> {
     let answer = match ask(
         db,
-        "expire($1, $2, $3)",
+        "expire($1, $2, $3, make_interval(secs => $4), $5)",
         [
             workspace_id.0.into(),
             reservation_id.0.into(),
             version.into(),
+            secs(policy.ttl),
+            count(policy.max_active_per_agent),
         ],
     )
     .await
@@ -716,13 +459,26 @@ pub async fn warn(
     }
 }
 
-/// Ends up to `limit` lapsed reservations in one transaction and frees their
-/// properties; returns what it did. Property rows that another transaction
+/// Ends up to `limit` lapsed reservations in one transaction, handing each
+/// plot to its line (under `policy`) or freeing it; returns what it did. Property rows that another transaction
 /// holds are skipped (`SKIP LOCKED`): two sweeps never wait on, or end, the
 /// same hold.
-#[instrument(skip(db))]
-pub async fn sweep_batch(db: &DatabaseConnection, limit: u32) -> DomainResult<Effects> {
-    let answer = ask(db, "sweep($1)", [count(limit)]).await?;
+#[instrument(skip(db, policy))]
+pub async fn sweep_batch(
+    db: &DatabaseConnection,
+    policy: &Policy,
+    limit: u32,
+) -> DomainResult<Effects> {
+    let answer = ask(
+        db,
+        "sweep($1, make_interval(secs => $2), $3)",
+        [
+            count(limit),
+            secs(policy.ttl),
+            count(policy.max_active_per_agent),
+        ],
+    )
+    .await?;
     match answer.verdict {
         Verdict::Swept => Ok(answer.effects),
         other => Err(DomainError::Internal(DbErr::Custom(format!(
@@ -743,12 +499,13 @@ pub struct SweepReport {
 /// commits.
 pub async fn sweep(
     db: &DatabaseConnection,
+    policy: &Policy,
     batch_size: u32,
     mut on_batch: impl FnMut(&Effects),
 ) -> DomainResult<SweepReport> {
     let mut report = SweepReport::default();
     loop {
-        let swept = sweep_batch(db, batch_size).await?;
+        let swept = sweep_batch(db, policy, batch_size).await?;
         let ended = swept.ended.len();
         if ended > 0 {
             report.batches += 1;

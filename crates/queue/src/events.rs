@@ -5,8 +5,8 @@
 
 use chrono::{DateTime, Utc};
 use holdfast_domain::Effects;
-use holdfast_domain::entities::{PropertyStatus, ReservationStatus};
-use holdfast_domain::{ProjectId, PropertyId, ReservationId, UserId, WorkspaceId};
+use holdfast_domain::entities::{PropertyStatus, QueueEntryStatus, ReservationStatus};
+use holdfast_domain::{ProjectId, PropertyId, QueueEntryId, ReservationId, UserId, WorkspaceId};
 use serde::{Deserialize, Serialize};
 
 /// One status change of one property, as it goes over the wire (JSON).
@@ -40,33 +40,54 @@ impl PropertyChanged {
     /// changes, so that counts kept by clients stay right. An extension
     /// changes no status and sends nothing.
     pub fn of_effects(effects: &Effects) -> Vec<PropertyChanged> {
-        let ended = effects.ended.iter().map(|hold| {
-            let r = &hold.reservation;
-            let status = if r.status == ReservationStatus::Converted {
-                PropertyStatus::Sold
-            } else {
-                PropertyStatus::Available
-            };
-            PropertyChanged {
-                workspace_id: r.workspace_id,
-                project_id: hold.project_id,
-                property_id: r.property_id,
-                code: hold.property_code.clone(),
-                previous_status: PropertyStatus::Reserved,
-                status,
-                at: r.ended_at.unwrap_or(r.created_at),
-                reserved_by_id: None,
-                reserved_until: None,
-            }
-        });
+        // A hold that came from the line in place of one that ended (a
+        // promotion) is one change, RESERVED to RESERVED: the plot was never
+        // free in between.
+        let handed_on = |property_id| {
+            effects.started.iter().any(|h| {
+                h.reservation.property_id == property_id && h.reservation.queue_entry_id.is_some()
+            })
+        };
+        let ended = effects
+            .ended
+            .iter()
+            .filter(|hold| !handed_on(hold.reservation.property_id))
+            .map(|hold| {
+                let r = &hold.reservation;
+                let status = if r.status == ReservationStatus::Converted {
+                    PropertyStatus::Sold
+                } else {
+                    PropertyStatus::Available
+                };
+                PropertyChanged {
+                    workspace_id: r.workspace_id,
+                    project_id: hold.project_id,
+                    property_id: r.property_id,
+                    code: hold.property_code.clone(),
+                    previous_status: PropertyStatus::Reserved,
+                    status,
+                    at: r.ended_at.unwrap_or(r.created_at),
+                    reserved_by_id: None,
+                    reserved_until: None,
+                }
+            });
         let started = effects.started.iter().map(|hold| {
             let r = &hold.reservation;
+            let promoted = r.queue_entry_id.is_some()
+                && effects
+                    .ended
+                    .iter()
+                    .any(|e| e.reservation.property_id == r.property_id);
             PropertyChanged {
                 workspace_id: r.workspace_id,
                 project_id: hold.project_id,
                 property_id: r.property_id,
                 code: hold.property_code.clone(),
-                previous_status: PropertyStatus::Available,
+                previous_status: if promoted {
+                    PropertyStatus::Reserved
+                } else {
+                    PropertyStatus::Available
+                },
                 status: PropertyStatus::Reserved,
                 at: r.created_at,
                 reserved_by_id: Some(r.agent_id),
@@ -129,12 +150,16 @@ pub struct HoldEvent {
     pub at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reservation_id: Option<ReservationId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_entry_id: Option<QueueEntryId>,
 }
 
 impl HoldEvent {
     /// The events of what a write committed: each ended hold (EXPIRED,
-    /// RELEASED or CONVERTED), each extension, each warning. `now` stamps
-    /// what the rows do not date (an extension, a warning).
+    /// RELEASED or CONVERTED), each hold the line began (PROMOTED), each
+    /// extension, each warning, and each place in line that ended without a
+    /// hold (QUEUE_ENDED: skipped or closed). `now` stamps what the rows do
+    /// not date (an extension, a warning).
     pub fn of_effects(effects: &Effects, now: DateTime<Utc>) -> Vec<HoldEvent> {
         let event = |r: &holdfast_domain::entities::reservation::Model, kind, at| HoldEvent {
             workspace_id: r.workspace_id,
@@ -142,6 +167,7 @@ impl HoldEvent {
             kind,
             at,
             reservation_id: Some(r.id),
+            queue_entry_id: r.queue_entry_id,
         };
         let ended = effects.ended.iter().filter_map(|hold| {
             let r = &hold.reservation;
@@ -153,15 +179,45 @@ impl HoldEvent {
             };
             Some(event(r, kind, r.ended_at.unwrap_or(now)))
         });
+        let promoted = effects
+            .started
+            .iter()
+            .filter(|hold| hold.reservation.queue_entry_id.is_some())
+            .map(|hold| {
+                let r = &hold.reservation;
+                event(r, HoldEventKind::Promoted, r.created_at)
+            });
         let extended = effects
             .extended
             .iter()
             .map(|hold| event(&hold.reservation, HoldEventKind::Extended, now));
+        let queue_ended = effects
+            .entries
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e.status,
+                    QueueEntryStatus::Skipped | QueueEntryStatus::Closed
+                )
+            })
+            .map(|e| HoldEvent {
+                workspace_id: e.workspace_id,
+                agent_id: e.agent_id,
+                kind: HoldEventKind::QueueEnded,
+                at: e.ended_at.unwrap_or(now),
+                reservation_id: None,
+                queue_entry_id: Some(e.id),
+            });
         let warned = effects
             .warned
             .iter()
             .map(|hold| event(&hold.reservation, HoldEventKind::Expiring, now));
-        ended.chain(extended).chain(warned).collect()
+        ended
+            .chain(promoted)
+            .chain(extended)
+            .chain(warned)
+            .chain(queue_ended)
+            .collect()
     }
 }
 

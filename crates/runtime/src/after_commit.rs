@@ -1,8 +1,9 @@
 //! The work a write owes once it has committed, the same whichever process
 //! made it (a server's mutation, the worker's job or sweep): the delayed jobs
 //! of each hold that began or was extended (its release at `expires_at`, and
-//! its expiry warning before that), the live events of every change, and the
-//! metrics of each end and warning.
+//! its expiry warning before that; a hold the line began is one of them), the
+//! live events of every change, and the metrics of each end, warning and
+//! move of a line.
 //!
 //! Redis being down never fails the write: the write stands, the sweep
 //! releases a hold whose job was lost, and live subscribers re-read when
@@ -17,7 +18,7 @@ use holdfast_queue::{Announcements, EventPublisher, ReleaseQueue};
 
 use crate::metrics::{
     ENQUEUE_FAILURES_TOTAL, EVENT_PUBLISH_FAILURES_TOTAL, EVENTS_PUBLISHED_TOTAL,
-    EXPIRY_WARNINGS_TOTAL, HOLD_EVENTS_PUBLISHED_TOTAL, hold_ended,
+    EXPIRY_WARNINGS_TOTAL, HOLD_EVENTS_PUBLISHED_TOTAL, hold_ended, line_moved,
 };
 
 /// Where the work goes, and the rules that say when a hold is warned.
@@ -46,6 +47,7 @@ impl Outbox {
         for hold in &effects.ended {
             hold_ended(&hold.reservation);
         }
+        line_moved(effects);
         metrics::counter!(EXPIRY_WARNINGS_TOTAL).increment(effects.warned.len() as u64);
         let begun = effects
             .started

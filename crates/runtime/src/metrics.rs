@@ -10,7 +10,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use holdfast_domain::entities::{EndSource, ReservationStatus, reservation};
+use holdfast_domain::Effects;
+use holdfast_domain::entities::{EndSource, QueueEntryStatus, ReservationStatus, reservation};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 pub const RELEASES_TOTAL: &str = "holdfast_releases_total";
@@ -26,6 +27,8 @@ pub const SWEEP_DURATION_SECONDS: &str = "holdfast_sweep_duration_seconds";
 pub const ENQUEUE_FAILURES_TOTAL: &str = "holdfast_release_jobs_enqueue_failures_total";
 pub const EXPIRY_WARNINGS_TOTAL: &str = "holdfast_expiry_warnings_total";
 pub const HOLD_EVENTS_PUBLISHED_TOTAL: &str = "holdfast_hold_events_published_total";
+pub const QUEUE_PROMOTIONS_TOTAL: &str = "holdfast_queue_promotions_total";
+pub const QUEUE_ENTRIES_TOTAL: &str = "holdfast_queue_entries_total";
 
 /// Every histogram and its buckets, in seconds.
 const HISTOGRAMS: &[(&str, &[f64])] = &[
@@ -121,6 +124,14 @@ fn describe() {
         "release jobs that could not be scheduled in Redis (the sweep releases those holds)"
     );
     metrics::describe_counter!(
+        QUEUE_PROMOTIONS_TOTAL,
+        "holds begun from the line, by what ended the hold before (agent, manager, job, sweep, takeover), or join for a free plot"
+    );
+    metrics::describe_counter!(
+        QUEUE_ENTRIES_TOTAL,
+        "queue entries by what became of them: waiting (joined), promoted, left, skipped, closed"
+    );
+    metrics::describe_counter!(
         EXPIRY_WARNINGS_TOTAL,
         "EXPIRING hold events sent: a hold's agent warned that its end is near"
     );
@@ -166,6 +177,35 @@ pub fn hold_ended(r: &reservation::Model) {
         ReservationStatus::Released => release(source),
         ReservationStatus::Expired => lapsed_release(source, r.expires_at, ended_at),
         ReservationStatus::Active | ReservationStatus::Converted => {}
+    }
+}
+
+/// Counts what the line did in one write: each hold it began, by what ended
+/// the hold before it on the same plot (`join` when the plot was free), and
+/// each entry by the status the write gave it.
+pub fn line_moved(effects: &Effects) {
+    for hold in effects
+        .started
+        .iter()
+        .filter(|h| h.reservation.queue_entry_id.is_some())
+    {
+        let before = effects
+            .ended
+            .iter()
+            .find(|e| e.reservation.property_id == hold.reservation.property_id)
+            .and_then(|e| e.reservation.end_source);
+        let source = before.map_or("join", EndSource::as_str);
+        metrics::counter!(QUEUE_PROMOTIONS_TOTAL, "source" => source).increment(1);
+    }
+    for entry in &effects.entries {
+        let outcome = match entry.status {
+            QueueEntryStatus::Waiting => "waiting",
+            QueueEntryStatus::Promoted => "promoted",
+            QueueEntryStatus::Left => "left",
+            QueueEntryStatus::Skipped => "skipped",
+            QueueEntryStatus::Closed => "closed",
+        };
+        metrics::counter!(QUEUE_ENTRIES_TOTAL, "outcome" => outcome).increment(1);
     }
 }
 

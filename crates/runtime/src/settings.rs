@@ -117,6 +117,11 @@ pub struct Rules {
     /// (`off`: none); a hold no longer than this gets none.
     #[arg(long, env = "HOLDFAST_EXPIRY_WARNING", default_value_t = DurationOrOff(Policy::default().expiry_warning), global = true)]
     pub expiry_warning: DurationOrOff,
+
+    /// Entries that may wait in line for one property; 0 turns the line off
+    /// (joinQueue answers QUEUE_FULL).
+    #[arg(long, env = "HOLDFAST_MAX_QUEUE_LENGTH", default_value_t = Policy::default().max_queue_length, global = true)]
+    pub max_queue_length: u32,
 }
 
 impl Rules {
@@ -127,6 +132,7 @@ impl Rules {
             max_extensions: self.max_extensions,
             max_active_per_agent: self.max_active_per_agent,
             expiry_warning: self.expiry_warning.0,
+            max_queue_length: self.max_queue_length,
         }
     }
 }
@@ -139,6 +145,7 @@ impl Default for Rules {
             max_extensions: policy.max_extensions,
             max_active_per_agent: policy.max_active_per_agent,
             expiry_warning: DurationOrOff(policy.expiry_warning),
+            max_queue_length: policy.max_queue_length,
         }
     }
 }

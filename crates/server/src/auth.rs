@@ -7,9 +7,7 @@
 use std::time::Duration;
 
 use holdfast_domain::entities::{user, workspace};
-use holdfast_domain::{
-    Actor, Caller, DomainError, DomainResult, UserId, WorkspaceId, reservations,
-};
+use holdfast_domain::{Actor, Caller, DomainError, DomainResult, UserId, WorkspaceId, rules};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, JoinType, QueryFilter, QuerySelect};
 use serde::{Deserialize, Serialize};
@@ -153,8 +151,7 @@ pub async fn authenticate(
 /// deactivated (UNAUTHENTICATED) and a suspended workspace (FORBIDDEN).
 pub async fn load_session(db: &DatabaseConnection, caller: Caller) -> Result<Session, ApiError> {
     let found = load_user_and_workspace(db, caller.workspace_id, caller.user_id).await?;
-    reservations::caller_standing(found.as_ref().map(|(u, w)| (u.active, w.status)))
-        .map_err(refusal)?;
+    rules::caller_standing(found.as_ref().map(|(u, w)| (u.active, w.status))).map_err(refusal)?;
     // Standing was refused above when nothing was found.
     found
         .map(|(user, workspace)| Session { user, workspace })

@@ -56,8 +56,13 @@ pub enum Command {
         #[arg(long, default_value = "30d", value_parser = parse_duration)]
         ttl: Duration,
     },
-    /// Create (or reuse) a demo workspace and print its users and tokens.
-    SeedDemo,
+    /// Create (or reuse) a demo workspace and print its users and tokens; a
+    /// new one starts with a few holds for buyers.
+    SeedDemo {
+        /// Leave every plot of a new demo free (no holds for buyers).
+        #[arg(long)]
+        no_holds: bool,
+    },
     /// Print the GraphQL SDL.
     PrintSchema,
     /// Check every invariant of DESIGN.md in the database; print each broken
@@ -154,13 +159,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::SeedDemo => {
+        Command::SeedDemo { no_holds } => {
             let db = app::connect_db(&config).await?;
             let deployment = &config.deployment;
             let queue = holdfast_queue::ReleaseQueue::new(&deployment.redis_url, &deployment.queue)
                 .context("REDIS_URL")?;
             let outbox = holdfast_runtime::Outbox::new(queue, config.rules.policy());
-            let demo = seed::seed_demo(&db, &app::tokens(&config), &outbox).await?;
+            let holds = if no_holds { None } else { Some(&outbox) };
+            let demo = seed::seed_demo(&db, &app::tokens(&config), holds).await?;
             let port = config.listen.port();
             let url = format!("http://127.0.0.1:{port}/graphql");
             print!("{}", seed::describe(&demo, &url));

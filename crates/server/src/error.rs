@@ -50,6 +50,8 @@ pub enum Code {
     ReservationNotActive,
     ReservationLimitReached,
     ExtensionLimitReached,
+    AlreadyQueued,
+    QueueFull,
     Busy,
     ServiceUnavailable,
     /// A live subscriber fell too far behind the changes it was sent.
@@ -68,6 +70,8 @@ impl Code {
             Code::ReservationNotActive => "RESERVATION_NOT_ACTIVE",
             Code::ReservationLimitReached => "RESERVATION_LIMIT_REACHED",
             Code::ExtensionLimitReached => "EXTENSION_LIMIT_REACHED",
+            Code::AlreadyQueued => "ALREADY_QUEUED",
+            Code::QueueFull => "QUEUE_FULL",
             Code::Busy => "BUSY",
             Code::ServiceUnavailable => "SERVICE_UNAVAILABLE",
             Code::SubscriberTooSlow => "SUBSCRIBER_TOO_SLOW",
@@ -84,7 +88,9 @@ impl Code {
             Code::PropertyUnavailable
             | Code::ReservationNotActive
             | Code::ReservationLimitReached
-            | Code::ExtensionLimitReached => 409,
+            | Code::ExtensionLimitReached
+            | Code::AlreadyQueued
+            | Code::QueueFull => 409,
             Code::Busy | Code::ServiceUnavailable => 503,
             Code::SubscriberTooSlow => 429,
             Code::Internal => 500,
@@ -117,6 +123,8 @@ pub fn domain_code(err: &DomainError) -> Code {
         DomainError::ReservationNotActive { .. } => Code::ReservationNotActive,
         DomainError::ReservationLimitReached { .. } => Code::ReservationLimitReached,
         DomainError::ExtensionLimitReached { .. } => Code::ExtensionLimitReached,
+        DomainError::AlreadyQueued => Code::AlreadyQueued,
+        DomainError::QueueFull { .. } => Code::QueueFull,
         DomainError::Busy => Code::Busy,
         DomainError::Unavailable(_) => Code::ServiceUnavailable,
         DomainError::Internal(_) => Code::Internal,

@@ -102,7 +102,7 @@ pub async fn run_job(
     policy: &Policy,
 ) -> Result<(Outcome, Effects), ReleaseError> {
     match job.kind {
-        JobKind::Release => release(job, db).await,
+        JobKind::Release => release(job, db, policy).await,
         JobKind::Warn => warn_of_expiry(job, db, policy).await,
     }
 }
@@ -118,8 +118,16 @@ fn failure(e: DomainError) -> ReleaseError {
 async fn release(
     job: &HoldJob,
     db: &DatabaseConnection,
+    policy: &Policy,
 ) -> Result<(Outcome, Effects), ReleaseError> {
-    let written = reservations::expire(db, job.workspace_id, job.reservation_id, job.version).await;
+    let written = reservations::expire(
+        db,
+        policy,
+        job.workspace_id,
+        job.reservation_id,
+        job.version,
+    )
+    .await;
     let effects = written.effects;
     let outcome = match written.result.map_err(failure)? {
         ExpireOutcome::Expired(hold) => {

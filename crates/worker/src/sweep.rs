@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use holdfast_domain::DomainResult;
 use holdfast_domain::reservations::{self, SweepReport};
+use holdfast_domain::{DomainResult, Policy};
 use holdfast_queue::{QueueError, ReleaseQueue, sweep_lock_key};
 use holdfast_runtime::Outbox;
 use sea_orm::DatabaseConnection;
@@ -27,21 +27,26 @@ use crate::telemetry;
 
 /// Ends every lapsed reservation, `batch_size` per transaction, and logs what
 /// it did: one line per batch, and one for the whole sweep (AC-2.4.1).
-pub async fn sweep_once(db: &DatabaseConnection, batch_size: u32) -> DomainResult<SweepReport> {
-    sweep_and_publish(db, batch_size, None).await
+pub async fn sweep_once(
+    db: &DatabaseConnection,
+    policy: &Policy,
+    batch_size: u32,
+) -> DomainResult<SweepReport> {
+    sweep_and_publish(db, policy, batch_size, None).await
 }
 
 /// [`sweep_once`], doing the work each batch owes after its commit
 /// (events, the jobs of holds it began) through `outbox`.
 pub async fn sweep_and_publish(
     db: &DatabaseConnection,
+    policy: &Policy,
     batch_size: u32,
     outbox: Option<&Outbox>,
 ) -> DomainResult<SweepReport> {
     let started = Instant::now();
     let mut batch = 0u32;
     let mut owed = Vec::new();
-    let result = reservations::sweep(db, batch_size, |swept| {
+    let result = reservations::sweep(db, policy, batch_size, |swept| {
         batch += 1;
         match outbox {
             // The callback cannot wait: the work runs beside the next batch.
@@ -135,7 +140,8 @@ impl Sweeper {
                     warn!(error = %e, "cannot reach Redis for the sweep lock; sweeping anyway (SKIP LOCKED makes a duplicate harmless)");
                 }
             }
-            match sweep_and_publish(&self.db, self.batch_size, Some(&self.outbox)).await {
+            let policy = &self.outbox.policy;
+            match sweep_and_publish(&self.db, policy, self.batch_size, Some(&self.outbox)).await {
                 Ok(report) => TickOutcome::Swept(report),
                 Err(_) => TickOutcome::Failed,
             }

@@ -28,6 +28,8 @@ pub struct Model {
     pub idempotency_key: Option<String>,
     /// The version its expiry warning was sent for.
     pub warned_version: Option<i32>,
+    /// The queue entry this hold came from, if it came from the line.
+    pub queue_entry_id: Option<crate::ids::QueueEntryId>,
 }
 
 impl Model {

@@ -127,9 +127,13 @@ async fn many_agents_racing_over_many_plots_never_double_book_or_exceed_the_limi
                     && let Some(id) = held.pop()
                 {
                     let ended = if round % 10 == 9 {
-                        reservations::convert(&conn, &agent, id).await.result
+                        reservations::convert(&conn, &policy, &agent, id)
+                            .await
+                            .result
                     } else {
-                        reservations::release(&conn, &agent, id).await.result
+                        reservations::release(&conn, &policy, &agent, id)
+                            .await
+                            .result
                     };
                     ended.expect("end own active hold");
                 }

@@ -68,7 +68,7 @@ async fn a_database_that_cannot_be_reached_is_unavailable() {
         .result
         .expect_err("down");
     assert!(matches!(err, DomainError::Unavailable(_)), "{err:?}");
-    let err = reservations::release(&conn, &actor, ReservationId::new())
+    let err = reservations::release(&conn, &Policy::default(), &actor, ReservationId::new())
         .await
         .result
         .expect_err("down");
@@ -127,11 +127,11 @@ async fn unknown_ids_are_not_found_not_panics() {
             .await
             .result
             .expect_err("reserve"),
-        reservations::release(&w.conn, &a, missing)
+        reservations::release(&w.conn, &w.policy, &a, missing)
             .await
             .result
             .expect_err("release"),
-        reservations::convert(&w.conn, &a, missing)
+        reservations::convert(&w.conn, &w.policy, &a, missing)
             .await
             .result
             .expect_err("convert"),

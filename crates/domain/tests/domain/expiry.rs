@@ -19,7 +19,7 @@ async fn expire_releases_an_expired_reservation() {
         .reservation;
     w.lapse(r.id).await;
 
-    let outcome = reservations::expire(&w.conn, a.workspace_id, r.id, 1)
+    let outcome = reservations::expire(&w.conn, &w.policy, a.workspace_id, r.id, 1)
         .await
         .result
         .expect("expire");
@@ -51,7 +51,7 @@ async fn expire_leaves_a_reservation_that_has_not_expired_alone() {
         .expect("reserve")
         .reservation;
 
-    let outcome = reservations::expire(&w.conn, a.workspace_id, r.id, 1)
+    let outcome = reservations::expire(&w.conn, &w.policy, a.workspace_id, r.id, 1)
         .await
         .result
         .expect("expire");
@@ -80,12 +80,12 @@ async fn expire_is_idempotent() {
         .reservation;
     w.lapse(r.id).await;
 
-    let first = reservations::expire(&w.conn, a.workspace_id, r.id, 1)
+    let first = reservations::expire(&w.conn, &w.policy, a.workspace_id, r.id, 1)
         .await
         .result
         .expect("first");
     let after_first = w.stored_reservation(r.id).await;
-    let second = reservations::expire(&w.conn, a.workspace_id, r.id, 1)
+    let second = reservations::expire(&w.conn, &w.policy, a.workspace_id, r.id, 1)
         .await
         .result
         .expect("second");
@@ -124,7 +124,7 @@ async fn expire_ignores_the_job_of_an_earlier_version() {
         .reservation;
     w.lapse(r.id).await;
 
-    let stale = reservations::expire(&w.conn, a.workspace_id, r.id, 1)
+    let stale = reservations::expire(&w.conn, &w.policy, a.workspace_id, r.id, 1)
         .await
         .result
         .expect("stale");
@@ -137,7 +137,7 @@ async fn expire_ignores_the_job_of_an_earlier_version() {
         PropertyStatus::Reserved
     );
 
-    let current = reservations::expire(&w.conn, a.workspace_id, r.id, extended.version)
+    let current = reservations::expire(&w.conn, &w.policy, a.workspace_id, r.id, extended.version)
         .await
         .result
         .expect("current");
@@ -159,7 +159,7 @@ async fn expire_does_nothing_to_a_released_reservation_or_an_unknown_one() {
         .result
         .expect("reserve")
         .reservation;
-    reservations::release(&w.conn, &a, r.id)
+    reservations::release(&w.conn, &w.policy, &a, r.id)
         .await
         .result
         .expect("release");
@@ -170,7 +170,7 @@ async fn expire_does_nothing_to_a_released_reservation_or_an_unknown_one() {
         .reservation;
     w.lapse(r.id).await;
 
-    let outcome = reservations::expire(&w.conn, a.workspace_id, r.id, 1)
+    let outcome = reservations::expire(&w.conn, &w.policy, a.workspace_id, r.id, 1)
         .await
         .result
         .expect("expire");
@@ -187,12 +187,12 @@ async fn expire_does_nothing_to_a_released_reservation_or_an_unknown_one() {
         ReservationStatus::Active
     );
 
-    let unknown = reservations::expire(&w.conn, a.workspace_id, ReservationId::new(), 1)
+    let unknown = reservations::expire(&w.conn, &w.policy, a.workspace_id, ReservationId::new(), 1)
         .await
         .result
         .expect("unknown");
     assert!(matches!(unknown, ExpireOutcome::NotFound));
-    let foreign = reservations::expire(&w.conn, WorkspaceId::new(), again.id, 1)
+    let foreign = reservations::expire(&w.conn, &w.policy, WorkspaceId::new(), again.id, 1)
         .await
         .result
         .expect("foreign");

@@ -199,9 +199,13 @@ async fn run(db: Arc<TestDb>, conn: DatabaseConnection, ops: Vec<Op>) {
                     "ok"
                 };
                 let got = if converting {
-                    reservations::convert(&w.conn, &actor, r.id).await.result
+                    reservations::convert(&w.conn, &w.policy, &actor, r.id)
+                        .await
+                        .result
                 } else {
-                    reservations::release(&w.conn, &actor, r.id).await.result
+                    reservations::release(&w.conn, &w.policy, &actor, r.id)
+                        .await
+                        .result
                 };
                 assert_eq!(kind(&got), expected, "{ctx}");
                 if got.is_ok() {
@@ -243,10 +247,11 @@ async fn run(db: Arc<TestDb>, conn: DatabaseConnection, ops: Vec<Op>) {
                 let i = res % m.res.len();
                 let r = m.res[i].clone();
                 let version = if stale { r.version - 1 } else { r.version };
-                let got = reservations::expire(&w.conn, agents[0].workspace_id, r.id, version)
-                    .await
-                    .result
-                    .expect("expire never fails here");
+                let got =
+                    reservations::expire(&w.conn, &w.policy, agents[0].workspace_id, r.id, version)
+                        .await
+                        .result
+                        .expect("expire never fails here");
                 let ok = match got {
                     ExpireOutcome::NotActive(status) => {
                         r.status != ReservationStatus::Active && status == r.status
@@ -273,7 +278,7 @@ async fn run(db: Arc<TestDb>, conn: DatabaseConnection, ops: Vec<Op>) {
                 // Earlier cases' workspaces share the database: count only ours.
                 let ws = w.admin.workspace_id;
                 let mut ours = 0;
-                reservations::sweep(&w.conn, 2, |batch| {
+                reservations::sweep(&w.conn, &w.policy, 2, |batch| {
                     ours += batch
                         .ended
                         .iter()

@@ -101,7 +101,7 @@ async fn a_sold_property_refuses_every_reservation() {
         .await
         .result
         .expect("reserve");
-    reservations::convert(&w.conn, &a, r.reservation.id)
+    reservations::convert(&w.conn, &w.policy, &a, r.reservation.id)
         .await
         .result
         .expect("convert");
@@ -367,12 +367,12 @@ async fn release_extend_and_convert_keep_the_counts_right() {
     assert_eq!(w.counts().await.available, 2);
 
     // Agents may not act on each other's holds; managers may.
-    let err = reservations::release(&w.conn, &b, r1.id)
+    let err = reservations::release(&w.conn, &w.policy, &b, r1.id)
         .await
         .result
         .expect_err("not hers");
     assert!(matches!(err, DomainError::Forbidden(_)), "{err:?}");
-    let released = reservations::release(&w.conn, &w.manager, r1.id)
+    let released = reservations::release(&w.conn, &w.policy, &w.manager, r1.id)
         .await
         .result
         .expect("manager releases");
@@ -380,7 +380,7 @@ async fn release_extend_and_convert_keep_the_counts_right() {
     assert_eq!(released.reservation.ended_by_id, Some(w.manager.user_id));
     w.check().await;
     assert_eq!(w.counts().await.available, 3);
-    let err = reservations::release(&w.conn, &a, r1.id)
+    let err = reservations::release(&w.conn, &w.policy, &a, r1.id)
         .await
         .result
         .expect_err("twice");
@@ -428,7 +428,7 @@ async fn release_extend_and_convert_keep_the_counts_right() {
     w.check().await;
 
     // Converting: the property is sold for good.
-    let converted = reservations::convert(&w.conn, &b, r2.id).await;
+    let converted = reservations::convert(&w.conn, &w.policy, &b, r2.id).await;
     let sold = converted.result.expect("convert");
     assert_eq!(sold.reservation.status, ReservationStatus::Converted);
     // The conversion ended the plot's hold (RESERVED before it).
@@ -442,7 +442,7 @@ async fn release_extend_and_convert_keep_the_counts_right() {
         (counts.available, counts.reserved, counts.sold, counts.total),
         (3, 0, 1, 4)
     );
-    let err = reservations::convert(&w.conn, &b, r2.id)
+    let err = reservations::convert(&w.conn, &w.policy, &b, r2.id)
         .await
         .result
         .expect_err("twice");
@@ -471,11 +471,11 @@ async fn a_lapsed_reservation_cannot_be_released_extended_or_converted() {
     w.lapse(r.id).await;
 
     for err in [
-        reservations::release(&w.conn, &a, r.id)
+        reservations::release(&w.conn, &w.policy, &a, r.id)
             .await
             .result
             .expect_err("release"),
-        reservations::convert(&w.conn, &a, r.id)
+        reservations::convert(&w.conn, &w.policy, &a, r.id)
             .await
             .result
             .expect_err("convert"),

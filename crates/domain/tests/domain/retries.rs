@@ -102,7 +102,7 @@ async fn a_retry_with_the_same_key_answers_the_first_reservation_whatever_its_st
     assert_eq!(again.reservation, first.reservation);
 
     // Released since: the retry still answers it, as it reads now.
-    reservations::release(&w.conn, &agent, first.reservation.id)
+    reservations::release(&w.conn, &w.policy, &agent, first.reservation.id)
         .await
         .result
         .expect("release");

@@ -30,7 +30,7 @@ async fn the_sweep_releases_only_expired_reservations() {
     w.lapse(ids[2]).await;
 
     let mut seen = Vec::new();
-    let report = reservations::sweep(&w.conn, 100, |batch| {
+    let report = reservations::sweep(&w.conn, &w.policy, 100, |batch| {
         seen.extend(batch.ended.iter().map(|h| h.reservation.id))
     })
     .await
@@ -61,7 +61,7 @@ async fn the_sweep_releases_only_expired_reservations() {
     assert_eq!(w.counts().await.available, 2);
     w.check().await;
 
-    let again = reservations::sweep(&w.conn, 100, |_| {})
+    let again = reservations::sweep(&w.conn, &w.policy, 100, |_| {})
         .await
         .expect("again");
     assert_eq!(again.released, 0, "a second sweep finds nothing");
@@ -105,7 +105,7 @@ async fn two_sweeps_at_once_release_each_reservation_exactly_once() {
         tokio::spawn(async move {
             start.wait().await;
             let mut ids = Vec::new();
-            reservations::sweep(&conn, 50, |batch| {
+            reservations::sweep(&conn, &holdfast_domain::Policy::default(), 50, |batch| {
                 ids.extend(batch.ended.iter().map(|h| h.reservation.id))
             })
             .await
@@ -152,9 +152,11 @@ async fn ten_thousand_expired_reservations_are_swept_in_batches() {
     }
 
     let mut batch_sizes = Vec::new();
-    let report = reservations::sweep(&w.conn, 1000, |batch| batch_sizes.push(batch.ended.len()))
-        .await
-        .expect("sweep");
+    let report = reservations::sweep(&w.conn, &w.policy, 1000, |batch| {
+        batch_sizes.push(batch.ended.len())
+    })
+    .await
+    .expect("sweep");
 
     assert_eq!(report.released, 10_000);
     assert_eq!(report.batches, 10);

@@ -88,7 +88,7 @@ async fn a_hold_that_ended_before_its_warning_is_not_warned() {
         .result
         .expect("reserve")
         .reservation;
-    reservations::release(&w.conn, &agent, r.id)
+    reservations::release(&w.conn, &w.policy, &agent, r.id)
         .await
         .result
         .expect("release");

@@ -3,6 +3,7 @@
 
 use async_graphql::SimpleObject;
 
+use super::line::QueueEntryNode;
 use super::paging::{Page, PageInfo};
 use super::types::{ProjectNode, PropertyNode, ReservationNode};
 
@@ -44,3 +45,4 @@ macro_rules! connection {
 connection!(PropertyConnection, PropertyEdge, PropertyNode);
 connection!(ReservationConnection, ReservationEdge, ReservationNode);
 connection!(ProjectConnection, ProjectEdge, ProjectNode);
+connection!(QueueEntryConnection, QueueEntryEdge, QueueEntryNode);

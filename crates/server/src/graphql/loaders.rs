@@ -8,8 +8,10 @@ use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, Loader};
 use holdfast_domain::entities::{project, property, reservation, user};
-use holdfast_domain::reads::{self, PlotCounts};
-use holdfast_domain::{DomainError, ProjectId, PropertyId, ReservationId, UserId, WorkspaceId};
+use holdfast_domain::reads::{self, PlotCounts, QueueEntryNow};
+use holdfast_domain::{
+    DomainError, ProjectId, PropertyId, QueueEntryId, ReservationId, UserId, WorkspaceId,
+};
 use sea_orm::DatabaseConnection;
 
 /// Every loader of one request.
@@ -31,6 +33,10 @@ pub struct ActiveOfAgent(pub UserId);
 /// Key: the reservation that holds a property right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ActiveOfProperty(pub PropertyId);
+
+/// Key: how many entries wait in line for a property.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LineOf(pub PropertyId);
 
 /// Key: a project's plots counted by status as of now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -138,5 +144,30 @@ impl Loader<CountsOf> for Loaders {
         let projects: Vec<ProjectId> = keys.iter().map(|k| k.0).collect();
         let counts = reads::plot_counts(&self.db, self.workspace, &projects).await?;
         Ok(counts.into_iter().map(|(k, v)| (CountsOf(k), v)).collect())
+    }
+}
+
+impl Loader<LineOf> for Loaders {
+    type Value = i64;
+    type Error = Shared;
+
+    async fn load(&self, keys: &[LineOf]) -> Result<HashMap<LineOf, i64>, Shared> {
+        let properties: Vec<PropertyId> = keys.iter().map(|k| k.0).collect();
+        let lengths = reads::line_lengths(&self.db, self.workspace, &properties).await?;
+        Ok(lengths.into_iter().map(|(k, v)| (LineOf(k), v)).collect())
+    }
+}
+
+impl Loader<QueueEntryId> for Loaders {
+    type Value = QueueEntryNow;
+    type Error = Shared;
+
+    async fn load(
+        &self,
+        keys: &[QueueEntryId],
+    ) -> Result<HashMap<QueueEntryId, QueueEntryNow>, Shared> {
+        let rows =
+            reads::queue_entries_by_ids(&self.db, self.workspace, keys.iter().copied()).await?;
+        Ok(rows.into_iter().map(|r| (r.entry.id, r)).collect())
     }
 }

@@ -6,6 +6,7 @@ pub mod context;
 pub mod documents;
 pub mod limited;
 pub mod limits;
+pub mod line;
 pub mod loaders;
 pub mod mutation;
 pub mod pages;

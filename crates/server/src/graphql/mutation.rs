@@ -5,13 +5,15 @@
 use std::time::Duration;
 
 use async_graphql::{Context, ID, Object, Result};
+use holdfast_domain::line::{self, JoinRequest};
 use holdfast_domain::{
-    DomainError, Hold, ProjectId, ReserveRequest, Written, directory, reservations,
+    DomainError, Hold, ProjectId, QueueEntryId, ReserveRequest, Written, directory, reservations,
 };
 
-use super::context::{Services, actor, caller, parse_id, services};
+use super::context::{Services, actor, caller, loaders, parse_id, services};
+use super::line::QueueEntryNode;
 use super::types::{
-    BuyerInput, CreatedUser, ProjectNode, PropertyNode, ReservationNode, Role, UserNode,
+    BuyerInput, CreatedUser, ProjectNode, PropertyNode, ReservationNode, Role, UserNode, present,
 };
 use crate::error::ApiError;
 use crate::{auth, metrics};
@@ -73,7 +75,7 @@ impl Mutation {
         let actor = actor(ctx).await?;
         let id = parse_id("reservation id", &reservation_id)?;
         let svc = services(ctx)?;
-        let written = reservations::release(&svc.db, &actor, id).await;
+        let written = reservations::release(&svc.db, &svc.policy, &actor, id).await;
         changed_by_person(svc, written, "released").await
     }
 
@@ -101,8 +103,51 @@ impl Mutation {
         let actor = actor(ctx).await?;
         let id = parse_id("reservation id", &reservation_id)?;
         let svc = services(ctx)?;
-        let written = reservations::convert(&svc.db, &actor, id).await;
+        let written = reservations::convert(&svc.db, &svc.policy, &actor, id).await;
         changed_by_person(svc, written, "converted into a sale").await
+    }
+
+    /// Join the line for a property. If it is free and nobody waits, the caller gets it at once (the entry is PROMOTED, with its reservation); if it is held, the entry WAITs and becomes a hold, atomically, when the hold and every entry before it have ended.
+    async fn join_queue(
+        &self,
+        ctx: &Context<'_>,
+        property_id: ID,
+        buyer: Option<BuyerInput>,
+    ) -> Result<QueueEntryNode> {
+        // As for reserveProperty, the rules check the caller under the lock.
+        let caller = caller(ctx)?;
+        let request = JoinRequest {
+            property_id: parse_id("property id", &property_id)?,
+            buyer: buyer.map(Into::into),
+        };
+        let svc = services(ctx)?;
+        let written = line::join_queue(&svc.db, &svc.policy, caller, &request).await;
+        svc.outbox.after_commit(&written.effects).await;
+        let entry = written.result.map_err(|e| match e {
+            refused @ (DomainError::Unauthenticated(_) | DomainError::Forbidden(_)) => {
+                auth::refusal(refused)
+            }
+            other => ApiError::from(other),
+        })?;
+        tracing::info!(
+            property.id = %entry.property_id,
+            queue_entry.id = %entry.id,
+            status = entry.status.as_str(),
+            "joined the line"
+        );
+        entry_as_it_is(ctx, entry.id).await
+    }
+
+    /// Leave the line: the entry's agent, a manager or an admin.
+    async fn leave_queue(&self, ctx: &Context<'_>, entry_id: ID) -> Result<QueueEntryNode> {
+        let actor = actor(ctx).await?;
+        let id = parse_id("queue entry id", &entry_id)?;
+        let svc = services(ctx)?;
+        let written = line::leave_queue(&svc.db, &actor, id).await;
+        svc.outbox.after_commit(&written.effects).await;
+        let entry = written.result.map_err(ApiError::from)?;
+        tracing::info!(queue_entry.id = %entry.id, "left the line");
+        entry_as_it_is(ctx, entry.id).await
     }
 
     /// Managers and admins only.
@@ -170,4 +215,11 @@ async fn changed_by_person(
         "{what}"
     );
     Ok(ReservationNode(hold.reservation))
+}
+
+/// A queue entry a mutation just changed, as it reads now (with its place
+/// in line).
+async fn entry_as_it_is(ctx: &Context<'_>, id: QueueEntryId) -> Result<QueueEntryNode> {
+    let row = loaders(ctx)?.load_one(id).await.map_err(ApiError::from)?;
+    Ok(QueueEntryNode(present("queue entry", row)?))
 }

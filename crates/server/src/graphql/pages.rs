@@ -2,10 +2,11 @@
 //! cursor decoded, the domain's keyset read, and the page with its cursors.
 
 use async_graphql::{Context, Result};
-use chrono::{DateTime, Utc};
 use holdfast_domain::entities::{project, property, reservation};
-use holdfast_domain::reads::{self, PropertyFilter, ReservationFilter};
-use holdfast_domain::{ProjectId, PropertyId, ReservationId};
+use holdfast_domain::reads::{
+    self, PropertyFilter, QueueEntryFilter, QueueEntryNow, ReservationFilter,
+};
+use holdfast_domain::{ProjectId, PropertyId, QueueEntryId, ReservationId};
 
 use super::context::{services, session};
 use super::paging::{self, Page};
@@ -57,18 +58,10 @@ pub async fn reservations(
 ) -> Result<Page<reservation::Model>> {
     let first = paging::page_size(first)?;
     let session = session(ctx).await?;
-    let after_key = match &after {
-        Some(cursor) => {
-            let parts = paging::decode_cursor("reservation", cursor, 2)?;
-            let bad = || ApiError::BadInput("malformed cursor".into());
-            let at = DateTime::parse_from_rfc3339(&parts[0])
-                .map_err(|_| bad())?
-                .with_timezone(&Utc);
-            let id: ReservationId = parts[1].parse().map_err(|_| bad())?;
-            Some((at, id))
-        }
-        None => None,
-    };
+    let after_key = after
+        .as_deref()
+        .map(|c| paging::decode_time_cursor::<ReservationId>("reservation", c))
+        .transpose()?;
     let rows = reads::reservations_page(
         &services(ctx)?.db,
         session.workspace.id,
@@ -82,13 +75,70 @@ pub async fn reservations(
         rows,
         first,
         after.is_some(),
-        |r| {
-            let at = r
-                .created_at
-                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
-            paging::encode_cursor("reservation", &[&at, &r.id.to_string()])
-        },
+        |r| paging::encode_time_cursor("reservation", r.created_at, r.id),
         |r| r,
+    ))
+}
+
+/// One page of queue entries, newest first.
+pub async fn queue_entries(
+    ctx: &Context<'_>,
+    filter: QueueEntryFilter,
+    first: Option<i32>,
+    after: Option<String>,
+) -> Result<Page<QueueEntryNow>> {
+    let first = paging::page_size(first)?;
+    let session = session(ctx).await?;
+    let after_key = after
+        .as_deref()
+        .map(|c| paging::decode_time_cursor::<QueueEntryId>("queue_entry", c))
+        .transpose()?;
+    let rows = reads::queue_entries_page(
+        &services(ctx)?.db,
+        session.workspace.id,
+        &filter,
+        after_key,
+        first + 1,
+    )
+    .await
+    .map_err(ApiError::from)?;
+    Ok(Page::new(
+        rows,
+        first,
+        after.is_some(),
+        |e| paging::encode_time_cursor("queue_entry", e.entry.created_at, e.entry.id),
+        |e| e,
+    ))
+}
+
+/// One page of a property's line, first in line first.
+pub async fn line(
+    ctx: &Context<'_>,
+    property: PropertyId,
+    first: Option<i32>,
+    after: Option<String>,
+) -> Result<Page<QueueEntryNow>> {
+    let first = paging::page_size(first)?;
+    let session = session(ctx).await?;
+    let after_key = after
+        .as_deref()
+        .map(|c| paging::decode_time_cursor::<QueueEntryId>("line", c))
+        .transpose()?;
+    let rows = reads::line_page(
+        &services(ctx)?.db,
+        session.workspace.id,
+        property,
+        after_key,
+        first + 1,
+    )
+    .await
+    .map_err(ApiError::from)?;
+    Ok(Page::new(
+        rows,
+        first,
+        after.is_some(),
+        |e| paging::encode_time_cursor("line", e.entry.created_at, e.entry.id),
+        |e| e,
     ))
 }
 

@@ -6,6 +6,7 @@
 use async_graphql::SimpleObject;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
 
 use crate::error::{ApiError, ApiResult};
 
@@ -120,4 +121,24 @@ impl<T> Page<T> {
             page_info: self.page_info,
         }
     }
+}
+
+/// A cursor at a time and an id (lists ordered by when their rows were made).
+pub fn encode_time_cursor(kind: &str, at: DateTime<Utc>, id: impl std::fmt::Display) -> String {
+    let at = at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+    encode_cursor(kind, &[&at, &id.to_string()])
+}
+
+/// The time and id of a cursor of `kind`; anything else is BAD_USER_INPUT.
+pub fn decode_time_cursor<Id: std::str::FromStr>(
+    kind: &str,
+    cursor: &str,
+) -> ApiResult<(DateTime<Utc>, Id)> {
+    let parts = decode_cursor(kind, cursor, 2)?;
+    let bad = || ApiError::BadInput("malformed cursor".into());
+    let at = DateTime::parse_from_rfc3339(&parts[0])
+        .map_err(|_| bad())?
+        .with_timezone(&Utc);
+    let id = parts[1].parse().map_err(|_| bad())?;
+    Ok((at, id))
 }

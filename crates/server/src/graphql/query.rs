@@ -2,11 +2,12 @@
 //! of another workspace reads as null, exactly like an id that does not exist.
 
 use async_graphql::{Context, ID, Object, Result};
-use holdfast_domain::reads::{self, PropertyFilter, ReservationFilter};
+use holdfast_domain::reads::{self, PropertyFilter, QueueEntryFilter, ReservationFilter};
 use holdfast_domain::{ProjectId, PropertyId, ReservationId, UserId};
 
 use super::connection;
 use super::context::{loaders, parse_id, require_manager, services, session};
+use super::line::{QueueEntryNode, QueueEntryStatus};
 use super::types::{
     ProjectNode, PropertyNode, PropertyStatus, ReservationNode, ReservationStatus, UserNode,
 };
@@ -105,6 +106,46 @@ impl Query {
         Ok(pages::reservations(ctx, filter, first, after)
             .await?
             .map(ReservationNode)
+            .into())
+    }
+
+    /// Newest first. Agents see their own entries; managers and admins see anyone's.
+    #[graphql(complexity = "paging::complexity(first, child_complexity)")]
+    async fn queue_entries(
+        &self,
+        ctx: &Context<'_>,
+        property_id: Option<ID>,
+        agent_id: Option<ID>,
+        status: Option<QueueEntryStatus>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<connection::QueueEntryConnection> {
+        let actor = session(ctx).await?.actor();
+        let asked: Option<UserId> = agent_id
+            .as_ref()
+            .map(|id| parse_id("agent id", id))
+            .transpose()?;
+        let agent_id = match asked {
+            Some(agent) if agent != actor.user_id && !actor.role.is_manager() => {
+                return Err(ApiError::Forbidden(
+                    "an agent sees only their own queue entries".into(),
+                )
+                .into());
+            }
+            None if !actor.role.is_manager() => Some(actor.user_id),
+            asked => asked,
+        };
+        let filter = QueueEntryFilter {
+            property_id: property_id
+                .as_ref()
+                .map(|id| parse_id::<PropertyId>("property id", id))
+                .transpose()?,
+            agent_id,
+            status: status.map(Into::into),
+        };
+        Ok(pages::queue_entries(ctx, filter, first, after)
+            .await?
+            .map(QueueEntryNode)
             .into())
     }
 

@@ -9,7 +9,8 @@ use holdfast_domain::reads::{self, PropertyFilter, ReservationFilter};
 
 use super::connection;
 use super::context::{loaders, session};
-use super::loaders::{ActiveOfAgent, ActiveOfProperty, CountsOf};
+use super::line::QueueEntryNode;
+use super::loaders::{ActiveOfAgent, ActiveOfProperty, CountsOf, LineOf};
 use super::{pages, paging};
 use crate::error::{ApiError, ApiResult};
 use holdfast_queue::HoldEvent;
@@ -49,7 +50,7 @@ pub enum ReservationStatus {
     Converted,
 }
 
-fn id(uuid: impl std::fmt::Display) -> ID {
+pub fn id(uuid: impl std::fmt::Display) -> ID {
     ID(uuid.to_string())
 }
 
@@ -58,7 +59,7 @@ fn count(n: i64) -> i32 {
 }
 
 /// A row the caller's workspace must have, because another row points at it.
-fn present<T>(what: &'static str, row: Option<T>) -> ApiResult<T> {
+pub fn present<T>(what: &'static str, row: Option<T>) -> ApiResult<T> {
     row.ok_or(ApiError::Domain(holdfast_domain::DomainError::NotFound(
         what,
     )))
@@ -202,6 +203,30 @@ impl PropertyNode {
         Ok(row.map(ReservationNode))
     }
 
+    /// How many entries wait in line for this property now.
+    async fn queue_length(&self, ctx: &Context<'_>) -> Result<i32> {
+        let n = loaders(ctx)?
+            .load_one(LineOf(self.0.id))
+            .await
+            .map_err(ApiError::from)?
+            .unwrap_or_default();
+        Ok(count(n))
+    }
+
+    /// The entries that wait now, first in line first.
+    #[graphql(complexity = "paging::complexity(first, child_complexity)")]
+    async fn queue(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<connection::QueueEntryConnection> {
+        Ok(pages::line(ctx, self.0.id, first, after)
+            .await?
+            .map(QueueEntryNode)
+            .into())
+    }
+
     /// Every reservation this property has had, newest first.
     #[graphql(complexity = "paging::complexity(first, child_complexity)")]
     async fn reservations(
@@ -286,6 +311,11 @@ impl ReservationNode {
             return Ok(None);
         }
         Ok(self.0.buyer().map(Buyer::from))
+    }
+
+    /// The queue entry this hold came from, if it came from the line.
+    async fn queue_entry(&self, ctx: &Context<'_>) -> Result<Option<QueueEntryNode>> {
+        load_entry(ctx, self.0.queue_entry_id).await
     }
 
     /// A note on the hold: shown to its agent, managers and admins; null for other agents.
@@ -378,6 +408,22 @@ impl HoldEventNode {
         let row = loaders(ctx)?.load_one(id).await.map_err(ApiError::from)?;
         Ok(row.map(ReservationNode))
     }
+
+    async fn queue_entry(&self, ctx: &Context<'_>) -> Result<Option<QueueEntryNode>> {
+        load_entry(ctx, self.0.queue_entry_id).await
+    }
+}
+
+/// A queue entry by id, if there is one.
+async fn load_entry(
+    ctx: &Context<'_>,
+    id: Option<holdfast_domain::QueueEntryId>,
+) -> Result<Option<QueueEntryNode>> {
+    let Some(id) = id else {
+        return Ok(None);
+    };
+    let row = loaders(ctx)?.load_one(id).await.map_err(ApiError::from)?;
+    Ok(row.map(QueueEntryNode))
 }
 
 /// A new user, and their token.

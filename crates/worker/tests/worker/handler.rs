@@ -108,7 +108,7 @@ async fn jobs_for_extended_released_or_unknown_reservations_change_nothing() {
         .result
         .expect("extend")
         .reservation;
-    reservations::release(&w.conn, &w.manager, rs[1].id)
+    reservations::release(&w.conn, &Policy::default(), &w.manager, rs[1].id)
         .await
         .result
         .expect("release");
@@ -206,7 +206,9 @@ async fn the_sweep_releases_every_expired_reservation_and_logs_what_it_did() {
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let report = sweep_once(&w.conn, 2).await.expect("sweep");
+    let report = sweep_once(&w.conn, &Policy::default(), 2)
+        .await
+        .expect("sweep");
 
     assert_eq!((report.released, report.batches), (3, 2));
     let text = logs.text();
@@ -239,7 +241,9 @@ async fn the_sweep_releases_every_expired_reservation_and_logs_what_it_did() {
         "availablePlots right afterwards"
     );
 
-    let again = sweep_once(&w.conn, 2).await.expect("again");
+    let again = sweep_once(&w.conn, &Policy::default(), 2)
+        .await
+        .expect("again");
     assert_eq!(again.released, 0, "a second sweep releases nothing");
     assert!(
         logs.text().contains("released=0"),

@@ -1,0 +1,364 @@
+//! How the domain calls the hold rules (`migrations/src/rules.sql`): one
+//! function per operation, in a transaction of its own, answering an outcome
+//! and the effects it committed (see the top of rules.sql), which this module
+//! reads into Rust types.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait, Value,
+};
+use serde::Deserialize;
+
+use crate::entities::queue_entry::Model as QueueEntry;
+use crate::entities::{
+    PropertyStatus, QueueEntryStatus, ReservationStatus, WorkspaceStatus,
+    reservation::Model as Reservation,
+};
+use crate::error::{DomainError, DomainResult};
+use crate::ids::{ProjectId, QueueEntryId, ReservationId};
+
+/// A reservation with its property's project and code, as events and jobs
+/// need it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Hold {
+    #[serde(flatten)]
+    pub reservation: Reservation,
+    pub project_id: ProjectId,
+    pub property_code: String,
+}
+
+/// What a write committed, for the work owed after the commit: a release job
+/// for each hold that began or was extended, a live event for each change, and
+/// the metrics of each end.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct Effects {
+    /// Holds ended (released, converted, expired), in the order they ended.
+    #[serde(default)]
+    pub ended: Vec<Hold>,
+    /// Holds begun.
+    #[serde(default)]
+    pub started: Vec<Hold>,
+    /// Holds whose end moved later.
+    #[serde(default)]
+    pub extended: Vec<Hold>,
+    /// Holds whose agent is warned now that their end is near.
+    #[serde(default)]
+    pub warned: Vec<Hold>,
+    /// Queue entries whose status this call set (joined, promoted, left,
+    /// skipped, closed), as they are now.
+    #[serde(default)]
+    pub entries: Vec<QueueEntry>,
+}
+
+impl Effects {
+    pub fn is_empty(&self) -> bool {
+        self.ended.is_empty()
+            && self.started.is_empty()
+            && self.extended.is_empty()
+            && self.warned.is_empty()
+            && self.entries.is_empty()
+    }
+}
+
+/// What a write answers: the caller's result, and what it committed. The
+/// effects are owed even when the result is an error: a call may be refused
+/// after it ended a lapsed hold it found.
+#[derive(Debug)]
+pub struct Written<T> {
+    pub result: DomainResult<T>,
+    pub effects: Effects,
+}
+
+impl<T> Written<T> {
+    pub(crate) fn failed(err: DomainError) -> Self {
+        Self {
+            result: Err(err),
+            effects: Effects::default(),
+        }
+    }
+}
+
+/// How the rules answer: an outcome, the effects they committed, and the
+/// reservation a replayed call answers.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Answer {
+    #[serde(flatten)]
+    pub verdict: Verdict,
+    #[serde(flatten)]
+    pub effects: Effects,
+    #[serde(default)]
+    pub replayed: Vec<Hold>,
+    /// The entry a leave answers, as it is now.
+    #[serde(default)]
+    pub entry_now: Vec<QueueEntry>,
+}
+
+/// The outcomes of the rules' functions (see each function in rules.sql).
+#[derive(Debug, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub(crate) enum Verdict {
+    Reserved {
+        reservation: ReservationId,
+    },
+    Ended {
+        reservation: ReservationId,
+    },
+    Extended {
+        reservation: ReservationId,
+    },
+    Expired {
+        reservation: ReservationId,
+    },
+    Replayed {
+        reservation: ReservationId,
+    },
+    Warned {
+        reservation: ReservationId,
+    },
+    AlreadyWarned,
+    KeyReused,
+    Swept,
+    Waiting {
+        entry: QueueEntryId,
+    },
+    Promoted {
+        entry: QueueEntryId,
+    },
+    Left {
+        entry: QueueEntryId,
+    },
+    AlreadyQueued,
+    QueueFull {
+        limit: u32,
+    },
+    NotWaiting {
+        status: QueueEntryStatus,
+    },
+    Refused {
+        standing: Standing,
+    },
+    NotFound {
+        what: Thing,
+    },
+    Forbidden,
+    Unavailable {
+        status: PropertyStatus,
+        reserved_until: Option<DateTime<Utc>>,
+    },
+    Limit {
+        limit: u32,
+    },
+    NotActive {
+        status: ReservationStatus,
+    },
+    ExtensionLimit {
+        limit: u32,
+    },
+    Stale {
+        current: i32,
+    },
+    NotDue {
+        expires_at: DateTime<Utc>,
+    },
+}
+
+/// Why the rules refused a caller (`rules.standing`).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Standing {
+    Gone,
+    Deactivated,
+    Suspended,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Thing {
+    Property,
+    Reservation,
+    QueueEntry,
+}
+
+impl Verdict {
+    /// The error an outcome that is not the caller's success means.
+    pub fn into_error(self) -> DomainError {
+        match self {
+            Verdict::Refused { standing } => {
+                let found = match standing {
+                    Standing::Gone => None,
+                    Standing::Deactivated => Some((false, WorkspaceStatus::Active)),
+                    Standing::Suspended => Some((true, WorkspaceStatus::Suspended)),
+                };
+                caller_standing(found)
+                    .err()
+                    .unwrap_or(DomainError::Forbidden("this caller may not act"))
+            }
+            Verdict::NotFound { what } => DomainError::NotFound(match what {
+                Thing::Property => "property",
+                Thing::Reservation => "reservation",
+                Thing::QueueEntry => "queue entry",
+            }),
+            Verdict::Forbidden => {
+                DomainError::Forbidden("only its agent, a manager or an admin may do this")
+            }
+            Verdict::Unavailable {
+                status,
+                reserved_until,
+            } => DomainError::PropertyUnavailable {
+                status,
+                reserved_until,
+            },
+            Verdict::Limit { limit } => DomainError::ReservationLimitReached { limit },
+            Verdict::NotActive { status } => DomainError::ReservationNotActive { status },
+            Verdict::ExtensionLimit { limit } => DomainError::ExtensionLimitReached { limit },
+            Verdict::KeyReused => key_reused(),
+            Verdict::AlreadyQueued => DomainError::AlreadyQueued,
+            Verdict::QueueFull { limit } => DomainError::QueueFull { limit },
+            Verdict::NotWaiting { status } => DomainError::InvalidInput(format!(
+                "the entry no longer waits in line (it is {})",
+                status.as_str()
+            )),
+            other => DomainError::Internal(DbErr::Custom(format!(
+                "the rules answered {other:?} where it does not belong"
+            ))),
+        }
+    }
+}
+
+impl Answer {
+    /// The hold named by a success, from the effects it carries.
+    pub fn hold(&self, id: ReservationId) -> DomainResult<Hold> {
+        let Effects {
+            ended,
+            started,
+            extended,
+            warned,
+            ..
+        } = &self.effects;
+        ended
+            .iter()
+            .chain(started)
+            .chain(extended)
+            .chain(warned)
+            .chain(&self.replayed)
+            .find(|h| h.reservation.id == id)
+            .cloned()
+            .ok_or_else(|| {
+                DomainError::Internal(DbErr::Custom(format!(
+                    "the rules named reservation {id} without its row"
+                )))
+            })
+    }
+
+    /// The entry named by a success, from the effects it carries.
+    pub fn entry(&self, id: QueueEntryId) -> DomainResult<QueueEntry> {
+        self.effects
+            .entries
+            .iter()
+            .chain(&self.entry_now)
+            .find(|e| e.id == id)
+            .cloned()
+            .ok_or_else(|| {
+                DomainError::Internal(DbErr::Custom(format!(
+                    "the rules named queue entry {id} without its row"
+                )))
+            })
+    }
+
+    /// The result for the caller: the named queue entry on success, else the
+    /// error the outcome means.
+    pub fn into_entry_written(self) -> Written<QueueEntry> {
+        let result = match &self.verdict {
+            Verdict::Waiting { entry } | Verdict::Promoted { entry } | Verdict::Left { entry } => {
+                self.entry(*entry)
+            }
+            _ => Err(self.verdict.into_error()),
+        };
+        Written {
+            result,
+            effects: self.effects,
+        }
+    }
+
+    /// The result for the caller: the named hold on success, else the error
+    /// the outcome means.
+    pub fn into_written(self) -> Written<Hold> {
+        let result = match &self.verdict {
+            Verdict::Reserved { reservation }
+            | Verdict::Ended { reservation }
+            | Verdict::Extended { reservation }
+            | Verdict::Expired { reservation }
+            | Verdict::Warned { reservation }
+            | Verdict::Replayed { reservation } => self.hold(*reservation),
+            _ => Err(self.verdict.into_error()),
+        };
+        Written {
+            result,
+            effects: self.effects,
+        }
+    }
+}
+
+/// Calls one function of the rules, `SELECT rules.<call>` with `values`, in a
+/// transaction of its own, and reads its answer. The commit is the client's
+/// to send: a call whose client dies before it (a server killed while the
+/// call waits for a lock) writes nothing.
+pub(crate) async fn ask(
+    db: &DatabaseConnection,
+    call: &str,
+    values: impl IntoIterator<Item = Value>,
+) -> DomainResult<Answer> {
+    let sql = format!("SELECT rules.{call}::text AS answer");
+    let txn = db.begin().await?;
+    let row = txn
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            values,
+        ))
+        .await?
+        .ok_or_else(|| DbErr::Custom(format!("rules.{call} answered no row")))?;
+    txn.commit().await?;
+    let text: String = row.try_get("", "answer")?;
+    serde_json::from_str(&text).map_err(|e| {
+        DomainError::Internal(DbErr::Custom(format!(
+            "cannot read the answer of rules.{call}: {e}: {text}"
+        )))
+    })
+}
+
+pub(crate) fn secs(d: Duration) -> Value {
+    d.as_secs_f64().into()
+}
+
+/// A count as the rules take it (`integer`).
+pub(crate) fn count(n: u32) -> Value {
+    i32::try_from(n).unwrap_or(i32::MAX).into()
+}
+
+/// Whether a caller may act at all, from its user's `active` flag and its
+/// workspace's status (`None`: no such user in that workspace). The one
+/// place that decides what a refused caller is told, for the server's door
+/// and for `reserve` alike.
+pub fn caller_standing(found: Option<(bool, WorkspaceStatus)>) -> DomainResult<()> {
+    match found {
+        None => Err(DomainError::Unauthenticated(
+            "the token's user no longer exists",
+        )),
+        Some((false, _)) => Err(DomainError::Unauthenticated(
+            "this user has been deactivated",
+        )),
+        Some((true, WorkspaceStatus::Suspended)) => {
+            Err(DomainError::Forbidden("this workspace is suspended"))
+        }
+        Some((true, WorkspaceStatus::Active)) => Ok(()),
+    }
+}
+
+pub(crate) fn key_reused() -> DomainError {
+    DomainError::InvalidInput(
+        "this idempotency key was used for another property within the last 24 hours".into(),
+    )
+}
