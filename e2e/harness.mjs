@@ -178,14 +178,14 @@ export async function gql(base, token, query, variables = {}) {
   return body.data;
 }
 
-/** Chromium, headless, with what CI needs and nothing that calls home. */
-export async function launchChromium(stack) {
+/** Chromium, headless, with what CI needs and nothing that calls home; `args` adds flags. */
+export async function launchChromium(stack, { args = [] } = {}) {
   const { chromium } = await import('playwright-core');
   stack.browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      '--disable-background-networking', '--disable-component-update', '--disable-sync', ...args],
   });
   return stack.browser;
 }

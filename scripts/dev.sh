@@ -22,8 +22,10 @@ trap 'kill "$worker_pid" 2>/dev/null || true; wait "$worker_pid" 2>/dev/null || 
 # The token goes in the link's fragment, which the browser keeps to itself:
 # the page reads it, and it never reaches the server's logs.
 agent_token="$(awk '$1 == "SALES_AGENT" { print $NF; exit }' <<<"$demo")"
+manager_token="$(awk '$1 == "MANAGER" { print $NF; exit }' <<<"$demo")"
 echo "GraphiQL: http://${HOLDFAST_LISTEN}/graphql#token=${agent_token}  (as Alice, a demo agent: her token is in the Headers pane; works offline)"
 echo "Board:    http://${HOLDFAST_LISTEN}/board#token=${agent_token}  (as Alice)"
+echo "          http://${HOLDFAST_LISTEN}/board#token=${manager_token}  (as Max, a manager: every agent's holds and buyers, and Extend)"
 echo "Stop with Ctrl-C."
 echo
 # Not exec: the trap above must run when the server exits.

@@ -115,7 +115,7 @@ impl NodeTest {
 }
 
 #[test]
-fn two_agents_see_each_others_holds_live_on_the_board_in_a_real_browser() {
+fn agents_and_a_manager_see_holds_buyers_and_warnings_live_on_the_board_in_a_browser() {
     NodeTest {
         script: "board.test.mjs",
         // Its own deadline is 150 s.
