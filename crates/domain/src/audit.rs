@@ -60,6 +60,40 @@ const CHECKS: &[(&str, &str)] = &[
          WHERE r.warned_version > r.version",
     ),
     (
+        "nobody waits in line for a plot that is not held, nor for a plot they hold",
+        "SELECT 'queue entry ' || e.id::text AS row FROM queue_entry e JOIN property p ON p.id = e.property_id \
+         WHERE e.status = 'WAITING' AND (p.status <> 'RESERVED' OR p.reserved_by_id = e.agent_id)",
+    ),
+    (
+        "a PROMOTED entry names the hold it became: its agent's, on its plot, made from it when the entry ended",
+        "SELECT 'queue entry ' || e.id::text AS row FROM queue_entry e \
+         LEFT JOIN reservation r ON r.id = e.reservation_id \
+         WHERE e.status = 'PROMOTED' AND (r.id IS NULL OR r.agent_id <> e.agent_id \
+           OR r.property_id <> e.property_id OR r.queue_entry_id IS DISTINCT FROM e.id \
+           OR r.created_at <> e.ended_at)",
+    ),
+    (
+        "a hold from the line began when the hold before it ended",
+        "SELECT 'queue entry ' || e.id::text AS row FROM queue_entry e \
+         WHERE e.status = 'PROMOTED' AND e.created_at < e.ended_at AND NOT EXISTS ( \
+           SELECT 1 FROM reservation b WHERE b.property_id = e.property_id AND b.ended_at = e.ended_at \
+             AND b.id <> e.reservation_id)",
+    ),
+    (
+        "the line is first come, first served: nobody ahead of a promoted entry still waited when it was promoted",
+        "SELECT 'queue entry ' || e.id::text || ' ahead of ' || x.id::text AS row \
+         FROM queue_entry e JOIN queue_entry x ON x.property_id = e.property_id \
+           AND (x.created_at, x.id) < (e.created_at, e.id) \
+         WHERE e.status = 'PROMOTED' AND x.created_at < e.ended_at \
+           AND (x.ended_at IS NULL OR x.ended_at > e.ended_at)",
+    ),
+    (
+        "a queue entry, its property and its agent are in one workspace",
+        "SELECT 'queue entry ' || e.id::text AS row FROM queue_entry e \
+         JOIN property p ON p.id = e.property_id JOIN app_user u ON u.id = e.agent_id \
+         WHERE p.workspace_id <> e.workspace_id OR u.workspace_id <> e.workspace_id",
+    ),
+    (
         "a reservation, its property and its agent are in one workspace",
         "SELECT 'reservation ' || r.id::text AS row FROM reservation r \
          JOIN property p ON p.id = r.property_id JOIN app_user u ON u.id = r.agent_id \

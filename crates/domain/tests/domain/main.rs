@@ -7,6 +7,8 @@ mod concurrency;
 mod directory;
 mod errors;
 mod expiry;
+mod line;
+mod line_races;
 mod model;
 mod reserve;
 mod retries;
