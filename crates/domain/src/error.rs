@@ -74,9 +74,11 @@ mod sqlstate {
     pub const QUERY_CANCELED: &str = "57014";
     pub const UNIQUE_VIOLATION: &str = "23505";
     pub const CHECK_VIOLATION: &str = "23514";
-    /// Class 08 (connection exception) and 57P01..57P03 (shutdown, cannot connect now).
+    /// Class 08 (connection exception), 57P01..57P03 (shutdown, cannot
+    /// connect now), and PostgreSQL ending a session that sat idle too long
+    /// (25P03 in a transaction, 57P05 outside one): a lost connection too.
     pub fn is_connection(code: &str) -> bool {
-        code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
+        code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "57P05" | "25P03")
     }
 }
 

@@ -10,4 +10,5 @@ mod expiry;
 mod model;
 mod reserve;
 mod safety_nets;
+mod sessions;
 mod sweep;
