@@ -14,7 +14,7 @@ mod storage;
 pub use error::QueueError;
 pub use events::{EventPublisher, EventSubscriber, PropertyChanged};
 pub use housekeeping::Retention;
-pub use queue::ReleaseQueue;
+pub use queue::{ReleaseQueue, client};
 pub use storage::{
     HEARTBEAT_INTERVAL, MISSED_HEARTBEATS, POLL_INTERVAL, ReleaseStorage, storage_config,
     sweep_lock_key, validate_queue_name,
