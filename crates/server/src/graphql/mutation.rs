@@ -1,6 +1,7 @@
 //! The schema's mutations. Roles and ownership are the domain's to enforce;
-//! this layer authenticates, parses ids, schedules release jobs after the
-//! commit and counts outcomes.
+//! this layer authenticates, parses ids, commits within the request's
+//! deadline (`deadline.rs`), schedules release jobs after the commit and
+//! counts outcomes.
 
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use holdfast_domain::{DomainError, ProjectId, PropertyId, ReservationId, directo
 
 use super::context::{actor, caller, parse_id, services};
 use super::types::{CreatedUser, ProjectNode, PropertyNode, ReservationNode, Role, UserNode};
+use crate::deadline::commit_in_time;
 use crate::error::ApiError;
 use crate::{auth, jobs, metrics};
 
@@ -31,7 +33,11 @@ impl Mutation {
         let caller = caller(ctx)?;
         let property_id: PropertyId = parse_id("property id", &property_id)?;
         let svc = services(ctx)?;
-        let written = reservations::reserve(&svc.db, &svc.policy, caller, property_id).await;
+        let written = commit_in_time(
+            ctx,
+            reservations::reserve(&svc.db, &svc.policy, caller, property_id),
+        )
+        .await;
         jobs::after_commit(&svc.queue, &svc.events, &written.effects).await;
         if let Err(refused @ (DomainError::Unauthenticated(_) | DomainError::Forbidden(_))) =
             written.result
@@ -60,7 +66,7 @@ impl Mutation {
         let actor = actor(ctx).await?;
         let id: ReservationId = parse_id("reservation id", &reservation_id)?;
         let svc = services(ctx)?;
-        let written = reservations::release(&svc.db, &actor, id).await;
+        let written = commit_in_time(ctx, reservations::release(&svc.db, &actor, id)).await;
         jobs::after_commit(&svc.queue, &svc.events, &written.effects).await;
         let hold = written.result.map_err(ApiError::from)?;
         tracing::info!(
@@ -82,7 +88,8 @@ impl Mutation {
         let svc = services(ctx)?;
         // The job of the earlier version will find nothing to do; the one
         // scheduled after the commit releases the hold at its new time.
-        let written = reservations::extend(&svc.db, &svc.policy, &actor, id).await;
+        let written =
+            commit_in_time(ctx, reservations::extend(&svc.db, &svc.policy, &actor, id)).await;
         jobs::after_commit(&svc.queue, &svc.events, &written.effects).await;
         let hold = written.result.map_err(ApiError::from)?;
         Ok(ReservationNode(hold.reservation))
@@ -97,7 +104,7 @@ impl Mutation {
         let actor = actor(ctx).await?;
         let id: ReservationId = parse_id("reservation id", &reservation_id)?;
         let svc = services(ctx)?;
-        let written = reservations::convert(&svc.db, &actor, id).await;
+        let written = commit_in_time(ctx, reservations::convert(&svc.db, &actor, id)).await;
         jobs::after_commit(&svc.queue, &svc.events, &written.effects).await;
         let hold = written.result.map_err(ApiError::from)?;
         tracing::info!(

@@ -13,3 +13,4 @@ mod limits;
 mod lists;
 mod roles;
 mod schema;
+mod timeouts;
