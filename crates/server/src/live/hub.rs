@@ -29,6 +29,9 @@ pub const DEFAULT_SUBSCRIBER_BUFFER: usize = 1024;
 const CODE_CACHE_LIMIT: usize = 100_000;
 /// Changes handled per round: one code lookup for all of them.
 const BATCH: usize = 256;
+/// Longest a lookup of changed properties may take: on a silent link to
+/// PostgreSQL the feed ends (its clients re-read) instead of stalling.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// One change, ready for the subscription resolver: the wire event and the
 /// property as it is right after the change.
@@ -226,7 +229,13 @@ async fn fan_out(
     if listened.is_empty() {
         return;
     }
-    if let Err(e) = codes.fill(db, listened.iter().map(|c| c.property_id)).await {
+    let filled = tokio::time::timeout(
+        LOOKUP_TIMEOUT,
+        codes.fill(db, listened.iter().map(|c| c.property_id)),
+    )
+    .await
+    .unwrap_or_else(|_| Err(sea_orm::DbErr::Custom("no answer within 2s".into())));
+    if let Err(e) = filled {
         // Without the codes these changes cannot be shown; rather than
         // skip them silently, end those workspaces' subscriptions so that
         // their clients re-read.
