@@ -81,6 +81,13 @@ pub enum ReleaseError {
     Permanent(#[source] DomainError),
 }
 
+/// Longest the database part of a release job may take: longer than a
+/// healthy one can (a wait for a connection, 5 s, then for the plot's lock,
+/// 3 s). Past it the job is dropped, its transaction with it, and given back
+/// for a retry: on a silent link to PostgreSQL a release is late by this
+/// bound and the retry's back-off, never by as long as the link stays down.
+pub const JOB_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Runs one release job against the database. Tests call this directly,
 /// without Redis; the queue calls it through [`release_task`].
 pub async fn handle_release(
@@ -95,7 +102,13 @@ pub async fn expire_job(
     job: &ReleaseReservation,
     db: &DatabaseConnection,
 ) -> Result<(Outcome, Effects), ReleaseError> {
-    let written = reservations::expire(db, job.workspace_id, job.reservation_id, job.version).await;
+    let expiring = reservations::expire(db, job.workspace_id, job.reservation_id, job.version);
+    let Ok(written) = tokio::time::timeout(JOB_TIMEOUT, expiring).await else {
+        warn!(timeout = ?JOB_TIMEOUT, "no answer from PostgreSQL in time; the job will be retried");
+        return Err(ReleaseError::Transient(DomainError::Unavailable(
+            sea_orm::DbErr::Custom(format!("no answer within {JOB_TIMEOUT:?}")),
+        )));
+    };
     let effects = written.effects;
     let outcome = written.result.map_err(|e| {
         if e.is_transient() {

@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use holdfast_domain::DomainResult;
 use holdfast_domain::reservations::{self, SweepReport};
+use holdfast_domain::{DomainError, DomainResult, Effects};
 use holdfast_queue::{EventPublisher, PropertyChanged, QueueError, ReleaseQueue, sweep_lock_key};
-use sea_orm::DatabaseConnection;
+use sea_orm::{DatabaseConnection, DbErr};
 use tokio::sync::watch;
 use tracing::{Instrument, debug, info, warn};
 
@@ -40,7 +40,7 @@ pub async fn sweep_and_publish(
     let started = Instant::now();
     let mut batch = 0u32;
     let mut publishing = Vec::new();
-    let result = reservations::sweep(db, batch_size, |swept| {
+    let result = sweep_in_bounded_batches(db, batch_size, |swept| {
         batch += 1;
         if let Some(events) = events {
             // The callback cannot wait: publish beside the next batch.
@@ -86,6 +86,39 @@ pub async fn sweep_and_publish(
         }
     }
     result
+}
+
+/// Longest one batch of the sweep (one transaction, one statement) may take:
+/// longer than a healthy one can (the pool's statement_timeout, 30 s, and a
+/// wait for a connection, 5 s). Past it the batch is dropped, rolled back,
+/// and the tick fails; the next tries again. So a silent link to PostgreSQL
+/// costs a tick this bound at most; the batches already done stay done.
+pub const BATCH_TIMEOUT: Duration = Duration::from_secs(40);
+
+/// `reservations::sweep`, with each batch bounded by [`BATCH_TIMEOUT`].
+async fn sweep_in_bounded_batches(
+    db: &DatabaseConnection,
+    batch_size: u32,
+    mut on_batch: impl FnMut(&Effects),
+) -> DomainResult<SweepReport> {
+    let mut report = SweepReport::default();
+    loop {
+        let batch = tokio::time::timeout(BATCH_TIMEOUT, reservations::sweep_batch(db, batch_size));
+        let swept = batch.await.map_err(|_| {
+            DomainError::Unavailable(DbErr::Custom(format!(
+                "no answer from PostgreSQL within {BATCH_TIMEOUT:?}"
+            )))
+        })??;
+        let ended = swept.ended.len();
+        if ended > 0 {
+            report.batches += 1;
+            report.released += ended as u64;
+            on_batch(&swept);
+        }
+        if ended < batch_size as usize {
+            return Ok(report);
+        }
+    }
 }
 
 /// What one tick did in this replica.
