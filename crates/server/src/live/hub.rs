@@ -234,7 +234,11 @@ async fn fan_out(
         codes.fill(db, listened.iter().map(|c| c.property_id)),
     )
     .await
-    .unwrap_or_else(|_| Err(sea_orm::DbErr::Custom("no answer within 2s".into())));
+    .unwrap_or_else(|_| {
+        Err(sea_orm::DbErr::Custom(format!(
+            "no answer within {LOOKUP_TIMEOUT:?}"
+        )))
+    });
     if let Err(e) = filled {
         // Without the codes these changes cannot be shown; rather than
         // skip them silently, end those workspaces' subscriptions so that
