@@ -154,11 +154,7 @@ async fn a_silent_link_to_postgres_bounds_every_answer_and_frees_every_plot_a_fr
     // in PostgreSQL, but its answer, and its COMMIT, never get through.
     let (_, frozen_agent) = &scene.agents[6];
     let plot = scene.plots[60];
-    let body = server.reserve(frozen_agent, plot).await.expect("reserve");
-    let hold = body["data"]["reserveProperty"]["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("reserved: {body}"))
-        .to_owned();
+    let hold = reserve_when_ready(&server, frozen_agent, plot, Duration::from_secs(10)).await;
     let holder = conn.begin().await.expect("begin");
     holder
         .execute_unprepared(&format!(
