@@ -1,8 +1,45 @@
-//! Opening the PostgreSQL pool the way every holdfast process wants it.
+//! Opening the PostgreSQL pool the way every holdfast process wants it, with
+//! the session settings that bound what a frozen or vanished client can cost:
+//! PostgreSQL itself ends a transaction whose client stopped talking, and
+//! drops a connection whose peer is gone.
 
 use std::time::Duration;
 
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+
+/// How long PostgreSQL lets a session sit idle inside a transaction before
+/// it ends the session (rolling back, and freeing its locks). Every write is
+/// BEGIN, one call of the rules, COMMIT, each sent the moment the one before
+/// answers: a healthy client is idle in a transaction for a round trip,
+/// milliseconds. Idle for seconds means the client froze or the link went
+/// silent, and its transaction holds a plot's row lock that every release
+/// and reserve of that plot waits on. Without a bound PostgreSQL keeps that
+/// lock as long as the link is silent, in a real partition until TCP
+/// keepalive gives up (two hours by default). 5 s frees such a plot soon,
+/// while leaving a client on busy cores a thousand times its usual pause.
+pub const IDLE_IN_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// TCP keepalive on PostgreSQL's side of each connection: an idle session
+/// whose client vanished (a partition, a host gone without a FIN) is probed
+/// after 5 s of silence, every 2 s, and dropped once probes go unanswered
+/// (3 of them, or `TCP_USER_TIMEOUT` below, which Linux lets override the
+/// count): within about 15 s, instead of the kernel's two hours and more.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(5);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2);
+const KEEPALIVE_COUNT: u32 = 3;
+
+/// PostgreSQL drops a connection whose sent data stays unacknowledged this
+/// long (`tcp_user_timeout`): an answer written into a dead link, which
+/// keepalive does not cover (it only probes an idle connection). It also caps
+/// the keepalive probing above. 10 s: far beyond any round trip, yet short
+/// against the kernel's ~15 minutes of retransmissions.
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// While a statement runs (a wait for a row lock, up to `lock_timeout`),
+/// PostgreSQL looks every second whether its client closed the connection
+/// (`client_connection_check_interval`, PostgreSQL 14+) and stops working
+/// for one that did: a server killed, or a connection cut, mid-statement.
+const CLIENT_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Pool settings; the defaults suit one server or worker process.
 #[derive(Debug, Clone)]
@@ -13,8 +50,11 @@ pub struct PoolSettings {
     /// How long a request waits for a free connection, or for PostgreSQL to
     /// answer a connect, before it fails (`Unavailable`): never hang.
     pub acquire_timeout: Duration,
-    /// Longest any single statement may run.
+    /// Longest any single statement may run; PostgreSQL cancels it then,
+    /// whether or not its client still waits.
     pub statement_timeout: Duration,
+    /// See [`IDLE_IN_TRANSACTION_TIMEOUT`].
+    pub idle_in_transaction_timeout: Duration,
     pub application_name: String,
 }
 
@@ -25,21 +65,55 @@ impl Default for PoolSettings {
             lock_timeout: Duration::from_secs(3),
             acquire_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(30),
+            idle_in_transaction_timeout: IDLE_IN_TRANSACTION_TIMEOUT,
             application_name: "holdfast".to_owned(),
         }
     }
 }
 
+/// A duration as a PostgreSQL setting takes it, in milliseconds.
+fn ms(d: Duration) -> String {
+    format!("{}ms", d.as_millis())
+}
+
 /// Connects lazily, so a process starts (and reports not ready) while
 /// PostgreSQL is down, and reconnects by itself when it is back.
 ///
-/// `lock_timeout` is set once per connection in the startup packet rather than
-/// with `SET LOCAL` in every transaction: same bound on every lock wait, one
-/// round trip fewer on the reserve path.
+/// Every timeout is a session setting sent once per connection in the startup
+/// packet rather than with `SET LOCAL` in every transaction: the same bounds
+/// everywhere, one round trip fewer on the reserve path.
+///
+/// TCP keepalive and `tcp_user_timeout` are set on PostgreSQL's side only:
+/// sqlx (0.9) opens its sockets with a plain `TcpStream::connect` and offers
+/// no socket options. The client's side is bounded by time instead: every
+/// connect and wait for the pool by `acquire_timeout`, and every use by its
+/// caller (the server's request timeout, the worker's job and sweep bounds),
+/// which drops a transaction it gave up on. A connection dropped that way
+/// goes back to the pool once sqlx has rolled it back, which takes as long
+/// as the link stays silent: its pool slot is away meanwhile, but
+/// PostgreSQL's session, and the locks it held, end by the settings above.
 pub async fn connect(url: &str, settings: &PoolSettings) -> Result<DatabaseConnection, DbErr> {
     let mut opts = ConnectOptions::new(url.to_owned());
-    let lock_timeout = format!("{}ms", settings.lock_timeout.as_millis());
-    let statement_timeout = format!("{}ms", settings.statement_timeout.as_millis());
+    let session = [
+        ("lock_timeout", ms(settings.lock_timeout)),
+        ("statement_timeout", ms(settings.statement_timeout)),
+        (
+            "idle_in_transaction_session_timeout",
+            ms(settings.idle_in_transaction_timeout),
+        ),
+        ("tcp_keepalives_idle", KEEPALIVE_IDLE.as_secs().to_string()),
+        (
+            "tcp_keepalives_interval",
+            KEEPALIVE_INTERVAL.as_secs().to_string(),
+        ),
+        ("tcp_keepalives_count", KEEPALIVE_COUNT.to_string()),
+        ("tcp_user_timeout", ms(TCP_USER_TIMEOUT)),
+        (
+            "client_connection_check_interval",
+            ms(CLIENT_CHECK_INTERVAL),
+        ),
+        ("timezone", "UTC".to_owned()),
+    ];
     let app = settings.application_name.clone();
     opts.max_connections(settings.max_connections)
         .min_connections(0)
@@ -53,11 +127,8 @@ pub async fn connect(url: &str, settings: &PoolSettings) -> Result<DatabaseConne
         .sqlx_logging(false)
         .connect_lazy(true)
         .map_sqlx_postgres_opts(move |o| {
-            o.application_name(&app).options([
-                ("lock_timeout", lock_timeout.as_str()),
-                ("statement_timeout", statement_timeout.as_str()),
-                ("timezone", "UTC"),
-            ])
+            o.application_name(&app)
+                .options(session.iter().map(|(k, v)| (*k, v.as_str())))
         });
     Database::connect(opts).await
 }

@@ -88,9 +88,11 @@ mod sqlstate {
     pub const DEADLOCK_DETECTED: &str = "40P01";
     pub const SERIALIZATION_FAILURE: &str = "40001";
     pub const QUERY_CANCELED: &str = "57014";
-    /// Class 08 (connection exception) and 57P01..57P03 (shutdown, cannot connect now).
+    /// Class 08 (connection exception), 57P01..57P03 (shutdown, cannot
+    /// connect now), and PostgreSQL ending a session that sat idle too long
+    /// (25P03 in a transaction, 57P05 outside one): a lost connection too.
     pub fn is_connection(code: &str) -> bool {
-        code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
+        code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "57P05" | "25P03")
     }
 }
 

@@ -494,9 +494,16 @@ pub struct SweepReport {
     pub batches: u32,
 }
 
+/// Longest one batch of the sweep (one transaction, one statement) may take:
+/// longer than a healthy one can (the pool's statement_timeout, 30 s, and a
+/// wait for a connection, 5 s). Past it the batch is dropped, rolled back,
+/// and the sweep fails; the next tries again. So a silent link to PostgreSQL
+/// costs a sweep this bound at most; the batches already done stay done.
+pub const SWEEP_BATCH_TIMEOUT: Duration = Duration::from_secs(40);
+
 /// Sweeps in batches of `batch_size` until no lapsed hold is left that is
 /// not locked by someone else; `on_batch` sees each batch's effects after it
-/// commits.
+/// commits. Each batch is bounded by [`SWEEP_BATCH_TIMEOUT`].
 pub async fn sweep(
     db: &DatabaseConnection,
     policy: &Policy,
@@ -505,7 +512,12 @@ pub async fn sweep(
 ) -> DomainResult<SweepReport> {
     let mut report = SweepReport::default();
     loop {
-        let swept = sweep_batch(db, policy, batch_size).await?;
+        let batch = tokio::time::timeout(SWEEP_BATCH_TIMEOUT, sweep_batch(db, policy, batch_size));
+        let swept = batch.await.map_err(|_| {
+            DomainError::Unavailable(DbErr::Custom(format!(
+                "no answer from PostgreSQL within {SWEEP_BATCH_TIMEOUT:?}"
+            )))
+        })??;
         let ended = swept.ended.len();
         if ended > 0 {
             report.batches += 1;

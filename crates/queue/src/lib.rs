@@ -18,7 +18,7 @@ pub use error::QueueError;
 pub use events::{Announcements, HoldEvent, HoldEventKind, PropertyChanged};
 pub use housekeeping::Retention;
 pub use pubsub::{EventPublisher, EventSubscriber, Received};
-pub use queue::ReleaseQueue;
+pub use queue::{ReleaseQueue, client};
 pub use storage::{
     HEARTBEAT_INTERVAL, MISSED_HEARTBEATS, POLL_INTERVAL, ReleaseStorage, storage_config,
     sweep_lock_key, validate_queue_name,

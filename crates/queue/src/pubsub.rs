@@ -109,7 +109,7 @@ impl EventSubscriber {
         redis_url: &str,
         queue_name: &str,
     ) -> Result<impl Stream<Item = Received> + Send + use<>, QueueError> {
-        let client = redis::Client::open(redis_url).map_err(QueueError::InvalidUrl)?;
+        let client = crate::queue::client(redis_url)?;
         let bound = Duration::from_secs(2);
         let pubsub = tokio::time::timeout(bound, async {
             let mut pubsub = client.get_async_pubsub().await?;

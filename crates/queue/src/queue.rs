@@ -18,6 +18,40 @@ use crate::storage::{ReleaseStorage, storage_config, validate_queue_name};
 /// How long `schedule` and `ping` may take, connecting included.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// TCP keepalive on every connection to Redis: an idle connection whose
+/// peer went silent is probed after 5 s, every 2 s, 3 times.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(5);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2);
+const KEEPALIVE_RETRIES: u32 = 3;
+/// The kernel drops a connection whose sent data stays unacknowledged this
+/// long. Every call is bounded already (a second or two, above), but a
+/// timed-out call leaves its connection in place: without this, a silent
+/// link would fail every call until the kernel gives up retransmitting, some
+/// 15 minutes; with it, the connection breaks and is made again.
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A Redis client for `redis_url` whose connections notice a dead peer
+/// within seconds (keepalive, user timeout), for every connection the
+/// project opens: the shared one, and each live-updates subscription.
+pub fn client(redis_url: &str) -> Result<redis::Client, QueueError> {
+    use redis::IntoConnectionInfo;
+    use redis::io::tcp::{TcpSettings, socket2::TcpKeepalive};
+
+    let info = redis_url
+        .into_connection_info()
+        .map_err(QueueError::InvalidUrl)?;
+    let keepalive = TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_INTERVAL)
+        .with_retries(KEEPALIVE_RETRIES);
+    let tcp: TcpSettings = info
+        .tcp_settings()
+        .clone()
+        .set_keepalive(keepalive)
+        .set_user_timeout(TCP_USER_TIMEOUT);
+    redis::Client::open(info.set_tcp_settings(tcp)).map_err(QueueError::InvalidUrl)
+}
+
 #[derive(Clone)]
 pub struct ReleaseQueue {
     inner: Arc<Inner>,
@@ -46,7 +80,7 @@ impl ReleaseQueue {
     /// because Redis is down.
     pub fn new(redis_url: &str, queue_name: &str) -> Result<Self, QueueError> {
         validate_queue_name(queue_name)?;
-        let client = redis::Client::open(redis_url).map_err(QueueError::InvalidUrl)?;
+        let client = client(redis_url)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 client,
@@ -209,6 +243,14 @@ mod tests {
         // Nothing listens on port 1, and no runtime runs this test.
         let queue = ReleaseQueue::new("redis://127.0.0.1:1", "q").expect("lazy");
         assert_eq!(queue.queue_name(), "q");
+    }
+
+    #[test]
+    fn every_connection_to_redis_notices_a_silent_peer() {
+        let client = client("redis://127.0.0.1:6379/0").expect("a client");
+        let tcp = client.get_connection_info().tcp_settings();
+        assert_eq!(tcp.user_timeout(), Some(TCP_USER_TIMEOUT));
+        assert!(tcp.keepalive().is_some());
     }
 
     #[test]

@@ -34,8 +34,17 @@ pub fn pool_settings(config: &Config) -> PoolSettings {
     }
 }
 
-/// The lazy PostgreSQL pool: the server starts (and reports not ready)
-/// while the database is down.
+/// The pool settings of a serving server: no statement outlives the request
+/// that sent it, so PostgreSQL stops working for a client that gave up.
+pub fn serving_pool_settings(config: &Config) -> PoolSettings {
+    PoolSettings {
+        statement_timeout: config.request_timeout.into(),
+        ..pool_settings(config)
+    }
+}
+
+/// The lazy PostgreSQL pool of a command (bootstrap, audit, ...): the server
+/// starts (and reports not ready) while the database is down.
 pub async fn connect_db(config: &Config) -> anyhow::Result<DatabaseConnection> {
     db::connect(&config.deployment.database_url, &pool_settings(config))
         .await
@@ -65,7 +74,12 @@ pub struct Application {
 impl Application {
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
         config.validate()?;
-        let mut db = connect_db(config).await?;
+        let mut db = db::connect(
+            &config.deployment.database_url,
+            &serving_pool_settings(config),
+        )
+        .await
+        .context("DATABASE_URL")?;
         let statements = metrics::count_statements(&mut db);
         let deployment = &config.deployment;
         let queue =
@@ -77,6 +91,7 @@ impl Application {
             outbox: Outbox::new(queue.clone(), policy.clone()),
             policy,
             tokens: tokens.clone(),
+            request_timeout: config.request_timeout.into(),
         };
         // One Redis subscription for the whole process, started now so that
         // the first subscriber misses nothing published after it is told
@@ -103,6 +118,7 @@ impl Application {
             tokens,
             ws: ws.clone(),
             documents: Default::default(),
+            request_timeout: config.request_timeout.into(),
         };
         let router = http::router(state, probes, config.is_production());
         let listener = tokio::net::TcpListener::bind(config.listen)

@@ -15,6 +15,17 @@ pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(3);
 pub const DEFAULT_DB_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_DB_MAX_CONNECTIONS: u32 = 32;
+/// Longest a GraphQL request over HTTP may take (see `deadline.rs`).
+/// Long enough for the slowest healthy request, a reserve that waits
+/// `HOLDFAST_DB_TIMEOUT` for a connection and `HOLDFAST_LOCK_TIMEOUT` for its
+/// plot (5 + 3 s by default) and still commits a second before the deadline;
+/// short enough that a client, or a proxy in front, is never left waiting on
+/// a silent link.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The request timeout's bounds: a second of it is kept for the work after
+/// a commit, so less than two leaves a write no time at all.
+pub const MIN_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+pub const MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(3600);
 /// Used when `HOLDFAST_JWT_SECRET` is unset outside production, with a warning:
 /// anyone who reads this file can mint tokens for such a deployment.
 pub const DEV_JWT_SECRET: &str = "holdfast-development-secret-never-use-in-production";
@@ -53,6 +64,12 @@ pub struct Config {
     #[arg(long, env = "HOLDFAST_DB_TIMEOUT", default_value_t = HumanDuration(DEFAULT_DB_TIMEOUT), global = true)]
     pub db_timeout: HumanDuration,
 
+    /// Longest a GraphQL request over HTTP may take, whatever PostgreSQL or
+    /// Redis do; past it the answer is SERVICE_UNAVAILABLE, and a write that
+    /// had not committed is rolled back (2s to 1h).
+    #[arg(long, env = "HOLDFAST_REQUEST_TIMEOUT", default_value_t = HumanDuration(DEFAULT_REQUEST_TIMEOUT), value_parser = parse_request_timeout, global = true)]
+    pub request_timeout: HumanDuration,
+
     /// Size of the PostgreSQL connection pool.
     #[arg(long, env = "HOLDFAST_DB_MAX_CONNECTIONS", default_value_t = DEFAULT_DB_MAX_CONNECTIONS, value_parser = clap::value_parser!(u32).range(1..), global = true)]
     pub db_max_connections: u32,
@@ -72,6 +89,7 @@ impl Default for Config {
             rules: Rules::default(),
             lock_timeout: HumanDuration(DEFAULT_LOCK_TIMEOUT),
             db_timeout: HumanDuration(DEFAULT_DB_TIMEOUT),
+            request_timeout: HumanDuration(DEFAULT_REQUEST_TIMEOUT),
             db_max_connections: DEFAULT_DB_MAX_CONNECTIONS,
             subscriber_buffer: crate::live::DEFAULT_SUBSCRIBER_BUFFER,
         }
@@ -132,4 +150,16 @@ fn parse_buffer(s: &str) -> Result<usize, String> {
         Ok(n) if (1..=1_000_000).contains(&n) => Ok(n),
         _ => Err("must be a whole number from 1 to 1000000".into()),
     }
+}
+
+fn parse_request_timeout(s: &str) -> Result<HumanDuration, String> {
+    let d: HumanDuration = s.parse()?;
+    if !(MIN_REQUEST_TIMEOUT..=MAX_REQUEST_TIMEOUT).contains(&d.0) {
+        return Err(format!(
+            "must be from {} to {} (a second of it is kept for the work after a commit)",
+            HumanDuration(MIN_REQUEST_TIMEOUT),
+            HumanDuration(MAX_REQUEST_TIMEOUT)
+        ));
+    }
+    Ok(d)
 }

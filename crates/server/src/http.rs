@@ -6,6 +6,7 @@
 
 use std::time::Instant;
 
+use async_graphql::Pos;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
@@ -20,6 +21,8 @@ use tower_http::trace::TraceLayer;
 use tracing::Instrument;
 
 use crate::auth;
+use crate::config::HumanDuration;
+use crate::deadline::Deadline;
 use crate::error::{Code, ensure_coded};
 use crate::graphql::{Loaders, RequestAuth};
 use crate::live::ws;
@@ -130,10 +133,34 @@ async fn graphql(
             }
         };
 
-    let mut response = state.schema.execute(request).instrument(span).await;
+    // HOLDFAST_REQUEST_TIMEOUT (deadline.rs): writes must commit a second
+    // before it; the rest is dropped at it, a transaction in flight with it.
+    let deadline = Deadline::after(started, state.request_timeout);
+    let request = request.data(deadline.clone());
+    let execution = state.schema.execute(request).instrument(span.clone());
+    let mut response = match tokio::time::timeout_at(deadline.at(), execution).await {
+        Ok(response) => response,
+        Err(_) => {
+            deadline.miss();
+            async_graphql::Response::from_errors(vec![
+                deadline.error().into_server_error(Pos::default()),
+            ])
+        }
+    };
     for err in &mut response.errors {
         ensure_coded(err);
     }
-    metrics::graphql_request(started.elapsed());
+    let elapsed = started.elapsed();
+    if deadline.missed() {
+        span.in_scope(|| {
+            tracing::warn!(
+                timeout = %HumanDuration(deadline.timeout()),
+                elapsed_ms = elapsed.as_millis() as u64,
+                "the request timed out: answered SERVICE_UNAVAILABLE, and what it had not committed was rolled back"
+            );
+        });
+        metrics::request_timeout();
+    }
+    metrics::graphql_request(elapsed);
     Json(response).into_response()
 }

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod board;
 pub mod cli;
 pub mod config;
+pub mod deadline;
 pub mod error;
 pub mod graphiql;
 pub mod graphql;

@@ -22,6 +22,7 @@ pub const WS_CONNECTIONS: &str = "holdfast_ws_connections";
 pub const SUBSCRIBERS_DROPPED_TOTAL: &str = "holdfast_subscribers_dropped_total";
 pub const LIVE_EVENTS_RECEIVED_TOTAL: &str = "holdfast_live_events_received_total";
 pub const LIVE_DISCONNECTS_TOTAL: &str = "holdfast_live_disconnects_total";
+pub const REQUEST_TIMEOUTS_TOTAL: &str = "holdfast_request_timeouts_total";
 
 /// Installs the process's recorder (holdfast-runtime's) if no app did yet,
 /// and describes the server's own series in it, once.
@@ -51,6 +52,12 @@ fn describe_series() {
         "times the Redis subscription for live updates was lost"
     );
     metrics::describe_counter!(
+        REQUEST_TIMEOUTS_TOTAL,
+        "GraphQL requests over HTTP cut by HOLDFAST_REQUEST_TIMEOUT (answered SERVICE_UNAVAILABLE)"
+    );
+    // Shown at 0 from the start, so that a rate over it needs no first event.
+    metrics::counter!(REQUEST_TIMEOUTS_TOTAL).increment(0);
+    metrics::describe_counter!(
         DB_STATEMENTS_TOTAL,
         "SQL statements sent to PostgreSQL: shows whether a list costs one query per item"
     );
@@ -76,6 +83,10 @@ pub fn reservation_outcome(result: Result<&Reserved, &DomainError>) {
 
 pub fn graphql_request(elapsed: Duration) {
     metrics::histogram!(GRAPHQL_REQUEST_DURATION).record(elapsed.as_secs_f64());
+}
+
+pub fn request_timeout() {
+    metrics::counter!(REQUEST_TIMEOUTS_TOTAL).increment(1);
 }
 
 /// Counts every statement the pool runs, in the process-wide series and in

@@ -3,6 +3,7 @@
 //! body any of them accepts.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use sea_orm::DatabaseConnection;
 
@@ -23,4 +24,7 @@ pub struct AppState {
     pub ws: Connections,
     /// Parsed documents of the queries clients keep sending.
     pub documents: Arc<ParsedQueries>,
+    /// `HOLDFAST_REQUEST_TIMEOUT`: the bound of every request over HTTP, and
+    /// of a subscription connection's sign-in.
+    pub request_timeout: Duration,
 }

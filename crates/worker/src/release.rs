@@ -85,6 +85,13 @@ pub enum ReleaseError {
     Permanent(#[source] DomainError),
 }
 
+/// Longest the database part of a hold job may take: longer than a healthy
+/// one can (a wait for a connection, 5 s, then for the plot's lock, 3 s).
+/// Past it the job is dropped, its transaction with it, and given back for a
+/// retry: on a silent link to PostgreSQL a release is late by this bound and
+/// the retry's back-off, never by as long as the link stays down.
+pub const JOB_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Runs one hold job against the database: what the queue runs, and what
 /// tests call directly, without Redis.
 pub async fn handle_job(
@@ -101,10 +108,19 @@ pub async fn run_job(
     db: &DatabaseConnection,
     policy: &Policy,
 ) -> Result<(Outcome, Effects), ReleaseError> {
-    match job.kind {
-        JobKind::Release => release(job, db, policy).await,
-        JobKind::Warn => warn_of_expiry(job, db, policy).await,
-    }
+    let running = async {
+        match job.kind {
+            JobKind::Release => release(job, db, policy).await,
+            JobKind::Warn => warn_of_expiry(job, db, policy).await,
+        }
+    };
+    let Ok(done) = tokio::time::timeout(JOB_TIMEOUT, running).await else {
+        warn!(timeout = ?JOB_TIMEOUT, "no answer from PostgreSQL in time; the job will be retried");
+        return Err(ReleaseError::Transient(DomainError::Unavailable(
+            sea_orm::DbErr::Custom(format!("no answer within {JOB_TIMEOUT:?}")),
+        )));
+    };
+    done
 }
 
 fn failure(e: DomainError) -> ReleaseError {

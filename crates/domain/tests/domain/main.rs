@@ -13,5 +13,6 @@ mod model;
 mod reserve;
 mod retries;
 mod safety_nets;
+mod sessions;
 mod sweep;
 mod warnings;

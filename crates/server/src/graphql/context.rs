@@ -23,6 +23,9 @@ pub struct Services {
     /// Where the work each write owes after its commit goes (jobs, events).
     pub outbox: Outbox,
     pub tokens: Tokens,
+    /// `HOLDFAST_REQUEST_TIMEOUT`, for writes of a request that carries no
+    /// deadline of its own (an operation over the WebSocket).
+    pub request_timeout: std::time::Duration,
 }
 
 /// Who the request runs as. The token is checked before the query runs;

@@ -1,6 +1,7 @@
 //! The schema's mutations. Roles and ownership are the domain's to enforce;
-//! this layer authenticates, parses ids, hands each write's effects to the
-//! outbox after the commit, and counts outcomes.
+//! this layer authenticates, parses ids, commits within the request's
+//! deadline (`deadline.rs`), hands each write's effects to the outbox after
+//! the commit, and counts outcomes.
 
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use super::line::QueueEntryNode;
 use super::types::{
     BuyerInput, CreatedUser, ProjectNode, PropertyNode, ReservationNode, Role, UserNode, present,
 };
+use crate::deadline::commit_in_time;
 use crate::error::ApiError;
 use crate::{auth, metrics};
 
@@ -45,7 +47,7 @@ impl Mutation {
             idempotency_key,
         };
         let svc = services(ctx)?;
-        let written = reservations::reserve(&svc.db, &svc.policy, caller, request).await;
+        let written = commit_in_time(ctx, reservations::reserve(&svc.db, &svc.policy, caller, request)).await;
         svc.outbox.after_commit(&written.effects).await;
         if let Err(refused @ (DomainError::Unauthenticated(_) | DomainError::Forbidden(_))) =
             written.result
@@ -75,7 +77,7 @@ impl Mutation {
         let actor = actor(ctx).await?;
         let id = parse_id("reservation id", &reservation_id)?;
         let svc = services(ctx)?;
-        let written = reservations::release(&svc.db, &svc.policy, &actor, id).await;
+        let written = commit_in_time(ctx, reservations::release(&svc.db, &svc.policy, &actor, id)).await;
         changed_by_person(svc, written, "released").await
     }
 
@@ -90,7 +92,7 @@ impl Mutation {
         let svc = services(ctx)?;
         // The jobs of the earlier version will find nothing to do; those
         // scheduled after the commit release and warn at the new time.
-        let written = reservations::extend(&svc.db, &svc.policy, &actor, id).await;
+        let written = commit_in_time(ctx, reservations::extend(&svc.db, &svc.policy, &actor, id)).await;
         changed_by_person(svc, written, "extended").await
     }
 
@@ -103,7 +105,7 @@ impl Mutation {
         let actor = actor(ctx).await?;
         let id = parse_id("reservation id", &reservation_id)?;
         let svc = services(ctx)?;
-        let written = reservations::convert(&svc.db, &svc.policy, &actor, id).await;
+        let written = commit_in_time(ctx, reservations::convert(&svc.db, &svc.policy, &actor, id)).await;
         changed_by_person(svc, written, "converted into a sale").await
     }
 
@@ -121,7 +123,7 @@ impl Mutation {
             buyer: buyer.map(Into::into),
         };
         let svc = services(ctx)?;
-        let written = line::join_queue(&svc.db, &svc.policy, caller, &request).await;
+        let written = commit_in_time(ctx, line::join_queue(&svc.db, &svc.policy, caller, &request)).await;
         svc.outbox.after_commit(&written.effects).await;
         let entry = written.result.map_err(|e| match e {
             refused @ (DomainError::Unauthenticated(_) | DomainError::Forbidden(_)) => {
@@ -143,7 +145,7 @@ impl Mutation {
         let actor = actor(ctx).await?;
         let id = parse_id("queue entry id", &entry_id)?;
         let svc = services(ctx)?;
-        let written = line::leave_queue(&svc.db, &actor, id).await;
+        let written = commit_in_time(ctx, line::leave_queue(&svc.db, &actor, id)).await;
         svc.outbox.after_commit(&written.effects).await;
         let entry = written.result.map_err(ApiError::from)?;
         tracing::info!(queue_entry.id = %entry.id, "left the line");

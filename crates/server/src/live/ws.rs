@@ -18,9 +18,12 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
+use holdfast_domain::DomainError;
+use sea_orm::DbErr;
 use tracing::Instrument;
 
 use crate::auth;
+use crate::config::HumanDuration;
 use crate::error::ApiError;
 use crate::graphql::limited::Limited;
 use crate::graphql::subscription::{FeedEnded, FeedEnds};
@@ -238,5 +241,17 @@ async fn authenticate(
             .map(|(_, v)| v.as_str().unwrap_or("\u{0}"))
     });
     let token = auth::bearer(header)?;
-    auth::authenticate(&state.db, &state.tokens, token).await
+    // Bounded like a request over HTTP: on a silent link the client gets a
+    // close it can retry (4500), not a socket that never answers.
+    let bound = state.request_timeout;
+    tokio::time::timeout(bound, auth::authenticate(&state.db, &state.tokens, token))
+        .await
+        .unwrap_or_else(|_| {
+            Err(ApiError::Domain(DomainError::Unavailable(DbErr::Custom(
+                format!(
+                    "no answer within the request timeout ({})",
+                    HumanDuration(bound)
+                ),
+            ))))
+        })
 }

@@ -214,6 +214,17 @@ async fn a_bad_setting_exits_2_with_one_line_naming_it() {
         (&[("HOLDFAST_LISTEN", "nowhere")], &[], "HOLDFAST_LISTEN"),
         (&[("HOLDFAST_ENV", "staging")], &[], "HOLDFAST_ENV"),
         (
+            &[("HOLDFAST_REQUEST_TIMEOUT", "soon")],
+            &[],
+            "HOLDFAST_REQUEST_TIMEOUT",
+        ),
+        // A second of it is kept for the work after a commit.
+        (
+            &[],
+            &["--request-timeout", "1s"],
+            "HOLDFAST_REQUEST_TIMEOUT (--request-timeout)",
+        ),
+        (
             &[("HOLDFAST_ENV", "production")],
             &[],
             "HOLDFAST_JWT_SECRET",

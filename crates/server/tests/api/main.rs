@@ -14,3 +14,4 @@ mod limits;
 mod lists;
 mod roles;
 mod schema;
+mod timeouts;

@@ -1,10 +1,11 @@
-//! Redis or PostgreSQL going away and coming back: the worker reports it,
-//! keeps running, and resumes the release jobs by itself.
+//! Redis or PostgreSQL going away (or going silent) and coming back: the
+//! worker reports it, keeps running, and resumes the release jobs by itself.
 
 use std::time::Duration;
 
 use holdfast_domain::entities::{EndSource, ReservationStatus};
 use holdfast_worker::Config;
+use holdfast_worker::release::JOB_TIMEOUT;
 
 use crate::helpers::{TcpProxy, World, eventually, get, lag, sample};
 
@@ -114,6 +115,67 @@ async fn a_job_that_meets_a_database_outage_is_retried_until_the_database_is_bac
         Some(EndSource::Job),
         "released by the retried job"
     );
+    worker.stop().await;
+    w.audit_clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_on_a_silent_link_to_postgres_gives_up_within_its_bound_and_runs_again_after() {
+    let w = World::new().await;
+    let link = TcpProxy::postgres().await;
+    let name = w
+        .db_url
+        .rsplit('/')
+        .next()
+        .expect("database name")
+        .to_owned();
+    let mut args = w.args("off");
+    let at = args
+        .iter()
+        .position(|a| a == "--database-url")
+        .expect("flag")
+        + 1;
+    args[at] = format!("postgres://postgres@{}/{name}", link.addr);
+    let worker = w
+        .spawn_worker_with(Config::load(args).expect("config"))
+        .await;
+    // A pooled connection, so that the job meets the silent link mid-way,
+    // not while connecting (the pool's own bound).
+    let (status, body) = get(worker.addr, "/readyz").await;
+    assert_eq!(status, 200, "{body}");
+    let r = w.reserve_many(1, Duration::from_secs(1)).await.remove(0);
+    w.schedule(&r).await;
+
+    link.stall();
+    let stalled = std::time::Instant::now();
+    eventually(
+        JOB_TIMEOUT + Duration::from_secs(5),
+        "the job gave up and was rescheduled",
+        || async {
+            sample(
+                &worker.metrics().await,
+                "holdfast_release_jobs_total{outcome=\"retry\"}",
+            ) >= 1.0
+        },
+    )
+    .await;
+    println!(
+        "the job gave up {:?} after the stall began",
+        stalled.elapsed()
+    );
+    assert_eq!(w.stored(r.id).await.status, ReservationStatus::Active);
+
+    link.resume();
+    let ended = w
+        .wait_all_ended(&[r.id], Duration::from_secs(20))
+        .await
+        .remove(0);
+    println!(
+        "release lag (s) of a job that met a silent link for {:?}: {}",
+        stalled.elapsed(),
+        lag(&ended)
+    );
+    assert_eq!(ended.end_source, Some(EndSource::Job));
     worker.stop().await;
     w.audit_clean().await;
 }
