@@ -36,10 +36,11 @@ pub struct PropertyChanged {
 impl PropertyChanged {
     /// The property changes a write committed, in order: each ended hold
     /// (RESERVED to AVAILABLE, or to SOLD for a conversion), then each hold
-    /// begun (AVAILABLE to RESERVED). A takeover of a lapsed hold is thus two
-    /// changes, so that counts kept by clients stay right. An extension
-    /// changes no status and sends nothing.
-    pub fn of_effects(effects: &Effects) -> Vec<PropertyChanged> {
+    /// begun (AVAILABLE to RESERVED), then each extension (RESERVED to
+    /// RESERVED, with the new end, at `now`: boards count a hold down, and
+    /// must hear that its end moved). A takeover of a lapsed hold is thus two
+    /// changes, so that counts kept by clients stay right.
+    pub fn of_effects(effects: &Effects, now: DateTime<Utc>) -> Vec<PropertyChanged> {
         // A hold that came from the line in place of one that ended (a
         // promotion) is one change, RESERVED to RESERVED: the plot was never
         // free in between.
@@ -94,7 +95,21 @@ impl PropertyChanged {
                 reserved_until: Some(r.expires_at),
             }
         });
-        ended.chain(started).collect()
+        let extended = effects.extended.iter().map(|hold| {
+            let r = &hold.reservation;
+            PropertyChanged {
+                workspace_id: r.workspace_id,
+                project_id: hold.project_id,
+                property_id: r.property_id,
+                code: hold.property_code.clone(),
+                previous_status: PropertyStatus::Reserved,
+                status: PropertyStatus::Reserved,
+                at: now,
+                reserved_by_id: Some(r.agent_id),
+                reserved_until: Some(r.expires_at),
+            }
+        });
+        ended.chain(started).chain(extended).collect()
     }
 }
 
@@ -135,6 +150,8 @@ pub enum HoldEventKind {
     Converted,
     /// A queue entry became this hold.
     Promoted,
+    /// A hold began by reserveProperty (a hold from the line is PROMOTED).
+    Reserved,
     /// A queue entry ended without becoming a hold.
     QueueEnded,
 }
@@ -156,7 +173,8 @@ pub struct HoldEvent {
 
 impl HoldEvent {
     /// The events of what a write committed: each ended hold (EXPIRED,
-    /// RELEASED or CONVERTED), each hold the line began (PROMOTED), each
+    /// RELEASED or CONVERTED), each hold begun (RESERVED, or PROMOTED when
+    /// a queue entry became it), each
     /// extension, each warning, and each place in line that ended without a
     /// hold (QUEUE_ENDED: skipped or closed). `now` stamps what the rows do
     /// not date (an extension, a warning).
@@ -179,14 +197,15 @@ impl HoldEvent {
             };
             Some(event(r, kind, r.ended_at.unwrap_or(now)))
         });
-        let promoted = effects
-            .started
-            .iter()
-            .filter(|hold| hold.reservation.queue_entry_id.is_some())
-            .map(|hold| {
-                let r = &hold.reservation;
-                event(r, HoldEventKind::Promoted, r.created_at)
-            });
+        let begun = effects.started.iter().map(|hold| {
+            let r = &hold.reservation;
+            let kind = if r.queue_entry_id.is_some() {
+                HoldEventKind::Promoted
+            } else {
+                HoldEventKind::Reserved
+            };
+            event(r, kind, r.created_at)
+        });
         let extended = effects
             .extended
             .iter()
@@ -213,7 +232,7 @@ impl HoldEvent {
             .iter()
             .map(|hold| event(&hold.reservation, HoldEventKind::Expiring, now));
         ended
-            .chain(promoted)
+            .chain(begun)
             .chain(extended)
             .chain(warned)
             .chain(queue_ended)
@@ -231,7 +250,7 @@ pub struct Announcements {
 impl Announcements {
     pub fn of_effects(effects: &Effects, now: DateTime<Utc>) -> Self {
         Self {
-            changes: PropertyChanged::of_effects(effects),
+            changes: PropertyChanged::of_effects(effects, now),
             holds: HoldEvent::of_effects(effects, now),
         }
     }
@@ -268,5 +287,83 @@ mod tests {
         assert_eq!(json["propertyId"], change.property_id.to_string());
         let back: PropertyChanged = serde_json::from_value(json).expect("decode");
         assert_eq!(back, change);
+    }
+
+    /// A hold of `plot` by `agent`, as the rules answer it.
+    fn hold(
+        plot: PropertyId,
+        agent: UserId,
+        status: &str,
+        from_line: bool,
+    ) -> holdfast_domain::Hold {
+        let entry = from_line.then(QueueEntryId::new);
+        serde_json::from_value(serde_json::json!({
+            "id": ReservationId::new(), "workspace_id": WorkspaceId::new(),
+            "property_id": plot, "agent_id": agent, "status": status,
+            "created_at": "2026-11-25T10:00:00Z", "expires_at": "2026-11-26T10:00:00Z",
+            "ended_at": if status == "ACTIVE" { None } else { Some("2026-11-25T12:00:00Z") },
+            "ended_by_id": null, "end_source": null, "extension_count": 0, "version": 1,
+            "buyer_name": null, "buyer_phone": null, "buyer_email": null, "note": null,
+            "idempotency_key": null, "warned_version": null, "queue_entry_id": entry,
+            "project_id": ProjectId::new(), "property_code": "A-017",
+        }))
+        .expect("a hold")
+    }
+
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000, 0).expect("time")
+    }
+
+    fn statuses(changes: &[PropertyChanged]) -> Vec<(&str, &str)> {
+        changes
+            .iter()
+            .map(|c| (c.previous_status.as_str(), c.status.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn a_takeover_is_two_changes_and_a_promotion_one() {
+        let plot = PropertyId::new();
+        let takeover = Effects {
+            ended: vec![hold(plot, UserId::new(), "EXPIRED", false)],
+            started: vec![hold(plot, UserId::new(), "ACTIVE", false)],
+            ..Effects::default()
+        };
+        let announced = Announcements::of_effects(&takeover, now());
+        assert_eq!(
+            statuses(&announced.changes),
+            [("RESERVED", "AVAILABLE"), ("AVAILABLE", "RESERVED")]
+        );
+        let kinds: Vec<_> = announced.holds.iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, [HoldEventKind::Expired, HoldEventKind::Reserved]);
+
+        let next = UserId::new();
+        let promotion = Effects {
+            ended: vec![hold(plot, UserId::new(), "RELEASED", false)],
+            started: vec![hold(plot, next, "ACTIVE", true)],
+            ..Effects::default()
+        };
+        let announced = Announcements::of_effects(&promotion, now());
+        assert_eq!(statuses(&announced.changes), [("RESERVED", "RESERVED")]);
+        assert_eq!(announced.changes[0].reserved_by_id, Some(next));
+        let kinds: Vec<_> = announced.holds.iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, [HoldEventKind::Released, HoldEventKind::Promoted]);
+    }
+
+    #[test]
+    fn an_extension_tells_boards_the_new_end() {
+        let extended = hold(PropertyId::new(), UserId::new(), "ACTIVE", false);
+        let effects = Effects {
+            extended: vec![extended.clone()],
+            ..Effects::default()
+        };
+        let announced = Announcements::of_effects(&effects, now());
+        assert_eq!(statuses(&announced.changes), [("RESERVED", "RESERVED")]);
+        assert_eq!(
+            announced.changes[0].reserved_until,
+            Some(extended.reservation.expires_at)
+        );
+        assert_eq!(announced.changes[0].at, now());
+        assert_eq!(announced.holds[0].kind, HoldEventKind::Extended);
     }
 }

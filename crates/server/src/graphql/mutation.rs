@@ -47,7 +47,11 @@ impl Mutation {
             idempotency_key,
         };
         let svc = services(ctx)?;
-        let written = commit_in_time(ctx, reservations::reserve(&svc.db, &svc.policy, caller, request)).await;
+        let written = commit_in_time(
+            ctx,
+            reservations::reserve(&svc.db, &svc.policy, caller, request),
+        )
+        .await;
         svc.outbox.after_commit(&written.effects).await;
         if let Err(refused @ (DomainError::Unauthenticated(_) | DomainError::Forbidden(_))) =
             written.result
@@ -77,7 +81,8 @@ impl Mutation {
         let actor = actor(ctx).await?;
         let id = parse_id("reservation id", &reservation_id)?;
         let svc = services(ctx)?;
-        let written = commit_in_time(ctx, reservations::release(&svc.db, &svc.policy, &actor, id)).await;
+        let written =
+            commit_in_time(ctx, reservations::release(&svc.db, &svc.policy, &actor, id)).await;
         changed_by_person(svc, written, "released").await
     }
 
@@ -92,7 +97,8 @@ impl Mutation {
         let svc = services(ctx)?;
         // The jobs of the earlier version will find nothing to do; those
         // scheduled after the commit release and warn at the new time.
-        let written = commit_in_time(ctx, reservations::extend(&svc.db, &svc.policy, &actor, id)).await;
+        let written =
+            commit_in_time(ctx, reservations::extend(&svc.db, &svc.policy, &actor, id)).await;
         changed_by_person(svc, written, "extended").await
     }
 
@@ -105,7 +111,8 @@ impl Mutation {
         let actor = actor(ctx).await?;
         let id = parse_id("reservation id", &reservation_id)?;
         let svc = services(ctx)?;
-        let written = commit_in_time(ctx, reservations::convert(&svc.db, &svc.policy, &actor, id)).await;
+        let written =
+            commit_in_time(ctx, reservations::convert(&svc.db, &svc.policy, &actor, id)).await;
         changed_by_person(svc, written, "converted into a sale").await
     }
 
@@ -123,7 +130,11 @@ impl Mutation {
             buyer: buyer.map(Into::into),
         };
         let svc = services(ctx)?;
-        let written = commit_in_time(ctx, line::join_queue(&svc.db, &svc.policy, caller, &request)).await;
+        let written = commit_in_time(
+            ctx,
+            line::join_queue(&svc.db, &svc.policy, caller, &request),
+        )
+        .await;
         svc.outbox.after_commit(&written.effects).await;
         let entry = written.result.map_err(|e| match e {
             refused @ (DomainError::Unauthenticated(_) | DomainError::Forbidden(_)) => {

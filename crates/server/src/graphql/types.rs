@@ -305,6 +305,11 @@ impl ReservationNode {
         self.0.extension_count
     }
 
+    /// Whether its agent has been warned that the hold's current end is near (an EXPIRING event was sent); an extension makes it false until the next warning. For a board opened after the event.
+    async fn expiry_warned(&self) -> bool {
+        self.0.warned_version == Some(self.0.version)
+    }
+
     /// Who the hold is for: shown to its agent, managers and admins; null for other agents.
     async fn buyer(&self, ctx: &Context<'_>) -> Result<Option<Buyer>> {
         if !may_see_details(ctx, &self.0).await? {
@@ -383,6 +388,8 @@ pub enum HoldEventKind {
     Converted,
     /// A queue entry became this hold.
     Promoted,
+    /// A hold began by reserveProperty (a hold from the line is PROMOTED).
+    Reserved,
     /// A queue entry ended without becoming a hold (SKIPPED or CLOSED).
     QueueEnded,
 }
