@@ -11,6 +11,7 @@ mod hostile;
 mod http;
 mod lifecycle;
 mod limits;
+mod line;
 mod lists;
 mod roles;
 mod schema;

@@ -8,6 +8,7 @@ mod auth;
 mod feed;
 mod holds;
 mod limits;
+mod line;
 mod load;
 mod logs;
 mod metrics;

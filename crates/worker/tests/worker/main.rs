@@ -5,6 +5,7 @@ mod delayed_jobs;
 mod full_cycle;
 mod handler;
 mod helpers;
+mod line;
 mod logs;
 mod outage;
 mod process;
