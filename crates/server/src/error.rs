@@ -157,6 +157,16 @@ fn domain_error(err: &DomainError) -> async_graphql::Error {
             );
             gql
         }
+        DomainError::QueueFull { limit }
+        | DomainError::ReservationLimitReached { limit }
+        | DomainError::ExtensionLimitReached { limit } => {
+            // The limit, so that a client can say it without parsing text.
+            let mut gql = coded(code, err.to_string());
+            gql.extensions
+                .get_or_insert_with(ErrorExtensionValues::default)
+                .set("limit", *limit);
+            gql
+        }
         other => coded(code, other.to_string()),
     }
 }

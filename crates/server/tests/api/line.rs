@@ -110,6 +110,7 @@ async fn the_line_answers_already_queued_queue_full_and_unavailable_as_the_contr
     );
     let full = join(carol.token.clone(), plots[0].clone()).await;
     assert_error(&full, "QUEUE_FULL", 409);
+    assert_eq!(full["errors"][0]["extensions"]["limit"], 1, "{full}");
 
     let sold = app.reserve(&carol.token, &plots[1]).await;
     app.ok(
