@@ -11,6 +11,12 @@
 //! kernel acknowledges what it receives, so TCP keepalive and user timeouts
 //! do not fire across a stalled proxy: what a stall shows is the
 //! application's own bounds, and PostgreSQL's.
+//!
+//! A proxy can also lose the answer to one request: `hold_replies_after`
+//! lets the client's bytes through until they contain a pattern (say, the
+//! `COMMIT` of a PostgreSQL transaction, on a link without TLS), then holds
+//! everything the target sends back, as if the link died right after the
+//! request left: the target acted, and the client never hears of it.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,10 +30,43 @@ use tokio::task::{AbortHandle, JoinHandle};
 pub struct TcpProxy {
     pub addr: SocketAddr,
     up: Arc<AtomicBool>,
-    /// True while stalled.
-    stalled: watch::Sender<bool>,
+    link: Link,
     connections: Arc<Mutex<Vec<AbortHandle>>>,
     accept: JoinHandle<()>,
+}
+
+/// What flows, shared by every connection of a proxy.
+#[derive(Clone)]
+struct Link {
+    state: Arc<watch::Sender<Flow>>,
+    /// Once the client's bytes contain this, replies are held.
+    trigger: Arc<Mutex<Option<Vec<u8>>>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Both,
+    /// Nothing flows (a stall).
+    Neither,
+    /// The client's bytes flow; the target's are held.
+    RequestsOnly,
+}
+
+/// Which way a copy goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Way {
+    Request,
+    Reply,
+}
+
+impl Flow {
+    fn lets(self, way: Way) -> bool {
+        match self {
+            Flow::Both => true,
+            Flow::Neither => false,
+            Flow::RequestsOnly => way == Way::Request,
+        }
+    }
 }
 
 impl TcpProxy {
@@ -52,10 +91,13 @@ impl TcpProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let up = Arc::new(AtomicBool::new(true));
-        let (stalled, _) = watch::channel(false);
+        let link = Link {
+            state: Arc::new(watch::channel(Flow::Both).0),
+            trigger: Arc::new(Mutex::new(None)),
+        };
         let connections = Arc::new(Mutex::new(Vec::new()));
         let accept = {
-            let (up, connections, stalled) = (up.clone(), connections.clone(), stalled.clone());
+            let (up, connections, link) = (up.clone(), connections.clone(), link.clone());
             tokio::spawn(async move {
                 while let Ok((client, _)) = listener.accept().await {
                     // Checked and registered under the lock `cut` takes, so
@@ -65,9 +107,7 @@ impl TcpProxy {
                         drop(client);
                         continue;
                     }
-                    let target = target.clone();
-                    let flowing = stalled.subscribe();
-                    let task = tokio::spawn(forward(client, target, flowing));
+                    let task = tokio::spawn(forward(client, target.clone(), link.clone()));
                     open.push(task.abort_handle());
                 }
             })
@@ -75,7 +115,7 @@ impl TcpProxy {
         TcpProxy {
             addr,
             up,
-            stalled,
+            link,
             connections,
             accept,
         }
@@ -101,18 +141,32 @@ impl TcpProxy {
 
     /// Stops every byte in both directions, closing nothing, until `resume`.
     pub fn stall(&self) {
-        self.stalled.send_replace(true);
+        self.link.state.send_replace(Flow::Neither);
     }
 
-    /// Delivers what was held during the stall, and flows again.
+    /// Once a client's bytes contain `pattern`, holds every byte the target
+    /// sends back (on every connection), closing nothing, until `resume` or
+    /// `cut`: the request that carried it arrives, its answer does not.
+    pub fn hold_replies_after(&self, pattern: &[u8]) {
+        *self.link.trigger.lock().expect("trigger") = Some(pattern.to_vec());
+    }
+
+    /// Whether replies are held (a `hold_replies_after` pattern went by).
+    pub fn replies_held(&self) -> bool {
+        *self.link.state.borrow() == Flow::RequestsOnly
+    }
+
+    /// Delivers what was held, and flows again.
     pub fn resume(&self) {
-        self.stalled.send_replace(false);
+        self.link.trigger.lock().expect("trigger").take();
+        self.link.state.send_replace(Flow::Both);
     }
 }
 
 /// Connects `client` to `target` once the link flows, and copies both ways.
-async fn forward(client: TcpStream, target: String, mut flowing: watch::Receiver<bool>) {
-    if flowing.wait_for(|stalled| !*stalled).await.is_err() {
+async fn forward(client: TcpStream, target: String, link: Link) {
+    let mut flowing = link.state.subscribe();
+    if flowing.wait_for(|f| *f != Flow::Neither).await.is_err() {
         return;
     }
     let Ok(server) = TcpStream::connect(&target).await else {
@@ -123,23 +177,25 @@ async fn forward(client: TcpStream, target: String, mut flowing: watch::Receiver
     let (client_read, client_write) = client.into_split();
     let (server_read, server_write) = server.into_split();
     tokio::join!(
-        copy(client_read, server_write, flowing.clone()),
-        copy(server_read, client_write, flowing),
+        copy(client_read, server_write, Way::Request, link.clone()),
+        copy(server_read, client_write, Way::Reply, link),
     );
 }
 
-/// Copies one direction; bytes read during a stall wait for its end. An end
-/// of stream is passed on (a half-close) once the link flows.
+/// Copies one way; bytes read while that way is held wait for its end. An
+/// end of stream is passed on (a half-close) once the way flows.
 async fn copy(
     mut from: impl AsyncRead + Unpin,
     mut to: impl AsyncWrite + Unpin,
-    mut flowing: watch::Receiver<bool>,
+    way: Way,
+    link: Link,
 ) {
+    let mut flowing = link.state.subscribe();
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         // A reset is passed on as an end of stream.
         let n: usize = from.read(&mut buf).await.unwrap_or_default();
-        if flowing.wait_for(|stalled| !*stalled).await.is_err() {
+        if flowing.wait_for(|f| f.lets(way)).await.is_err() {
             return;
         }
         if n == 0 {
@@ -148,6 +204,16 @@ async fn copy(
         }
         if to.write_all(&buf[..n]).await.is_err() {
             return;
+        }
+        if way == Way::Request {
+            let mut trigger = link.trigger.lock().expect("trigger");
+            let seen = trigger
+                .as_ref()
+                .is_some_and(|p| buf[..n].windows(p.len()).any(|w| w == p.as_slice()));
+            if seen {
+                trigger.take();
+                link.state.send_replace(Flow::RequestsOnly);
+            }
         }
     }
 }

@@ -9,6 +9,7 @@ mod helpers;
 mod network;
 mod postgres;
 mod redis;
+mod retry;
 mod server_kill;
 mod stall;
 mod worker_kill;
