@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use super::context::{parse_id, services, session};
 use super::types::{HoldEventNode, PropertyChange};
 use crate::error::{ApiError, Code, coded};
-use crate::live::{Delivery, Hub};
+use crate::live::{Delivery, Hub, Topic};
 use crate::metrics;
 
 /// Why a subscription ended the connection it runs on; what that means on
@@ -74,19 +74,24 @@ impl Subscription {
             }
             None => None,
         };
-        feed(ctx, workspace, move |delivery| match delivery {
-            Delivery::Property { change, property }
-                if project.is_none_or(|p| p == change.project_id) =>
-            {
-                Some(PropertyChange {
-                    property: property.clone(),
-                    previous_status: change.previous_status.into(),
-                    status: change.status.into(),
-                    at: change.at,
-                })
-            }
-            _ => None,
-        })
+        feed(
+            ctx,
+            workspace,
+            Topic::Properties,
+            move |delivery| match delivery {
+                Delivery::Property { change, property }
+                    if project.is_none_or(|p| p == change.project_id) =>
+                {
+                    Some(PropertyChange {
+                        property: property.clone(),
+                        previous_status: change.previous_status.into(),
+                        status: change.status.into(),
+                        at: change.at,
+                    })
+                }
+                _ => None,
+            },
+        )
     }
 
     /// Events of holds and queue entries. An agent gets their own; a manager or admin gets one agent's with agentId, or every agent's of the workspace without it.
@@ -121,20 +126,26 @@ impl Subscription {
             None if actor.role.is_manager() => None,
             None => Some(actor.user_id),
         };
-        feed(ctx, actor.workspace_id, move |delivery| match delivery {
-            Delivery::Hold(event) if agent.is_none_or(|a| a == event.agent_id) => {
-                Some(HoldEventNode(event.clone()))
-            }
-            _ => None,
-        })
+        feed(
+            ctx,
+            actor.workspace_id,
+            Topic::Holds,
+            move |delivery| match delivery {
+                Delivery::Hold(event) if agent.is_none_or(|a| a == event.agent_id) => {
+                    Some(HoldEventNode(event.clone()))
+                }
+                _ => None,
+            },
+        )
     }
 }
 
-/// A subscriber's feed of its workspace's deliveries, each turned into what
-/// the subscription sends by `pick` (or skipped).
+/// A subscriber's feed of its workspace's deliveries of `topic`, each
+/// turned into what the subscription sends by `pick` (or skipped).
 fn feed<T, F>(
     ctx: &Context<'_>,
     workspace: WorkspaceId,
+    topic: Topic,
     pick: F,
 ) -> Result<impl Stream<Item = Result<T>> + use<T, F>>
 where
@@ -142,7 +153,7 @@ where
     F: Fn(&Delivery) -> Option<T> + Send + 'static,
 {
     let hub = ctx.data::<Hub>()?;
-    let receiver = hub.subscribe(workspace).map_err(|_| {
+    let receiver = hub.subscribe(workspace, topic).map_err(|_| {
         coded(
             Code::ServiceUnavailable,
             "live updates are unavailable (Redis cannot be reached); try again later",

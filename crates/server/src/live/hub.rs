@@ -1,6 +1,8 @@
 //! The in-process end of the fan-out: ONE Redis pattern subscription per
 //! server process, whose changes are handed to the subscribers of each
-//! workspace through a bounded broadcast channel per workspace. A send never
+//! workspace through a bounded broadcast channel per workspace and topic
+//! (property changes, hold events), so that a burst of one kind never uses
+//! up the buffer of the other's subscribers. A send never
 //! waits for a subscriber: one that falls more than `buffer` changes behind
 //! finds out on its next read (`Lagged`) and is dropped, the others go on.
 //!
@@ -34,14 +36,25 @@ pub enum Delivery {
     Hold(HoldEvent),
 }
 
+/// What a subscription listens to: each has its own channel per workspace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Topic {
+    /// `Delivery::Property`: what `propertyChanged` sends.
+    Properties,
+    /// `Delivery::Hold`: what `holdEvents` sends.
+    Holds,
+}
+
 impl Delivery {
-    fn workspace_id(&self) -> WorkspaceId {
+    fn channel(&self) -> (WorkspaceId, Topic) {
         match self {
-            Delivery::Property { change, .. } => change.workspace_id,
-            Delivery::Hold(event) => event.workspace_id,
+            Delivery::Property { change, .. } => (change.workspace_id, Topic::Properties),
+            Delivery::Hold(event) => (event.workspace_id, Topic::Holds),
         }
     }
 }
+
+type Channels = HashMap<(WorkspaceId, Topic), broadcast::Sender<Arc<Delivery>>>;
 
 /// Why a subscription cannot start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +73,7 @@ pub struct Hub {
 
 struct Inner {
     connected: watch::Sender<bool>,
-    channels: Mutex<HashMap<WorkspaceId, broadcast::Sender<Arc<Delivery>>>>,
+    channels: Mutex<Channels>,
     buffer: usize,
 }
 
@@ -110,10 +123,11 @@ impl Hub {
             .is_ok_and(|r| r.is_ok())
     }
 
-    /// A receiver of `workspace`'s changes from now on.
+    /// A receiver of `workspace`'s deliveries of `topic` from now on.
     pub fn subscribe(
         &self,
         workspace: WorkspaceId,
+        topic: Topic,
     ) -> Result<broadcast::Receiver<Arc<Delivery>>, HubUnavailable> {
         let mut channels = self.inner.lock();
         // Checked under the lock that `disconnect` takes: a receiver made
@@ -122,16 +136,14 @@ impl Hub {
             return Err(HubUnavailable::Disconnected);
         }
         let sender = channels
-            .entry(workspace)
+            .entry((workspace, topic))
             .or_insert_with(|| broadcast::channel(self.inner.buffer).0);
         Ok(sender.subscribe())
     }
 }
 
 impl Inner {
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<WorkspaceId, broadcast::Sender<Arc<Delivery>>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Channels> {
         // A panic while holding this lock leaves the map usable.
         self.channels.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -146,12 +158,12 @@ impl Inner {
 
     fn deliver(&self, delivery: Delivery) {
         let mut channels = self.lock();
-        let ws = delivery.workspace_id();
-        if let Some(sender) = channels.get(&ws)
+        let channel = delivery.channel();
+        if let Some(sender) = channels.get(&channel)
             && sender.send(Arc::new(delivery)).is_err()
         {
-            // Nobody listens to this workspace any more.
-            channels.remove(&ws);
+            // Nobody listens to this workspace's topic any more.
+            channels.remove(&channel);
         }
     }
 }
@@ -215,4 +227,91 @@ fn fan_out(inner: &Inner, received: Received) {
     };
     metrics::live_events_received(1);
     inner.deliver(delivery);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use holdfast_domain::{ProjectId, PropertyId, ReservationId, UserId};
+    use holdfast_queue::HoldEventKind;
+    use tokio::sync::broadcast::error::TryRecvError;
+
+    fn hub(buffer: usize) -> Hub {
+        let inner = Arc::new(Inner {
+            connected: watch::Sender::new(true),
+            channels: Mutex::new(HashMap::new()),
+            buffer,
+        });
+        let idle = tokio::spawn(std::future::pending::<()>());
+        Hub {
+            inner,
+            _task: Arc::new(AbortOnDrop(idle.abort_handle())),
+        }
+    }
+
+    fn reserved(workspace: WorkspaceId) -> [Delivery; 2] {
+        let (property, agent, at) = (PropertyId::new(), UserId::new(), Utc::now());
+        let change = PropertyChanged {
+            workspace_id: workspace,
+            project_id: ProjectId::new(),
+            property_id: property,
+            code: "A-017".into(),
+            previous_status: PropertyStatus::Available,
+            status: PropertyStatus::Reserved,
+            at,
+            reserved_by_id: Some(agent),
+            reserved_until: Some(at),
+        };
+        let model = property::Model {
+            id: property,
+            workspace_id: workspace,
+            project_id: change.project_id,
+            code: change.code.clone(),
+            status: change.status,
+            reserved_by_id: change.reserved_by_id,
+            reserved_until: change.reserved_until,
+            updated_at: at,
+        };
+        let event = HoldEvent {
+            workspace_id: workspace,
+            agent_id: agent,
+            kind: HoldEventKind::Reserved,
+            at,
+            reservation_id: Some(ReservationId::new()),
+            queue_entry_id: None,
+        };
+        [
+            Delivery::Property {
+                change,
+                property: model,
+            },
+            Delivery::Hold(event),
+        ]
+    }
+
+    /// A reserve is both a property change and a hold event: a burst of as
+    /// many reserves as the buffer holds must not make a `propertyChanged`
+    /// subscriber fall behind because of the hold events beside them.
+    #[tokio::test]
+    async fn each_topic_has_its_own_buffer() {
+        let hub = hub(4);
+        let workspace = WorkspaceId::new();
+        let mut changes = hub.subscribe(workspace, Topic::Properties).expect("up");
+        let mut holds = hub.subscribe(workspace, Topic::Holds).expect("up");
+        for _ in 0..4 {
+            for delivery in reserved(workspace) {
+                hub.inner.deliver(delivery);
+            }
+        }
+        for receiver in [&mut changes, &mut holds] {
+            for _ in 0..4 {
+                receiver.try_recv().expect("every delivery, none lagged");
+            }
+            assert_eq!(
+                receiver.try_recv().expect_err("nothing more"),
+                TryRecvError::Empty
+            );
+        }
+    }
 }

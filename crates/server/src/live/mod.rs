@@ -6,4 +6,4 @@ pub mod connections;
 pub mod hub;
 pub mod ws;
 
-pub use hub::{DEFAULT_SUBSCRIBER_BUFFER, Delivery, Hub, HubUnavailable};
+pub use hub::{DEFAULT_SUBSCRIBER_BUFFER, Delivery, Hub, HubUnavailable, Topic};

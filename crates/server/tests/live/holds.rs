@@ -57,9 +57,12 @@ async fn an_agent_is_warned_before_a_hold_ends_not_after_a_release_and_again_aft
     let mut agent = listen(&server, &team.agent, None).await;
     server.wait_subscribers(1).await;
 
-    // A hold released at once is never warned.
+    // A hold released at once is announced when it begins and ends, and
+    // never warned.
     let released = server.reserve(&team.agent, team.plot(0, 1)).await;
     server.release(&team.agent, &released).await;
+    let begun = event(&mut agent, "RESERVED", LATE).await;
+    assert_eq!(begun["reservation"]["id"], released);
     let gone = event(&mut agent, "RELEASED", LATE).await;
     assert_eq!(gone["reservation"]["id"], released);
 
@@ -76,6 +79,8 @@ async fn an_agent_is_warned_before_a_hold_ends_not_after_a_release_and_again_aft
         .expect("id")
         .to_owned();
     let expires_at = time(&data["reserveProperty"]["expiresAt"]);
+    let begun = event(&mut agent, "RESERVED", LATE).await;
+    assert_eq!(begun["reservation"]["buyer"]["name"], "The Sharmas");
 
     let warned = event(&mut agent, "EXPIRING", Duration::from_secs(6)).await;
     let received = Utc::now();
@@ -141,14 +146,22 @@ async fn a_manager_follows_one_agent_or_all_and_an_agent_only_themselves() {
     let mine = server.reserve(&team.agent, team.plot(0, 0)).await;
     server.release(&team.agent, &mine).await;
 
-    let first = event(&mut all, "RELEASED", LATE).await;
-    let second = event(&mut all, "RELEASED", LATE).await;
-    assert_eq!(first["reservation"]["id"], theirs);
-    assert_eq!(second["reservation"]["id"], mine);
-    let followed = event(&mut one, "RELEASED", LATE).await;
-    assert_eq!(
-        followed["reservation"]["id"], mine,
-        "only the agent followed"
-    );
+    // The manager hears both agents' holds begin and end, in order.
+    for (kind, id) in [
+        ("RESERVED", &theirs),
+        ("RELEASED", &theirs),
+        ("RESERVED", &mine),
+        ("RELEASED", &mine),
+    ] {
+        let seen = event(&mut all, kind, LATE).await;
+        assert_eq!(&seen["reservation"]["id"], id, "{kind}");
+    }
+    for kind in ["RESERVED", "RELEASED"] {
+        let followed = event(&mut one, kind, LATE).await;
+        assert_eq!(
+            followed["reservation"]["id"], mine,
+            "only the agent followed"
+        );
+    }
     one.nothing_for(Duration::from_millis(300)).await;
 }
