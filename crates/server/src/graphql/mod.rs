@@ -15,12 +15,16 @@ pub mod query;
 pub mod subscription;
 pub mod types;
 
-use async_graphql::{Schema, SchemaBuilder};
+use async_graphql::{MergedObject, Schema, SchemaBuilder};
 
 pub use context::{RequestAuth, Services};
 pub use loaders::Loaders;
 
-pub type HoldfastSchema = Schema<query::Query, mutation::Mutation, subscription::Subscription>;
+pub type HoldfastSchema = Schema<query::Query, Mutation, subscription::Subscription>;
+
+/// Every mutation of the schema: each group lives in its own module.
+#[derive(MergedObject, Default)]
+pub struct Mutation(mutation::HoldMutation);
 
 pub use limits::MAX_DEPTH;
 
@@ -35,10 +39,14 @@ pub const DEPTH_CEILING: usize = 24;
 /// Introspection has a cost limit of its own (`limits.rs`).
 pub const MAX_COMPLEXITY: usize = 5_000;
 
-fn builder() -> SchemaBuilder<query::Query, mutation::Mutation, subscription::Subscription> {
-    Schema::build(query::Query, mutation::Mutation, subscription::Subscription)
-        .limit_depth(DEPTH_CEILING)
-        .limit_complexity(MAX_COMPLEXITY)
+fn builder() -> SchemaBuilder<query::Query, Mutation, subscription::Subscription> {
+    Schema::build(
+        query::Query,
+        Mutation::default(),
+        subscription::Subscription,
+    )
+    .limit_depth(DEPTH_CEILING)
+    .limit_complexity(MAX_COMPLEXITY)
 }
 
 /// The schema a server runs, its subscriptions fed by `hub`. In production

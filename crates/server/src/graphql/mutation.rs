@@ -23,10 +23,13 @@ use crate::{auth, metrics};
 /// How long the token handed out with a new user lasts.
 pub const NEW_USER_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
-pub struct Mutation;
+/// The mutations of holds and the line, and the set-up that came with them
+/// (projects, plots, users); the schema merges it with the others.
+#[derive(Default)]
+pub struct HoldMutation;
 
 #[Object]
-impl Mutation {
+impl HoldMutation {
     /// Reserve an available property for the caller for the configured hold time (24 hours by default), for a buyer with a note. A retry with the idempotency key of an earlier call (the same agent, within 24 hours) answers the reservation that call made, whatever its status now, and acts no further.
     async fn reserve_property(
         &self,
