@@ -24,6 +24,7 @@ use crate::auth;
 use crate::config::HumanDuration;
 use crate::deadline::Deadline;
 use crate::error::{Code, ensure_coded};
+use crate::graphql::snapshot::Reads;
 use crate::graphql::{Loaders, RequestAuth};
 use crate::live::ws;
 use crate::metrics;
@@ -122,9 +123,11 @@ async fn graphql(
             Ok(caller) => {
                 span.record("user.id", tracing::field::display(caller.user_id));
                 span.record("workspace.id", tracing::field::display(caller.workspace_id));
-                let loaders = Loaders::for_request(state.db.clone(), caller.workspace_id);
+                let reads = Reads::for_request(state.db.clone(), &mut request);
+                let loaders = Loaders::for_request(reads.clone(), caller.workspace_id);
                 request
                     .data(RequestAuth::claimed(state.db.clone(), caller))
+                    .data(reads)
                     .data(loaders)
             }
             Err(e) => {

@@ -14,6 +14,7 @@ use crate::auth::{self, Session, Tokens};
 use crate::error::{ApiError, ApiResult};
 
 use super::loaders::Loaders;
+use super::snapshot::{Conn, Reads};
 
 /// The process's services, shared by every request (schema data).
 #[derive(Clone)]
@@ -136,6 +137,18 @@ pub async fn require_manager(ctx: &Context<'_>) -> async_graphql::Result<Actor> 
 pub fn loaders<'a>(ctx: &Context<'a>) -> ApiResult<&'a DataLoader<Loaders>> {
     ctx.data::<DataLoader<Loaders>>()
         .map_err(|_| ApiError::Unauthenticated("no credentials".into()))
+}
+
+/// A connection to read on: the request's snapshot for a query
+/// (`snapshot.rs`), the pool otherwise.
+pub async fn read_conn<'a>(ctx: &Context<'a>) -> ApiResult<Conn<'a>> {
+    let reads = ctx
+        .data::<Reads>()
+        .map_err(|_| ApiError::Unauthenticated("no credentials".into()))?;
+    reads
+        .conn()
+        .await
+        .map_err(|e| ApiError::from(holdfast_domain::DomainError::from(e)))
 }
 
 pub fn services<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Services> {

@@ -6,23 +6,28 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::snapshot::{Conn, Reads};
 use async_graphql::dataloader::{DataLoader, Loader};
 use holdfast_domain::entities::{project, property, reservation, user};
 use holdfast_domain::reads::{self, PlotCounts, QueueEntryNow};
 use holdfast_domain::{
     DomainError, ProjectId, PropertyId, QueueEntryId, ReservationId, UserId, WorkspaceId,
 };
-use sea_orm::DatabaseConnection;
 
-/// Every loader of one request.
+/// Every loader of one request, reading where the request reads (one
+/// snapshot for a query: `snapshot.rs`).
 pub struct Loaders {
-    db: DatabaseConnection,
+    reads: Reads,
     workspace: WorkspaceId,
 }
 
 impl Loaders {
-    pub fn for_request(db: DatabaseConnection, workspace: WorkspaceId) -> DataLoader<Self> {
-        DataLoader::new(Self { db, workspace }, tokio::spawn)
+    pub fn for_request(reads: Reads, workspace: WorkspaceId) -> DataLoader<Self> {
+        DataLoader::new(Self { reads, workspace }, tokio::spawn)
+    }
+
+    async fn conn(&self) -> Result<Conn<'_>, DomainError> {
+        Ok(self.reads.conn().await?)
     }
 }
 
@@ -49,7 +54,8 @@ impl Loader<UserId> for Loaders {
     type Error = Shared;
 
     async fn load(&self, keys: &[UserId]) -> Result<HashMap<UserId, user::Model>, Shared> {
-        let rows = reads::users_by_ids(&self.db, self.workspace, keys.iter().copied()).await?;
+        let rows =
+            reads::users_by_ids(&self.conn().await?, self.workspace, keys.iter().copied()).await?;
         Ok(rows.into_iter().map(|r| (r.id, r)).collect())
     }
 }
@@ -59,7 +65,9 @@ impl Loader<ProjectId> for Loaders {
     type Error = Shared;
 
     async fn load(&self, keys: &[ProjectId]) -> Result<HashMap<ProjectId, project::Model>, Shared> {
-        let rows = reads::projects_by_ids(&self.db, self.workspace, keys.iter().copied()).await?;
+        let rows =
+            reads::projects_by_ids(&self.conn().await?, self.workspace, keys.iter().copied())
+                .await?;
         Ok(rows.into_iter().map(|r| (r.id, r)).collect())
     }
 }
@@ -72,7 +80,9 @@ impl Loader<PropertyId> for Loaders {
         &self,
         keys: &[PropertyId],
     ) -> Result<HashMap<PropertyId, property::Model>, Shared> {
-        let rows = reads::properties_by_ids(&self.db, self.workspace, keys.iter().copied()).await?;
+        let rows =
+            reads::properties_by_ids(&self.conn().await?, self.workspace, keys.iter().copied())
+                .await?;
         Ok(rows.into_iter().map(|r| (r.id, r)).collect())
     }
 }
@@ -86,7 +96,8 @@ impl Loader<ReservationId> for Loaders {
         keys: &[ReservationId],
     ) -> Result<HashMap<ReservationId, reservation::Model>, Shared> {
         let rows =
-            reads::reservations_by_ids(&self.db, self.workspace, keys.iter().copied()).await?;
+            reads::reservations_by_ids(&self.conn().await?, self.workspace, keys.iter().copied())
+                .await?;
         Ok(rows.into_iter().map(|r| (r.id, r)).collect())
     }
 }
@@ -100,7 +111,7 @@ impl Loader<ActiveOfAgent> for Loaders {
         keys: &[ActiveOfAgent],
     ) -> Result<HashMap<ActiveOfAgent, Vec<reservation::Model>>, Shared> {
         let rows = reads::active_reservations_of_agents(
-            &self.db,
+            &self.conn().await?,
             self.workspace,
             keys.iter().map(|k| k.0),
         )
@@ -124,7 +135,7 @@ impl Loader<ActiveOfProperty> for Loaders {
         keys: &[ActiveOfProperty],
     ) -> Result<HashMap<ActiveOfProperty, reservation::Model>, Shared> {
         let rows = reads::active_reservations_of_properties(
-            &self.db,
+            &self.conn().await?,
             self.workspace,
             keys.iter().map(|k| k.0),
         )
@@ -142,7 +153,7 @@ impl Loader<CountsOf> for Loaders {
 
     async fn load(&self, keys: &[CountsOf]) -> Result<HashMap<CountsOf, PlotCounts>, Shared> {
         let projects: Vec<ProjectId> = keys.iter().map(|k| k.0).collect();
-        let counts = reads::plot_counts(&self.db, self.workspace, &projects).await?;
+        let counts = reads::plot_counts(&self.conn().await?, self.workspace, &projects).await?;
         Ok(counts.into_iter().map(|(k, v)| (CountsOf(k), v)).collect())
     }
 }
@@ -153,7 +164,7 @@ impl Loader<LineOf> for Loaders {
 
     async fn load(&self, keys: &[LineOf]) -> Result<HashMap<LineOf, i64>, Shared> {
         let properties: Vec<PropertyId> = keys.iter().map(|k| k.0).collect();
-        let lengths = reads::line_lengths(&self.db, self.workspace, &properties).await?;
+        let lengths = reads::line_lengths(&self.conn().await?, self.workspace, &properties).await?;
         Ok(lengths.into_iter().map(|(k, v)| (LineOf(k), v)).collect())
     }
 }
@@ -167,7 +178,8 @@ impl Loader<QueueEntryId> for Loaders {
         keys: &[QueueEntryId],
     ) -> Result<HashMap<QueueEntryId, QueueEntryNow>, Shared> {
         let rows =
-            reads::queue_entries_by_ids(&self.db, self.workspace, keys.iter().copied()).await?;
+            reads::queue_entries_by_ids(&self.conn().await?, self.workspace, keys.iter().copied())
+                .await?;
         Ok(rows.into_iter().map(|r| (r.entry.id, r)).collect())
     }
 }

@@ -12,6 +12,7 @@ pub mod mutation;
 pub mod pages;
 pub mod paging;
 pub mod query;
+pub mod snapshot;
 pub mod subscription;
 pub mod types;
 

@@ -8,7 +8,7 @@ use holdfast_domain::reads::{
 };
 use holdfast_domain::{ProjectId, PropertyId, QueueEntryId, ReservationId};
 
-use super::context::{services, session};
+use super::context::{read_conn, session};
 use super::paging::{self, Page};
 use crate::error::ApiError;
 
@@ -32,7 +32,7 @@ pub async fn properties(
         None => None,
     };
     let rows = reads::properties_page(
-        &services(ctx)?.db,
+        &read_conn(ctx).await?,
         session.workspace.id,
         &filter,
         after_key,
@@ -63,7 +63,7 @@ pub async fn reservations(
         .map(|c| paging::decode_time_cursor::<ReservationId>("reservation", c))
         .transpose()?;
     let rows = reads::reservations_page(
-        &services(ctx)?.db,
+        &read_conn(ctx).await?,
         session.workspace.id,
         &filter,
         after_key,
@@ -94,7 +94,7 @@ pub async fn queue_entries(
         .map(|c| paging::decode_time_cursor::<QueueEntryId>("queue_entry", c))
         .transpose()?;
     let rows = reads::queue_entries_page(
-        &services(ctx)?.db,
+        &read_conn(ctx).await?,
         session.workspace.id,
         &filter,
         after_key,
@@ -125,7 +125,7 @@ pub async fn line(
         .map(|c| paging::decode_time_cursor::<QueueEntryId>("line", c))
         .transpose()?;
     let rows = reads::line_page(
-        &services(ctx)?.db,
+        &read_conn(ctx).await?,
         session.workspace.id,
         property,
         after_key,
@@ -162,7 +162,7 @@ pub async fn projects(
         None => None,
     };
     let rows = reads::projects_page(
-        &services(ctx)?.db,
+        &read_conn(ctx).await?,
         session.workspace.id,
         after_key,
         first + 1,

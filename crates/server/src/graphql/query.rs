@@ -6,7 +6,7 @@ use holdfast_domain::reads::{self, PropertyFilter, QueueEntryFilter, Reservation
 use holdfast_domain::{ProjectId, PropertyId, ReservationId, UserId};
 
 use super::connection;
-use super::context::{loaders, parse_id, require_manager, services, session};
+use super::context::{loaders, parse_id, read_conn, require_manager, session};
 use super::line::{QueueEntryNode, QueueEntryStatus};
 use super::types::{
     ProjectNode, PropertyNode, PropertyStatus, ReservationNode, ReservationStatus, UserNode,
@@ -152,7 +152,7 @@ impl Query {
     /// Managers and admins only.
     async fn users(&self, ctx: &Context<'_>) -> Result<Vec<UserNode>> {
         let actor = require_manager(ctx).await?;
-        let rows = reads::users(&services(ctx)?.db, actor.workspace_id)
+        let rows = reads::users(&read_conn(ctx).await?, actor.workspace_id)
             .await
             .map_err(ApiError::from)?;
         Ok(rows.into_iter().map(UserNode).collect())

@@ -26,6 +26,7 @@ use crate::auth;
 use crate::config::HumanDuration;
 use crate::error::ApiError;
 use crate::graphql::limited::Limited;
+use crate::graphql::snapshot::Reads;
 use crate::graphql::subscription::{FeedEnded, FeedEnds};
 use crate::graphql::{Loaders, RequestAuth};
 use crate::metrics;
@@ -140,7 +141,10 @@ async fn serve(state: AppState, protocol: WebSocketProtocols, socket: WebSocket)
                         tracing::field::display(session.workspace.id),
                     );
                     let mut data = Data::default();
-                    data.insert(Loaders::for_request(state.db.clone(), session.workspace.id));
+                    // One connection's operations read each on their own.
+                    let reads = Reads::Each(state.db.clone());
+                    data.insert(Loaders::for_request(reads.clone(), session.workspace.id));
+                    data.insert(reads);
                     data.insert(RequestAuth::loaded(state.db.clone(), session));
                     data.insert(feed_ends);
                     initialised.store(true, Ordering::Release);

@@ -15,4 +15,5 @@ mod line;
 mod lists;
 mod roles;
 mod schema;
+mod snapshot;
 mod timeouts;
