@@ -10,6 +10,7 @@ use sea_orm_migration::sea_orm::{DatabaseConnection, TransactionTrait};
 mod m20261121_000001_core;
 mod m20261125_000001_hold_details;
 mod m20261125_000002_queue;
+mod m20261125_000003_team;
 
 /// The hold rules: what "now" is, when a hold lapsed, how holds begin and end,
 /// and the reads as of now. See the top of the file.
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000001_core::Migration),
             Box::new(m20261125_000001_hold_details::Migration),
             Box::new(m20261125_000002_queue::Migration),
+            Box::new(m20261125_000003_team::Migration),
         ]
     }
 }
@@ -45,6 +47,7 @@ pub fn schema_sql() -> Vec<&'static str> {
         m20261121_000001_core::UP,
         m20261125_000001_hold_details::UP,
         m20261125_000002_queue::UP,
+        m20261125_000003_team::UP,
         RULES,
     ]
 }

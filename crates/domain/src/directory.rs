@@ -18,7 +18,8 @@ use crate::reservations::Actor;
 /// The most properties one `add_properties` call may add.
 pub const MAX_PROPERTIES_PER_CALL: usize = 1000;
 
-fn require_manager(actor: &Actor) -> DomainResult<()> {
+/// Managers and admins only.
+pub(crate) fn require_manager(actor: &Actor) -> DomainResult<()> {
     if actor.role.is_manager() {
         Ok(())
     } else {

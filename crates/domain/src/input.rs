@@ -53,6 +53,18 @@ pub fn check_email(email: &str) -> DomainResult<()> {
     }
 }
 
+/// An ISO 4217 currency code, by its form: three upper-case letters (INR,
+/// EUR). Whether the code is assigned is not checked: the list changes.
+pub fn check_currency(code: &str) -> DomainResult<()> {
+    if code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase()) {
+        Ok(())
+    } else {
+        Err(DomainError::InvalidInput(format!(
+            "{code:?} is not a currency code (ISO 4217: three upper-case letters, such as INR or EUR)"
+        )))
+    }
+}
+
 /// A phone number, loosely: digits with the usual separators (`+`, spaces,
 /// `-`, `.`, parentheses), and at least 5 digits.
 pub fn check_phone(phone: &str) -> DomainResult<()> {
@@ -81,6 +93,16 @@ mod tests {
         }
         for bad in ["1234", "call me", "+91\n98765", "", "12345 ext 6"] {
             assert!(check_phone(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn currencies_are_three_upper_case_letters() {
+        for ok in ["INR", "EUR", "USD"] {
+            assert!(check_currency(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "inr", "Eur", "EURO", "EU", "E1R", " EUR", "€", "ÄÖÜ"] {
+            assert!(check_currency(bad).is_err(), "{bad:?}");
         }
     }
 

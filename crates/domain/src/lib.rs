@@ -14,6 +14,7 @@ pub mod line;
 pub mod reads;
 pub mod reservations;
 pub mod rules;
+pub mod team;
 
 pub use error::{DomainError, DomainResult};
 pub use ids::{ProjectId, PropertyId, QueueEntryId, ReservationId, UserId, WorkspaceId};

@@ -71,12 +71,19 @@ pub struct Written<T> {
     pub effects: Effects,
 }
 
-impl<T> Written<T> {
-    pub(crate) fn failed(err: DomainError) -> Self {
+/// A write that owes nothing after its commit (no hold or entry changed).
+impl<T> From<DomainResult<T>> for Written<T> {
+    fn from(result: DomainResult<T>) -> Self {
         Self {
-            result: Err(err),
+            result,
             effects: Effects::default(),
         }
+    }
+}
+
+impl<T> Written<T> {
+    pub(crate) fn failed(err: DomainError) -> Self {
+        Err(err).into()
     }
 }
 

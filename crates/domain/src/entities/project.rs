@@ -10,6 +10,10 @@ pub struct Model {
     pub workspace_id: WorkspaceId,
     pub name: String,
     pub created_at: DateTimeUtc,
+    /// ISO 4217 code of the prices of the project's plots, if it has one.
+    pub currency: Option<String>,
+    /// Left out of project lists; its plots cannot be reserved.
+    pub archived: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
