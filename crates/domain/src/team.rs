@@ -218,7 +218,10 @@ fn require_admin(role: Role) -> DomainResult<()> {
 
 /// Locks the workspace's row for the rest of the transaction: changes to who
 /// may run it are decided one at a time.
-async fn lock_workspace(txn: &DatabaseTransaction, id: WorkspaceId) -> DomainResult<workspace::Model> {
+async fn lock_workspace(
+    txn: &DatabaseTransaction,
+    id: WorkspaceId,
+) -> DomainResult<workspace::Model> {
     workspace::Entity::find_by_id(id)
         .lock(LockType::NoKeyUpdate)
         .one(txn)

@@ -15,4 +15,5 @@ mod retries;
 mod safety_nets;
 mod sessions;
 mod sweep;
+mod team;
 mod warnings;
