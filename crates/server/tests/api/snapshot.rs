@@ -12,6 +12,9 @@ use serde_json::{Value, json};
 
 use crate::helpers::spawn_app;
 
+/// Answers each of the two readers reads while the plots change.
+const ANSWERS_EACH: usize = 1_000;
+
 const READ: &str = "query($p: ID!, $proj: ID!) {
   property(id: $p) { status reservedUntil reservedBy { id } activeReservation { id status } }
   project(id: $proj) {
@@ -61,7 +64,8 @@ async fn while_holds_begin_and_end_every_answer_agrees_with_itself() {
         .project(&ws.admin.token, "Riverside", &["A-1", "A-2", "A-3"])
         .await;
 
-    // The agent reserves and releases the plots, over and over.
+    // The agent reserves and releases the plots, over and over, until the
+    // readers have read their answers (at most 30 s).
     let done = Arc::new(AtomicBool::new(false));
     let writer = {
         let (app, done, plots, token) = (
@@ -73,7 +77,7 @@ async fn while_holds_begin_and_end_every_answer_agrees_with_itself() {
         tokio::spawn(async move {
             let started = Instant::now();
             let mut changes = 0;
-            while started.elapsed() < Duration::from_secs(4) {
+            while !done.load(Ordering::Acquire) && started.elapsed() < Duration::from_secs(30) {
                 for plot in &plots {
                     let body = app.reserve(&token, plot).await;
                     let id = body["data"]["reserveProperty"]["id"]
@@ -89,18 +93,17 @@ async fn while_holds_begin_and_end_every_answer_agrees_with_itself() {
                     changes += 2;
                 }
             }
-            done.store(true, Ordering::Release);
             changes
         })
     };
 
     let readers: Vec<_> = (0..2)
         .map(|_| {
-            let (app, done, token) = (Arc::clone(&app), Arc::clone(&done), agent.token.clone());
+            let (app, token) = (Arc::clone(&app), agent.token.clone());
             let variables = json!({ "p": plots[0], "proj": project });
             tokio::spawn(async move {
                 let (mut answers, mut mixed) = (0, Vec::new());
-                while !done.load(Ordering::Acquire) {
+                while answers < ANSWERS_EACH {
                     let data = app.ok(&token, READ, variables.clone()).await;
                     answers += 1;
                     if let Some(what) = disagreement(&data) {
@@ -112,19 +115,23 @@ async fn while_holds_begin_and_end_every_answer_agrees_with_itself() {
         })
         .collect();
 
-    let changes = writer.await.expect("writer");
     let mut answers = 0;
     for reader in readers {
         let (read, mixed) = reader.await.expect("reader");
         assert!(
             mixed.is_empty(),
-            "{} answers mixed two moments, e.g. {}",
+            "{} of {read} answers mixed two moments, e.g. {}",
             mixed.len(),
             mixed[0]
         );
         answers += read;
     }
+    done.store(true, Ordering::Release);
+    let changes = writer.await.expect("writer");
+    assert!(
+        changes >= 100,
+        "too few changes while reading to tell: {changes}"
+    );
     eprintln!("{answers} answers read while {changes} changes were made: none mixed");
-    assert!(answers >= 50, "too few answers to tell: {answers}");
     app.assert_consistent().await;
 }
