@@ -96,14 +96,19 @@ pub async fn projects_by_ids(
         .await?)
 }
 
-/// Projects in creation order (ids are time-ordered), after the cursor `after`.
+/// Projects in creation order (ids are time-ordered), after the cursor
+/// `after`; archived ones only when `include_archived`.
 pub async fn projects_page(
     db: &impl ConnectionTrait,
     ws: WorkspaceId,
+    include_archived: bool,
     after: Option<ProjectId>,
     limit: u64,
 ) -> DomainResult<Vec<project::Model>> {
     let mut q = project::Entity::find().filter(project::Column::WorkspaceId.eq(ws));
+    if !include_archived {
+        q = q.filter(project::Column::Archived.eq(false));
+    }
     if let Some(after) = after {
         q = q.filter(project::Column::Id.gt(after));
     }

@@ -1,5 +1,7 @@
 //! The command line: `serve` (the default), `migrate`, `bootstrap`, `token`,
-//! `seed-demo`, `print-schema` and `audit` (CONTRACT.md, "Binaries and commands").
+//! `seed-demo`, `print-schema`, `audit`, and the operators' `workspace
+//! suspend|resume` and `user deactivate|activate` (CONTRACT.md, "Binaries
+//! and commands").
 //! A bad setting stops the program with one line naming it and exit code 2
 //! (holdfast-runtime's `SettingsError`, as for the worker).
 
@@ -9,8 +11,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use holdfast_domain::entities::user;
-use holdfast_domain::{UserId, directory};
+use holdfast_domain::entities::{WorkspaceStatus, user, workspace};
+use holdfast_domain::team::{self, UserSwitch, WorkspaceSwitch};
+use holdfast_domain::{UserId, WorkspaceId, directory};
 use holdfast_runtime::settings::{self, parse_duration};
 use sea_orm::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sea_orm::{ConnectOptions, Database, EntityTrait};
@@ -68,6 +71,48 @@ pub enum Command {
     /// Check every invariant of DESIGN.md in the database; print each broken
     /// one with its rows and exit 1, or exit 0 when all hold.
     Audit,
+    /// For operators: suspend a workspace (its users are refused with
+    /// FORBIDDEN from their next request on) or resume it.
+    Workspace {
+        #[command(subcommand)]
+        action: WorkspaceAction,
+    },
+    /// For operators: deactivate a user (their tokens stop working at once)
+    /// or activate them again, as updateUser(active:) does, even for the
+    /// last active admin of a workspace.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum WorkspaceAction {
+    /// Refuse every request of the workspace's users until it is resumed.
+    Suspend {
+        #[arg(long)]
+        workspace_id: WorkspaceId,
+    },
+    /// Let the workspace's users in again.
+    Resume {
+        #[arg(long)]
+        workspace_id: WorkspaceId,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum UserAction {
+    /// Refuse the user's tokens from their next request on; their holds and
+    /// places in line stay until they end.
+    Deactivate {
+        #[arg(long)]
+        user_id: UserId,
+    },
+    /// Let the user in again.
+    Activate {
+        #[arg(long)]
+        user_id: UserId,
+    },
 }
 
 /// What `bootstrap` prints, in CONTRACT.md's order.
@@ -191,7 +236,99 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("every invariant holds");
             Ok(())
         }
+        Command::Workspace { action } => {
+            let (id, status) = match action {
+                WorkspaceAction::Suspend { workspace_id } => {
+                    (workspace_id, WorkspaceStatus::Suspended)
+                }
+                WorkspaceAction::Resume { workspace_id } => (workspace_id, WorkspaceStatus::Active),
+            };
+            let db = app::connect_db(&config).await?;
+            let switch = team::switch_workspace(&db, id, status)
+                .await
+                .map_err(|e| not_found_or(e, || format!("no workspace with id {id}")))?;
+            println!("{}", describe_workspace_switch(&switch));
+            Ok(())
+        }
+        Command::User { action } => {
+            let (id, active) = match action {
+                UserAction::Deactivate { user_id } => (user_id, false),
+                UserAction::Activate { user_id } => (user_id, true),
+            };
+            let db = app::connect_db(&config).await?;
+            let switch = team::switch_user(&db, id, active)
+                .await
+                .map_err(|e| not_found_or(e, || format!("no user with id {id}")))?;
+            print!("{}", describe_user_switch(&switch));
+            Ok(())
+        }
     }
+}
+
+/// A domain error as the command reports it, a missing row by its id.
+fn not_found_or(
+    err: holdfast_domain::DomainError,
+    missing: impl FnOnce() -> String,
+) -> anyhow::Error {
+    match err {
+        holdfast_domain::DomainError::NotFound(_) => anyhow::anyhow!(missing()),
+        other => other.into(),
+    }
+}
+
+fn workspace_label(ws: &workspace::Model) -> String {
+    format!("workspace {} ({})", ws.name, ws.id)
+}
+
+/// `workspace Acme (id) suspended; it was active`, or `... already suspended`.
+fn describe_workspace_switch(switch: &WorkspaceSwitch) -> String {
+    let label = workspace_label(&switch.workspace);
+    let state = |status: WorkspaceStatus| match status {
+        WorkspaceStatus::Suspended => "suspended",
+        WorkspaceStatus::Active => "active",
+    };
+    let now = switch.workspace.status;
+    if switch.was == now {
+        return format!("{label} already {}", state(now));
+    }
+    let done = match now {
+        WorkspaceStatus::Suspended => "suspended",
+        WorkspaceStatus::Active => "resumed",
+    };
+    format!("{label} {done}; it was {}", state(switch.was))
+}
+
+/// One line saying what happened to the user, and a second when the
+/// workspace was left without an active admin.
+fn describe_user_switch(switch: &UserSwitch) -> String {
+    let user = &switch.user;
+    let label = format!(
+        "user {} <{}> ({}) of {}",
+        user.name,
+        user.email,
+        user.id,
+        workspace_label(&switch.workspace)
+    );
+    let state = |active: bool| if active { "active" } else { "deactivated" };
+    let mut out = if switch.was_active == user.active {
+        format!("{label} already {}\n", state(user.active))
+    } else {
+        let done = if user.active {
+            "activated"
+        } else {
+            "deactivated"
+        };
+        format!("{label} {done}; they were {}\n", state(switch.was_active))
+    };
+    if switch.was_last_active_admin {
+        out.push_str(&format!(
+            "note: they were the last active admin of {}: nobody can manage its users over the API \
+             until an admin is activated (holdfast-server user activate --user-id {})\n",
+            workspace_label(&switch.workspace),
+            user.id
+        ));
+    }
+    out
 }
 
 async fn serve(config: &Config) -> anyhow::Result<()> {

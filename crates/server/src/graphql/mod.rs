@@ -14,6 +14,7 @@ pub mod paging;
 pub mod query;
 pub mod snapshot;
 pub mod subscription;
+pub mod team;
 pub mod types;
 
 use async_graphql::{MergedObject, Schema, SchemaBuilder};
@@ -25,7 +26,7 @@ pub type HoldfastSchema = Schema<query::Query, Mutation, subscription::Subscript
 
 /// Every mutation of the schema: each group lives in its own module.
 #[derive(MergedObject, Default)]
-pub struct Mutation(mutation::HoldMutation);
+pub struct Mutation(mutation::HoldMutation, team::TeamMutation);
 
 pub use limits::MAX_DEPTH;
 

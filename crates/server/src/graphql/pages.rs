@@ -142,9 +142,11 @@ pub async fn line(
     ))
 }
 
-/// One page of projects, in creation order.
+/// One page of projects, in creation order; archived ones only when
+/// `include_archived`.
 pub async fn projects(
     ctx: &Context<'_>,
+    include_archived: bool,
     first: Option<i32>,
     after: Option<String>,
 ) -> Result<Page<project::Model>> {
@@ -164,6 +166,7 @@ pub async fn projects(
     let rows = reads::projects_page(
         &read_conn(ctx).await?,
         session.workspace.id,
+        include_archived,
         after_key,
         first + 1,
     )

@@ -30,14 +30,17 @@ impl Query {
         Ok(row.map(ProjectNode))
     }
 
+    /// In creation order. Archived projects are left out unless includeArchived is true; project(id) finds them either way.
     #[graphql(complexity = "paging::complexity(first, child_complexity)")]
     async fn projects(
         &self,
         ctx: &Context<'_>,
+        #[graphql(default_with = "Some(false)")] include_archived: Option<bool>,
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<connection::ProjectConnection> {
-        Ok(pages::projects(ctx, first, after)
+        let include_archived = include_archived.unwrap_or(false);
+        Ok(pages::projects(ctx, include_archived, first, after)
             .await?
             .map(ProjectNode)
             .into())

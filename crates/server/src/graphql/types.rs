@@ -86,6 +86,11 @@ impl UserNode {
         self.0.role.into()
     }
 
+    /// False once an admin or an operator deactivated the user: their tokens no longer work.
+    async fn active(&self) -> bool {
+        self.0.active
+    }
+
     /// The user's reservations that hold a property right now.
     async fn active_reservations(&self, ctx: &Context<'_>) -> Result<Vec<ReservationNode>> {
         let rows = loaders(ctx)?
@@ -135,6 +140,16 @@ impl ProjectNode {
 
     async fn sold_plots(&self, ctx: &Context<'_>) -> Result<i32> {
         Ok(count(self.counts(ctx).await?.sold))
+    }
+
+    /// ISO 4217 code of the prices of this project's properties, for example INR or EUR.
+    async fn currency(&self) -> Option<&str> {
+        self.0.currency.as_deref()
+    }
+
+    /// An archived project is left out of projects() and its properties cannot be reserved.
+    async fn archived(&self) -> bool {
+        self.0.archived
     }
 
     #[graphql(complexity = "paging::complexity(first, child_complexity)")]

@@ -1,5 +1,6 @@
 //! The built binary: bootstrap, token, seed-demo, migrate, print-schema, bad
-//! settings, and a graceful stop on SIGTERM.
+//! settings, a graceful stop on SIGTERM, and the operators' workspace and
+//! user switches.
 
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -8,7 +9,7 @@ use holdfast_testkit::{Process, QueueKeys, TestDb};
 use sea_orm::{ConnectionTrait, Database, TransactionTrait};
 use serde_json::{Value, json};
 
-use crate::helpers::{TEST_SECRET, spawn_app_on};
+use crate::helpers::{TEST_SECRET, TestApp, assert_error, spawn_app, spawn_app_on};
 
 const BIN: &str = env!("CARGO_BIN_EXE_holdfast-server");
 
@@ -334,4 +335,106 @@ async fn sigterm_lets_the_request_in_flight_finish_then_exits_0() {
     );
     let status = server.wait(Duration::from_secs(20)).await;
     assert_eq!(status.code(), Some(0), "exit 0 after SIGTERM");
+}
+
+/// What an operator command printed, run against the app's database.
+async fn operate(app: &TestApp, args: &[&str]) -> String {
+    let mut cmd = server(&app.test_db);
+    cmd.args(args);
+    stdout(&run(cmd).await)
+}
+
+const ME: &str = "{ me { id } }";
+
+#[tokio::test]
+async fn workspace_suspend_and_resume_are_idempotent_and_refuse_its_users_meanwhile() {
+    let app = spawn_app().await;
+    let ws = app.bootstrap("Acme").await;
+    let id = ws.id.to_string();
+    let label = format!("workspace Acme ({id})");
+    let steps = [
+        ("suspend", format!("{label} suspended; it was active")),
+        ("suspend", format!("{label} already suspended")),
+    ];
+    for (action, said) in &steps {
+        let out = operate(&app, &["workspace", action, "--workspace-id", &id]).await;
+        assert_eq!(out.trim_end(), said.as_str());
+        let body = app.gql(Some(&ws.admin.token), ME, json!({})).await;
+        assert_error(&body, "FORBIDDEN", 403);
+    }
+    let steps = [
+        ("resume", format!("{label} resumed; it was suspended")),
+        ("resume", format!("{label} already active")),
+    ];
+    for (action, said) in &steps {
+        let out = operate(&app, &["workspace", action, "--workspace-id", &id]).await;
+        assert_eq!(out.trim_end(), said.as_str());
+        app.ok(&ws.admin.token, ME, json!({})).await;
+    }
+
+    let mut cmd = server(&app.test_db);
+    let missing = uuid::Uuid::new_v4().to_string();
+    cmd.args(["workspace", "suspend", "--workspace-id", &missing]);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("no workspace with id {missing}")),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn user_deactivate_and_activate_are_idempotent_and_say_when_the_last_admin_goes() {
+    let app = spawn_app().await;
+    let ws = app.bootstrap("Acme").await;
+    let alice = app
+        .member(&ws, holdfast_domain::entities::Role::SalesAgent, "Alice")
+        .await;
+    let label = format!(
+        "user Alice <alice@example.com> ({}) of workspace Acme ({})",
+        alice.id, ws.id
+    );
+    let deactivate = ["user", "deactivate", "--user-id", &alice.id];
+    let activate = ["user", "activate", "--user-id", &alice.id];
+
+    let out = operate(&app, &deactivate).await;
+    assert_eq!(
+        out.trim_end(),
+        format!("{label} deactivated; they were active")
+    );
+    assert_error(
+        &app.gql(Some(&alice.token), ME, json!({})).await,
+        "UNAUTHENTICATED",
+        401,
+    );
+    let out = operate(&app, &deactivate).await;
+    assert_eq!(out.trim_end(), format!("{label} already deactivated"));
+    let out = operate(&app, &activate).await;
+    assert_eq!(
+        out.trim_end(),
+        format!("{label} activated; they were deactivated")
+    );
+    app.ok(&alice.token, ME, json!({})).await;
+    let out = operate(&app, &activate).await;
+    assert_eq!(out.trim_end(), format!("{label} already active"));
+
+    // Operators may deactivate the last active admin, and are told so.
+    let out = operate(&app, &["user", "deactivate", "--user-id", &ws.admin.id]).await;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(lines[0].ends_with("deactivated; they were active"), "{out}");
+    assert!(
+        lines[1].contains("last active admin of workspace Acme")
+            && lines[1].contains(&format!("user activate --user-id {}", ws.admin.id)),
+        "{out}"
+    );
+    assert_error(
+        &app.gql(Some(&ws.admin.token), ME, json!({})).await,
+        "UNAUTHENTICATED",
+        401,
+    );
+    let out = operate(&app, &["user", "activate", "--user-id", &ws.admin.id]).await;
+    assert_eq!(out.lines().count(), 1, "{out}");
+    app.ok(&ws.admin.token, ME, json!({})).await;
 }

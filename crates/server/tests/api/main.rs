@@ -16,4 +16,5 @@ mod lists;
 mod roles;
 mod schema;
 mod snapshot;
+mod team;
 mod timeouts;
