@@ -99,6 +99,11 @@ const CHECKS: &[(&str, &str)] = &[
          JOIN property p ON p.id = r.property_id JOIN app_user u ON u.id = r.agent_id \
          WHERE p.workspace_id <> r.workspace_id OR u.workspace_id <> r.workspace_id",
     ),
+    (
+        "every workspace has an ADMIN (its last active admin may be deactivated by an operator, never demoted)",
+        "SELECT 'workspace ' || w.id::text AS row FROM workspace w \
+         WHERE NOT EXISTS (SELECT 1 FROM app_user u WHERE u.workspace_id = w.id AND u.role = 'ADMIN')",
+    ),
 ];
 
 /// Every invariant that does not hold, with up to 20 offending rows each.

@@ -107,7 +107,10 @@ async fn a_bad_name_is_refused_before_anything_changes() {
         let err = team::update_user(&w.conn, &w.admin, w.manager.user_id, &change)
             .await
             .expect_err("bad name");
-        assert!(matches!(err, DomainError::InvalidInput(_)), "{name:?}: {err:?}");
+        assert!(
+            matches!(err, DomainError::InvalidInput(_)),
+            "{name:?}: {err:?}"
+        );
     }
     assert_eq!(stored_user(&w, &w.manager).await.name, "Max");
 }
@@ -181,10 +184,7 @@ async fn two_admins_demoting_each_other_at_once_leave_one_active_admin() {
     let second = demote(max, ada);
     tokio::time::sleep(Duration::from_millis(300)).await;
     blocker.rollback().await.expect("let them go");
-    let results = [
-        first.await.expect("join"),
-        second.await.expect("join"),
-    ];
+    let results = [first.await.expect("join"), second.await.expect("join")];
 
     let won: Vec<_> = results.iter().filter(|r| r.is_ok()).collect();
     assert_eq!(won.len(), 1, "{results:?}");
@@ -196,6 +196,7 @@ async fn two_admins_demoting_each_other_at_once_leave_one_active_admin() {
         "{lost:?}"
     );
     assert_eq!(active_admins(&w).await, 1);
+    w.check().await;
 }
 
 /// Many admins deactivating one another in a ring, all at once, round after
@@ -240,7 +241,35 @@ async fn admins_deactivating_one_another_at_once_always_leave_an_active_admin() 
             (ADMINS - done) as i64,
             "round {round}: each success deactivated one admin"
         );
+        w.check().await;
     }
+}
+
+/// The audit knows the rule's consequence: whatever operators deactivate,
+/// a workspace never has no admin at all.
+#[tokio::test]
+async fn the_audit_finds_a_workspace_left_without_an_admin() {
+    let w = World::new().await;
+    team::switch_user(&w.conn, w.admin.user_id, false)
+        .await
+        .expect("an operator deactivates the last admin");
+    w.check().await;
+    w.sql(&format!(
+        "UPDATE app_user SET role = 'MANAGER' WHERE id = '{}'",
+        w.admin.user_id
+    ))
+    .await;
+    let violations = holdfast_domain::audit::audit(&w.conn).await.expect("audit");
+    assert_eq!(violations.len(), 1, "{violations:#?}");
+    assert!(
+        violations[0]
+            .invariant
+            .starts_with("every workspace has an ADMIN")
+    );
+    assert_eq!(
+        violations[0].rows,
+        [format!("workspace {}", w.admin.workspace_id)]
+    );
 }
 
 #[tokio::test]
@@ -340,7 +369,10 @@ async fn managers_rename_price_and_archive_projects() {
         let err = team::update_project(&w.conn, &w.manager, w.project, &change)
             .await
             .expect_err("bad currency");
-        assert!(matches!(err, DomainError::InvalidInput(_)), "{bad:?}: {err:?}");
+        assert!(
+            matches!(err, DomainError::InvalidInput(_)),
+            "{bad:?}: {err:?}"
+        );
     }
 
     let agent = w.agent().await;

@@ -250,6 +250,7 @@ async fn two_admins_demoting_each_other_at_once_leave_one_admin() {
         };
         assert_eq!(active_admins(&app, winner).await, 1, "round {round}");
     }
+    app.assert_consistent().await;
 }
 
 #[tokio::test]
