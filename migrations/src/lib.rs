@@ -11,6 +11,7 @@ mod m20261121_000001_core;
 mod m20261125_000001_hold_details;
 mod m20261125_000002_queue;
 mod m20261125_000003_team;
+mod m20261125_000004_inventory;
 
 /// The hold rules: what "now" is, when a hold lapsed, how holds begin and end,
 /// and the reads as of now. See the top of the file.
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_hold_details::Migration),
             Box::new(m20261125_000002_queue::Migration),
             Box::new(m20261125_000003_team::Migration),
+            Box::new(m20261125_000004_inventory::Migration),
         ]
     }
 }
@@ -48,6 +50,7 @@ pub fn schema_sql() -> Vec<&'static str> {
         m20261125_000001_hold_details::UP,
         m20261125_000002_queue::UP,
         m20261125_000003_team::UP,
+        m20261125_000004_inventory::UP,
         RULES,
     ]
 }

@@ -62,7 +62,7 @@ SELECT p.id, p.workspace_id, p.project_id, p.code,
        CASE WHEN l.lapsed THEN 'AVAILABLE' ELSE p.status END AS status,
        CASE WHEN l.lapsed THEN NULL ELSE p.reserved_by_id END AS reserved_by_id,
        CASE WHEN l.lapsed THEN NULL ELSE p.reserved_until END AS reserved_until,
-       p.updated_at
+       p.updated_at, p.price
 FROM property p
 CROSS JOIN LATERAL (
   SELECT p.status = 'RESERVED' AND rules.lapsed(p.reserved_until)
@@ -75,7 +75,7 @@ SELECT r.id, r.workspace_id, r.property_id, r.agent_id,
        CASE WHEN r.status = 'ACTIVE' AND rules.lapsed(r.expires_at) THEN 'EXPIRED' ELSE r.status END AS status,
        r.created_at, r.expires_at, r.ended_at, r.ended_by_id, r.end_source,
        r.extension_count, r.version, r.buyer_name, r.buyer_phone, r.buyer_email, r.note,
-       r.idempotency_key, r.warned_version, r.queue_entry_id
+       r.idempotency_key, r.warned_version, r.queue_entry_id, r.price_at_reservation
 FROM reservation r;
 
 -- A time-ordered id (UUIDv7, as the application makes them), for rows made here.
@@ -110,11 +110,16 @@ LANGUAGE sql STABLE AS $$
     'gone')
 $$;
 
--- Reservations as they read now, each with its property's project and code.
+-- Reservations as they read now, each with its property's project, code and
+-- price. Prices go as text, the exact decimal (a JSON number would be read
+-- as a float).
 CREATE FUNCTION rules.holds_json(p_ids uuid[]) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
   SELECT COALESCE(jsonb_agg(to_jsonb(r) || jsonb_build_object('project_id', p.project_id,
-                                                              'property_code', p.code)
+                                                              'property_code', p.code,
+                                                              'property_price', p.price::text,
+                                                              'price_at_reservation',
+                                                              r.price_at_reservation::text)
                             ORDER BY array_position(p_ids, r.id)), '[]'::jsonb)
   FROM rules.reservation_now r JOIN property p ON p.id = r.property_id
   WHERE r.id = ANY (p_ids)
@@ -144,8 +149,9 @@ CREATE TYPE rules.buyer AS (name text, phone text, email text);
 
 -- Begins a hold of the locked, free property for `agent` until `at + ttl`, for
 -- `buyer` (may be NULL) with `note`, made by a call with idempotency key `key`
--- or from queue entry `entry` (either may be NULL): the reservation row and the
--- property's new state. Returns the reservation's id.
+-- or from queue entry `entry` (either may be NULL): the reservation row, which
+-- keeps the property's price as it is now (a later change of the price leaves
+-- it alone), and the property's new state. Returns the reservation's id.
 CREATE FUNCTION rules.begin_hold(p_workspace uuid, p_property uuid, p_agent uuid,
                                  p_at timestamptz, p_ttl interval, p_buyer rules.buyer,
                                  p_note text, p_key text, p_entry uuid) RETURNS uuid
@@ -154,9 +160,11 @@ DECLARE
   v_id uuid := rules.uuid7();
 BEGIN
   INSERT INTO reservation (id, workspace_id, property_id, agent_id, status, created_at, expires_at,
-                           buyer_name, buyer_phone, buyer_email, note, idempotency_key, queue_entry_id)
+                           buyer_name, buyer_phone, buyer_email, note, idempotency_key, queue_entry_id,
+                           price_at_reservation)
   VALUES (v_id, p_workspace, p_property, p_agent, 'ACTIVE', p_at, p_at + p_ttl,
-          p_buyer.name, p_buyer.phone, p_buyer.email, p_note, p_key, p_entry);
+          p_buyer.name, p_buyer.phone, p_buyer.email, p_note, p_key, p_entry,
+          (SELECT price FROM property WHERE id = p_property));
   UPDATE property
      SET status = 'RESERVED', reserved_by_id = p_agent, reserved_until = p_at + p_ttl, updated_at = p_at
    WHERE id = p_property;
@@ -279,23 +287,26 @@ $$;
 -- Locks a property of the workspace, and with it the caller's row when holds
 -- are counted (`count_holds`), so that two calls of one agent count one after
 -- the other; reads whether the caller may act, in the same statement: the
--- property's row, with `caller_ok`. No row: the property or the caller is
--- missing.
+-- property's row, with `caller_ok`, and whether its project is archived. No
+-- row: the property or the caller is missing.
 CREATE FUNCTION rules.lock_property(p_workspace uuid, p_agent uuid, p_property uuid,
                                     p_count_holds boolean)
-RETURNS TABLE (status text, reserved_by_id uuid, reserved_until timestamptz, caller_ok boolean)
+RETURNS TABLE (status text, reserved_by_id uuid, reserved_until timestamptz, caller_ok boolean,
+               archived boolean)
 LANGUAGE plpgsql AS $$
 BEGIN
   IF p_count_holds THEN
     RETURN QUERY
-      SELECT p.status, p.reserved_by_id, p.reserved_until, u.active AND w.status = 'ACTIVE'
+      SELECT p.status, p.reserved_by_id, p.reserved_until, u.active AND w.status = 'ACTIVE',
+             (SELECT pr.archived FROM project pr WHERE pr.id = p.project_id)
         FROM property p, app_user u, workspace w
        WHERE p.id = p_property AND p.workspace_id = p_workspace
          AND u.id = p_agent AND u.workspace_id = p_workspace AND w.id = p_workspace
          FOR UPDATE OF p FOR NO KEY UPDATE OF u;
   ELSE
     RETURN QUERY
-      SELECT p.status, p.reserved_by_id, p.reserved_until, u.active AND w.status = 'ACTIVE'
+      SELECT p.status, p.reserved_by_id, p.reserved_until, u.active AND w.status = 'ACTIVE',
+             (SELECT pr.archived FROM project pr WHERE pr.id = p.project_id)
         FROM property p, app_user u, workspace w
        WHERE p.id = p_property AND p.workspace_id = p_workspace
          AND u.id = p_agent AND u.workspace_id = p_workspace AND w.id = p_workspace
@@ -316,6 +327,16 @@ BEGIN
   END IF;
   RETURN jsonb_build_object('outcome', 'not_found', 'what', 'property');
 END
+$$;
+
+-- Why a plot of an archived project cannot be reserved or queued for: it
+-- answers `unavailable` with the plot's status as it reads now. Holds begun
+-- before the archive, and lines joined before it, run their course.
+CREATE FUNCTION rules.archived_refusal(p_property uuid) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+  SELECT jsonb_build_object('outcome', 'unavailable', 'status', n.status,
+                            'reserved_until', n.reserved_until, 'archived', true)
+    FROM rules.property_now n WHERE n.id = p_property
 $$;
 
 -- Takes over the lapsed hold of a locked plot, if it has one: ends it as
@@ -388,6 +409,9 @@ BEGIN
     END IF;
   END IF;
 
+  IF v_plot.archived THEN
+    RETURN rules.archived_refusal(p_property);
+  END IF;
   IF v_plot.status = 'RESERVED' AND rules.lapsed(v_plot.reserved_until, v_now) THEN
     v_done := rules.take_over(p_property, v_now, p_ttl, p_max_active, v_done);
     SELECT p.status, p.reserved_by_id, p.reserved_until INTO v_plot
@@ -439,6 +463,9 @@ BEGIN
     RETURN rules.refusal(p_workspace, p_agent);
   END IF;
   v_now := rules.now();
+  IF v_plot.archived THEN
+    RETURN rules.archived_refusal(p_property);
+  END IF;
   IF p_max_queue <= 0 THEN
     RETURN jsonb_build_object('outcome', 'queue_full', 'limit', 0);
   END IF;
@@ -688,6 +715,89 @@ BEGIN
   UPDATE reservation SET warned_version = p_version WHERE id = p_hold;
   RETURN jsonb_build_object('outcome', 'warned', 'reservation', p_hold,
                             'warned', rules.holds_json(ARRAY[p_hold]));
+END
+$$;
+
+-- A plot's change of status that no hold made (a withdrawal, a restore), as
+-- the answers carry it under "changed", for the live events.
+CREATE FUNCTION rules.plot_changed(p_property uuid, p_previous text) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+  SELECT jsonb_build_array(jsonb_build_object(
+           'workspace_id', p.workspace_id, 'project_id', p.project_id, 'property_id', p.id,
+           'code', p.code, 'price', p.price::text, 'previous_status', p_previous,
+           'status', p.status, 'at', p.updated_at))
+    FROM property p WHERE p.id = p_property
+$$;
+
+-- withdrawProperty (the caller checked the role): takes a plot that nobody
+-- holds off the market. A lapsed hold is taken over first, as reserve would
+-- (ended as EXPIRED, and the plot handed to its line, whose new hold then
+-- refuses the withdrawal). A withdrawn plot's line is closed (nobody can wait
+-- for a plot that is not held, so there is none unless something else went
+-- wrong). Withdrawing twice is harmless. Outcomes: withdrawn {property}
+-- (with "changed" when it was not withdrawn yet), not_found, unavailable
+-- {status, reserved_until}.
+CREATE FUNCTION rules.withdraw(p_workspace uuid, p_property uuid, p_ttl interval,
+                               p_max_active integer) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_plot property;
+  v_now timestamptz;
+  v_done rules.done := ROW('{}', '{}', '{}', '{}')::rules.done;
+BEGIN
+  SELECT * INTO v_plot FROM property
+   WHERE id = p_property AND workspace_id = p_workspace
+     FOR UPDATE;
+  IF NOT FOUND THEN
+    RETURN jsonb_build_object('outcome', 'not_found', 'what', 'property');
+  END IF;
+  v_now := rules.now();
+  IF v_plot.status = 'RESERVED' AND rules.lapsed(v_plot.reserved_until, v_now) THEN
+    v_done := rules.take_over(p_property, v_now, p_ttl, p_max_active, v_done);
+    SELECT * INTO v_plot FROM property WHERE id = p_property;
+  END IF;
+  IF v_plot.status = 'WITHDRAWN' THEN
+    RETURN jsonb_build_object('outcome', 'withdrawn', 'property', p_property)
+        || rules.effects(v_done);
+  END IF;
+  IF v_plot.status <> 'AVAILABLE' THEN
+    RETURN jsonb_build_object('outcome', 'unavailable', 'status', v_plot.status,
+                              'reserved_until', v_plot.reserved_until)
+        || rules.effects(v_done);
+  END IF;
+  UPDATE property SET status = 'WITHDRAWN', updated_at = v_now WHERE id = p_property;
+  v_done := rules.close_line(p_property, v_now, v_done);
+  RETURN jsonb_build_object('outcome', 'withdrawn', 'property', p_property,
+                            'changed', rules.plot_changed(p_property, 'AVAILABLE'))
+      || rules.effects(v_done);
+END
+$$;
+
+-- restoreProperty (the caller checked the role): puts a withdrawn plot back
+-- on the market, AVAILABLE. Restoring a plot that reads AVAILABLE is
+-- harmless. Outcomes: restored {property} (with "changed" when it was
+-- withdrawn), not_found, not_withdrawn {status}.
+CREATE FUNCTION rules.restore(p_workspace uuid, p_property uuid) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_status text;
+  v_now timestamptz;
+BEGIN
+  PERFORM 1 FROM property WHERE id = p_property AND workspace_id = p_workspace FOR UPDATE;
+  IF NOT FOUND THEN
+    RETURN jsonb_build_object('outcome', 'not_found', 'what', 'property');
+  END IF;
+  v_now := rules.now();
+  SELECT n.status INTO v_status FROM rules.property_now n WHERE n.id = p_property;
+  IF v_status = 'AVAILABLE' THEN
+    RETURN jsonb_build_object('outcome', 'restored', 'property', p_property);
+  END IF;
+  IF v_status <> 'WITHDRAWN' THEN
+    RETURN jsonb_build_object('outcome', 'not_withdrawn', 'status', v_status);
+  END IF;
+  UPDATE property SET status = 'AVAILABLE', updated_at = v_now WHERE id = p_property;
+  RETURN jsonb_build_object('outcome', 'restored', 'property', p_property,
+                            'changed', rules.plot_changed(p_property, 'WITHDRAWN'));
 END
 $$;
 

@@ -88,6 +88,18 @@ const CHECKS: &[(&str, &str)] = &[
            AND (x.ended_at IS NULL OR x.ended_at > e.ended_at)",
     ),
     (
+        "a WITHDRAWN property is neither held nor waited for",
+        "SELECT 'property ' || p.id::text AS row FROM property p WHERE p.status = 'WITHDRAWN' \
+         AND (p.reserved_by_id IS NOT NULL \
+           OR EXISTS (SELECT 1 FROM reservation r WHERE r.property_id = p.id AND r.status = 'ACTIVE') \
+           OR EXISTS (SELECT 1 FROM queue_entry e WHERE e.property_id = p.id AND e.status = 'WAITING'))",
+    ),
+    (
+        "a hold keeps the price its property had when it began (checkable for holds begun since the price last changed)",
+        "SELECT 'reservation ' || r.id::text AS row FROM reservation r JOIN property p ON p.id = r.property_id \
+         WHERE p.priced_at <= r.created_at AND r.price_at_reservation IS DISTINCT FROM p.price",
+    ),
+    (
         "a queue entry, its property and its agent are in one workspace",
         "SELECT 'queue entry ' || e.id::text AS row FROM queue_entry e \
          JOIN property p ON p.id = e.property_id JOIN app_user u ON u.id = e.agent_id \

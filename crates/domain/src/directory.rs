@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 
+use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
     QuerySelect, TransactionTrait,
@@ -13,6 +14,7 @@ use crate::entities::{PropertyStatus, Role, WorkspaceStatus, project, property, 
 use crate::error::{DomainError, DomainResult, on_constraint};
 use crate::ids::{ProjectId, PropertyId, UserId, WorkspaceId};
 use crate::input::{MAX_CODE_CHARS, MAX_NAME_CHARS, check_email, check_text};
+use crate::inventory::on_code_clash;
 use crate::reservations::Actor;
 
 /// The most properties one `add_properties` call may add.
@@ -138,7 +140,8 @@ pub async fn create_project(
 }
 
 /// Adds properties with these codes to a project, all or none: managers and
-/// admins, at most `MAX_PROPERTIES_PER_CALL` at once. Returned in the order given.
+/// admins, at most `MAX_PROPERTIES_PER_CALL` at once. Codes are unique per
+/// project compared without regard to case. Returned in the order given.
 #[instrument(skip_all, fields(workspace.id = %actor.workspace_id, project.id = %project_id, count = codes.len()))]
 pub async fn add_properties(
     db: &DatabaseConnection,
@@ -160,13 +163,13 @@ pub async fn add_properties(
     let mut repeated = Vec::new();
     for code in codes {
         check_text("a code", code, MAX_CODE_CHARS)?;
-        if !seen.insert(code.as_str()) {
+        if !seen.insert(code.to_lowercase()) {
             repeated.push(code.as_str());
         }
     }
     if !repeated.is_empty() {
         return Err(DomainError::InvalidInput(format!(
-            "codes given more than once: {}",
+            "codes given more than once (without regard to case): {}",
             quoted(&repeated)
         )));
     }
@@ -185,14 +188,14 @@ pub async fn add_properties(
         .select_only()
         .column(property::Column::Code)
         .filter(property::Column::ProjectId.eq(project_id))
-        .filter(property::Column::Code.is_in(codes.iter().cloned()))
+        .filter(Expr::expr(Func::lower(Expr::col(property::Column::Code))).is_in(seen))
         .into_tuple()
         .all(&txn)
         .await?;
     if !existing.is_empty() {
         let existing: Vec<&str> = existing.iter().map(String::as_str).collect();
         return Err(DomainError::InvalidInput(format!(
-            "codes already in this project: {}",
+            "codes already in this project (without regard to case): {}",
             quoted(&existing)
         )));
     }
@@ -211,7 +214,7 @@ pub async fn add_properties(
         .await
         .map_err(|e| {
             // A concurrent call added one of these codes first.
-            on_constraint(e, "property_code_unique_per_project", || {
+            on_code_clash(e, || {
                 DomainError::InvalidInput("a code was added to this project meanwhile".into())
             })
         })?;

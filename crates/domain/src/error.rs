@@ -25,11 +25,13 @@ pub enum DomainError {
     #[error("{0}")]
     InvalidInput(String),
 
-    /// The property is held or sold.
-    #[error("{}", unavailable_message(*status, *reserved_until))]
+    /// The property is held, sold or withdrawn, or its project is archived
+    /// (`project_archived`; `status` is then the plot's own, as it reads).
+    #[error("{}", unavailable_message(*status, *reserved_until, *project_archived))]
     PropertyUnavailable {
         status: PropertyStatus,
         reserved_until: Option<DateTime<Utc>>,
+        project_archived: bool,
     },
 
     /// Release, extend or convert of a reservation that has ended.
@@ -73,7 +75,17 @@ fn queue_full_message(limit: u32) -> String {
     }
 }
 
-fn unavailable_message(status: PropertyStatus, until: Option<DateTime<Utc>>) -> String {
+fn unavailable_message(
+    status: PropertyStatus,
+    until: Option<DateTime<Utc>>,
+    project_archived: bool,
+) -> String {
+    if project_archived {
+        return format!(
+            "the property's project is archived: its plots cannot be reserved (the property is {})",
+            status.as_str()
+        );
+    }
     match (status, until) {
         (PropertyStatus::Reserved, Some(until)) => {
             format!("the property is RESERVED until {}", until.to_rfc3339())

@@ -9,6 +9,7 @@ pub mod entities;
 pub mod error;
 pub mod ids;
 pub mod input;
+pub mod inventory;
 pub mod job;
 pub mod line;
 pub mod reads;

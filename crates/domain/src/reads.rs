@@ -258,13 +258,14 @@ pub async fn active_reservations_of_properties(
 
 /// A project's plots by their status as of now. Computed on every read, never
 /// stored: a stored counter drifts, and would make every reservation of a
-/// project queue on one row.
+/// project queue on one row. A withdrawn plot counts in `total` only.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromQueryResult)]
 pub struct PlotCounts {
     pub total: i64,
     pub available: i64,
     pub reserved: i64,
     pub sold: i64,
+    pub withdrawn: i64,
 }
 
 pub async fn plot_counts(
@@ -279,6 +280,7 @@ pub async fn plot_counts(
         available: i64,
         reserved: i64,
         sold: i64,
+        withdrawn: i64,
     }
     if projects.is_empty() {
         return Ok(HashMap::new());
@@ -288,7 +290,8 @@ pub async fn plot_counts(
         "SELECT project_id, count(*) AS total, \
            count(*) FILTER (WHERE status = 'AVAILABLE') AS available, \
            count(*) FILTER (WHERE status = 'RESERVED') AS reserved, \
-           count(*) FILTER (WHERE status = 'SOLD') AS sold \
+           count(*) FILTER (WHERE status = 'SOLD') AS sold, \
+           count(*) FILTER (WHERE status = 'WITHDRAWN') AS withdrawn \
          FROM rules.property_now WHERE workspace_id = $1 AND project_id IN ({}) GROUP BY project_id",
         placeholders.join(", ")
     );
@@ -312,6 +315,7 @@ pub async fn plot_counts(
                 available: r.available,
                 reserved: r.reserved,
                 sold: r.sold,
+                withdrawn: r.withdrawn,
             },
         );
     }

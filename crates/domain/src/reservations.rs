@@ -241,6 +241,7 @@ async fn reserve_as(
                     DomainError::PropertyUnavailable {
                         status: PropertyStatus::Reserved,
                         reserved_until: None,
+                        project_archived: false,
                     }
                 }),
             })

@@ -17,7 +17,7 @@ use crate::entities::{
     reservation::Model as Reservation,
 };
 use crate::error::{DomainError, DomainResult};
-use crate::ids::{ProjectId, QueueEntryId, ReservationId};
+use crate::ids::{ProjectId, PropertyId, QueueEntryId, ReservationId, WorkspaceId};
 
 /// A reservation with its property's project and code, as events and jobs
 /// need it.
@@ -27,6 +27,22 @@ pub struct Hold {
     pub reservation: Reservation,
     pub project_id: ProjectId,
     pub property_code: String,
+    /// The property's price now.
+    #[serde(default)]
+    pub property_price: Option<String>,
+}
+
+/// A change of a plot's status that no hold made: a withdrawal or a restore.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct PlotChange {
+    pub workspace_id: WorkspaceId,
+    pub project_id: ProjectId,
+    pub property_id: PropertyId,
+    pub code: String,
+    pub price: Option<String>,
+    pub previous_status: PropertyStatus,
+    pub status: PropertyStatus,
+    pub at: DateTime<Utc>,
 }
 
 /// What a write committed, for the work owed after the commit: a release job
@@ -50,6 +66,9 @@ pub struct Effects {
     /// skipped, closed), as they are now.
     #[serde(default)]
     pub entries: Vec<QueueEntry>,
+    /// Plots whose status changed without a hold (withdrawn, restored).
+    #[serde(default)]
+    pub changed: Vec<PlotChange>,
 }
 
 impl Effects {
@@ -59,6 +78,7 @@ impl Effects {
             && self.extended.is_empty()
             && self.warned.is_empty()
             && self.entries.is_empty()
+            && self.changed.is_empty()
     }
 }
 
@@ -136,6 +156,15 @@ pub(crate) enum Verdict {
     Left {
         entry: QueueEntryId,
     },
+    Withdrawn {
+        property: PropertyId,
+    },
+    Restored {
+        property: PropertyId,
+    },
+    NotWithdrawn {
+        status: PropertyStatus,
+    },
     AlreadyQueued,
     QueueFull {
         limit: u32,
@@ -153,6 +182,9 @@ pub(crate) enum Verdict {
     Unavailable {
         status: PropertyStatus,
         reserved_until: Option<DateTime<Utc>>,
+        /// The plot's project is archived.
+        #[serde(default)]
+        archived: bool,
     },
     Limit {
         limit: u32,
@@ -213,9 +245,11 @@ impl Verdict {
             Verdict::Unavailable {
                 status,
                 reserved_until,
+                archived,
             } => DomainError::PropertyUnavailable {
                 status,
                 reserved_until,
+                project_archived: archived,
             },
             Verdict::Limit { limit } => DomainError::ReservationLimitReached { limit },
             Verdict::NotActive { status } => DomainError::ReservationNotActive { status },
@@ -225,6 +259,10 @@ impl Verdict {
             Verdict::QueueFull { limit } => DomainError::QueueFull { limit },
             Verdict::NotWaiting { status } => DomainError::InvalidInput(format!(
                 "the entry no longer waits in line (it is {})",
+                status.as_str()
+            )),
+            Verdict::NotWithdrawn { status } => DomainError::InvalidInput(format!(
+                "only a withdrawn property can be restored; this one is {}",
                 status.as_str()
             )),
             other => DomainError::Internal(DbErr::Custom(format!(

@@ -31,6 +31,9 @@ pub struct PropertyChanged {
     /// Until when (RESERVED only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reserved_until: Option<DateTime<Utc>>,
+    /// The property's price when the change was made, as exact text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<String>,
 }
 
 impl PropertyChanged {
@@ -38,7 +41,8 @@ impl PropertyChanged {
     /// (RESERVED to AVAILABLE, or to SOLD for a conversion), then each hold
     /// begun (AVAILABLE to RESERVED), then each extension (RESERVED to
     /// RESERVED, with the new end, at `now`: boards count a hold down, and
-    /// must hear that its end moved). A takeover of a lapsed hold is thus two
+    /// must hear that its end moved), then each change no hold made (a
+    /// withdrawal, a restore). A takeover of a lapsed hold is thus two
     /// changes, so that counts kept by clients stay right.
     pub fn of_effects(effects: &Effects, now: DateTime<Utc>) -> Vec<PropertyChanged> {
         // A hold that came from the line in place of one that ended (a
@@ -70,6 +74,7 @@ impl PropertyChanged {
                     at: r.ended_at.unwrap_or(r.created_at),
                     reserved_by_id: None,
                     reserved_until: None,
+                    price: hold.property_price.clone(),
                 }
             });
         let started = effects.started.iter().map(|hold| {
@@ -93,6 +98,7 @@ impl PropertyChanged {
                 at: r.created_at,
                 reserved_by_id: Some(r.agent_id),
                 reserved_until: Some(r.expires_at),
+                price: hold.property_price.clone(),
             }
         });
         let extended = effects.extended.iter().map(|hold| {
@@ -107,9 +113,26 @@ impl PropertyChanged {
                 at: now,
                 reserved_by_id: Some(r.agent_id),
                 reserved_until: Some(r.expires_at),
+                price: hold.property_price.clone(),
             }
         });
-        ended.chain(started).chain(extended).collect()
+        let changed = effects.changed.iter().map(|c| PropertyChanged {
+            workspace_id: c.workspace_id,
+            project_id: c.project_id,
+            property_id: c.property_id,
+            code: c.code.clone(),
+            previous_status: c.previous_status,
+            status: c.status,
+            at: c.at,
+            reserved_by_id: None,
+            reserved_until: None,
+            price: c.price.clone(),
+        });
+        ended
+            .chain(started)
+            .chain(extended)
+            .chain(changed)
+            .collect()
     }
 }
 
@@ -128,6 +151,7 @@ mod status_name {
             PropertyStatus::Available,
             PropertyStatus::Reserved,
             PropertyStatus::Sold,
+            PropertyStatus::Withdrawn,
         ]
         .into_iter()
         .find(|s| s.as_str() == name)
@@ -280,6 +304,7 @@ mod tests {
             at: DateTime::from_timestamp(1_700_000_000, 0).expect("time"),
             reserved_by_id: Some(UserId::new()),
             reserved_until: DateTime::from_timestamp(1_700_000_090, 0),
+            price: Some("12500000.00".into()),
         };
         let json = serde_json::to_value(&change).expect("encode");
         assert_eq!(json["previousStatus"], "AVAILABLE");

@@ -13,7 +13,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use holdfast_domain::entities::{WorkspaceStatus, user, workspace};
 use holdfast_domain::team::{self, UserSwitch, WorkspaceSwitch};
-use holdfast_domain::{UserId, WorkspaceId, directory};
+use holdfast_domain::{ProjectId, UserId, WorkspaceId, directory};
 use holdfast_runtime::settings::{self, parse_duration};
 use sea_orm::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sea_orm::{ConnectOptions, Database, EntityTrait};
@@ -68,6 +68,15 @@ pub enum Command {
     },
     /// Print the GraphQL SDL.
     PrintSchema,
+    /// Add or update, by code, the plots of a CSV file (a header row with
+    /// code and, optionally, price) in a project, all or none, in batches,
+    /// with progress on stderr; print {"created": N, "updated": M}.
+    ImportProperties {
+        #[arg(long)]
+        project_id: ProjectId,
+        /// The CSV file.
+        file: std::path::PathBuf,
+    },
     /// Check every invariant of DESIGN.md in the database; print each broken
     /// one with its rows and exit 1, or exit 0 when all hold.
     Audit,
@@ -215,6 +224,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let port = config.listen.port();
             let url = format!("http://127.0.0.1:{port}/graphql");
             print!("{}", seed::describe(&demo, &url));
+            Ok(())
+        }
+        Command::ImportProperties { project_id, file } => {
+            let db = app::connect_db(&config).await?;
+            let printed = crate::import::import_file(&db, project_id, &file).await?;
+            println!("{}", serde_json::to_string(&printed)?);
             Ok(())
         }
         Command::PrintSchema => {

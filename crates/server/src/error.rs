@@ -145,6 +145,7 @@ fn domain_error(err: &DomainError) -> async_graphql::Error {
         DomainError::PropertyUnavailable {
             status,
             reserved_until,
+            project_archived,
         } => {
             let mut gql = coded(code, err.to_string());
             let ext = gql
@@ -155,6 +156,9 @@ fn domain_error(err: &DomainError) -> async_graphql::Error {
                 "reservedUntil",
                 reserved_until.map_or(Value::Null, |t| Value::from(t.to_rfc3339())),
             );
+            if *project_archived {
+                ext.set("projectArchived", true);
+            }
             gql
         }
         DomainError::QueueFull { limit }

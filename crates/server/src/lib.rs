@@ -11,6 +11,7 @@ pub mod error;
 pub mod graphiql;
 pub mod graphql;
 pub mod http;
+pub mod import;
 pub mod live;
 pub mod metrics;
 pub mod seed;

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use holdfast_domain::entities::{Role, project, property, user, workspace};
+use holdfast_domain::inventory::{self, Price, PropertyUpdate};
 use holdfast_domain::{Actor, Buyer, ReserveRequest, directory, reservations};
 use holdfast_runtime::Outbox;
 use sea_orm::{
@@ -38,6 +39,35 @@ fn plot_codes() -> Vec<String> {
     let a = (1..=40).map(|i| format!("A-{i:03}"));
     let b = (1..=10).map(|i| format!("B-{i:03}"));
     a.chain(b).collect()
+}
+
+/// A demo plot's price: row A from 4,500,000.00 up by 25,000.00 a plot, the
+/// larger plots of row B at 7,250,000.00.
+fn plot_price(index: usize) -> String {
+    if index < 40 {
+        format!("{}.00", 4_500_000 + 25_000 * index)
+    } else {
+        "7250000.00".to_owned()
+    }
+}
+
+/// Gives the demo's new plots their prices, before any hold begins (a hold
+/// keeps the price its plot had then).
+async fn price_plots(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    plots: &[property::Model],
+) -> anyhow::Result<()> {
+    for (i, plot) in plots.iter().enumerate() {
+        let update = PropertyUpdate {
+            code: None,
+            price: Some(Some(Price::parse(&plot_price(i))?)),
+        };
+        inventory::update_property(db, actor, plot.id, &update)
+            .await
+            .result?;
+    }
+    Ok(())
 }
 
 async fn find_user(
@@ -163,6 +193,7 @@ pub async fn seed_demo(
     let plots = if plots == 0 {
         let codes = plot_codes();
         let added = directory::add_properties(db, &actor, project.id, &codes).await?;
+        price_plots(db, &actor, &added).await?;
         if let Some(outbox) = holds {
             hold_for_buyers(db, outbox, &users, &added).await?;
         }
@@ -218,7 +249,7 @@ pub fn describe(demo: &Demo, graphiql_url: &str) -> String {
         "\nTry it: open {graphiql_url}#token={agent_token} (GraphiQL, with this agent's token\n\
          already in its Headers pane), or open {graphiql_url} and paste this in the Headers pane\n\
          (bottom left):\n\n  {{\"Authorization\": \"Bearer {agent_token}\"}}\n\n\
-         then run:\n\n  {{ projects {{ nodes {{ name availablePlots properties(first: 5, status: AVAILABLE) {{ nodes {{ id code status }} }} }} }} }}\n\n\
+         then run:\n\n  {{ projects {{ nodes {{ name availablePlots properties(first: 5, status: AVAILABLE) {{ nodes {{ id code status price }} }} }} }} }}\n\n\
          reserve one of those plots for a buyer:\n\n  mutation {{ reserveProperty(propertyId: \"<an id from above>\", buyer: {{ name: \"The Mehtas\" }}, idempotencyKey: \"try-1\") {{ id status expiresAt buyer {{ name }} property {{ code status }} }} }}\n\n\
          and see your holds, with their buyers:\n\n  {{ me {{ activeReservations {{ property {{ code }} buyer {{ name }} note expiresAt }} }} }}\n"
     ));

@@ -14,6 +14,12 @@ pub struct Model {
     pub reserved_by_id: Option<UserId>,
     pub reserved_until: Option<DateTimeUtc>,
     pub updated_at: DateTimeUtc,
+    /// The price, as PostgreSQL's `numeric(14, 2)` prints it ("12500000.00"):
+    /// read as text and written as text cast to numeric, so it is never a
+    /// float on its way (see `inventory::Price`).
+    #[sea_orm(select_as = "text", save_as = "numeric")]
+    #[serde(default)]
+    pub price: Option<String>,
 }
 
 #[derive(
@@ -28,6 +34,9 @@ pub enum PropertyStatus {
     Reserved,
     #[sea_orm(string_value = "SOLD")]
     Sold,
+    /// Taken off the market by a manager: it cannot be reserved or queued for.
+    #[sea_orm(string_value = "WITHDRAWN")]
+    Withdrawn,
 }
 
 impl PropertyStatus {
@@ -36,6 +45,7 @@ impl PropertyStatus {
             PropertyStatus::Available => "AVAILABLE",
             PropertyStatus::Reserved => "RESERVED",
             PropertyStatus::Sold => "SOLD",
+            PropertyStatus::Withdrawn => "WITHDRAWN",
         }
     }
 }

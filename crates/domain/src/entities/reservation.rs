@@ -30,6 +30,11 @@ pub struct Model {
     pub warned_version: Option<i32>,
     /// The queue entry this hold came from, if it came from the line.
     pub queue_entry_id: Option<crate::ids::QueueEntryId>,
+    /// The property's price when the hold began (text, as for
+    /// `property::Model::price`).
+    #[sea_orm(select_as = "text", save_as = "numeric")]
+    #[serde(default)]
+    pub price_at_reservation: Option<String>,
 }
 
 impl Model {

@@ -136,7 +136,7 @@ impl World {
         assert_eq!(counts.available, reading_available, "availablePlots");
         assert_eq!(
             counts.total,
-            counts.available + counts.reserved + counts.sold,
+            counts.available + counts.reserved + counts.sold + counts.withdrawn,
             "counts add up"
         );
         let violations = audit(&self.conn).await.expect("audit");

@@ -7,6 +7,7 @@ mod concurrency;
 mod directory;
 mod errors;
 mod expiry;
+mod inventory;
 mod line;
 mod line_races;
 mod model;

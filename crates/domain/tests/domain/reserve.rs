@@ -47,6 +47,7 @@ async fn a_reserved_property_refuses_another_agent_with_its_status_and_end() {
         DomainError::PropertyUnavailable {
             status,
             reserved_until,
+            ..
         } => {
             assert_eq!(status, PropertyStatus::Reserved);
             assert_eq!(reserved_until, Some(first.reservation.expires_at));
@@ -115,6 +116,7 @@ async fn a_sold_property_refuses_every_reservation() {
         DomainError::PropertyUnavailable {
             status,
             reserved_until,
+            ..
         } => {
             assert_eq!(status, PropertyStatus::Sold);
             assert_eq!(reserved_until, None);

@@ -4,6 +4,7 @@
 pub mod connection;
 pub mod context;
 pub mod documents;
+pub mod inventory;
 pub mod limited;
 pub mod limits;
 pub mod line;
@@ -26,7 +27,11 @@ pub type HoldfastSchema = Schema<query::Query, Mutation, subscription::Subscript
 
 /// Every mutation of the schema: each group lives in its own module.
 #[derive(MergedObject, Default)]
-pub struct Mutation(mutation::HoldMutation, team::TeamMutation);
+pub struct Mutation(
+    mutation::HoldMutation,
+    team::TeamMutation,
+    inventory::InventoryMutation,
+);
 
 pub use limits::MAX_DEPTH;
 

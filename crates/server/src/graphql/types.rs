@@ -9,6 +9,7 @@ use holdfast_domain::reads::{self, PropertyFilter, ReservationFilter};
 
 use super::connection;
 use super::context::{loaders, session};
+use super::inventory::Decimal;
 use super::line::QueueEntryNode;
 use super::loaders::{ActiveOfAgent, ActiveOfProperty, CountsOf, LineOf};
 use super::{pages, paging};
@@ -32,6 +33,8 @@ pub enum PropertyStatus {
     Available,
     Reserved,
     Sold,
+    /// Taken off the market by a manager: it cannot be reserved or queued for.
+    Withdrawn,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -210,6 +213,11 @@ impl PropertyNode {
         self.0.reserved_until
     }
 
+    /// The plot's price, in its project's currency; null when it has none.
+    async fn price(&self) -> Result<Option<Decimal>> {
+        Ok(Decimal::stored(self.0.price.as_deref())?)
+    }
+
     async fn active_reservation(&self, ctx: &Context<'_>) -> Result<Option<ReservationNode>> {
         let row = loaders(ctx)?
             .load_one(ActiveOfProperty(self.0.id))
@@ -318,6 +326,11 @@ impl ReservationNode {
 
     async fn extension_count(&self) -> i32 {
         self.0.extension_count
+    }
+
+    /// The property's price when the hold began; null when it had none.
+    async fn price_at_reservation(&self) -> Result<Option<Decimal>> {
+        Ok(Decimal::stored(self.0.price_at_reservation.as_deref())?)
     }
 
     /// Whether its agent has been warned that the hold's current end is near (an EXPIRING event was sent); an extension makes it false until the next warning. For a board opened after the event.

@@ -216,6 +216,7 @@ fn fan_out(inner: &Inner, received: Received) {
                 reserved_by_id: change.reserved_by_id.filter(|_| reserved),
                 reserved_until: change.reserved_until.filter(|_| reserved),
                 updated_at: change.at,
+                price: change.price.clone(),
             };
             Delivery::Property { change, property }
         }
@@ -262,6 +263,7 @@ mod tests {
             at,
             reserved_by_id: Some(agent),
             reserved_until: Some(at),
+            price: None,
         };
         let model = property::Model {
             id: property,
@@ -272,6 +274,7 @@ mod tests {
             reserved_by_id: change.reserved_by_id,
             reserved_until: change.reserved_until,
             updated_at: at,
+            price: None,
         };
         let event = HoldEvent {
             workspace_id: workspace,
