@@ -22,6 +22,7 @@ use crate::entities::{Role, WorkspaceStatus, project, user, workspace};
 use crate::error::{DomainError, DomainResult, on_constraint};
 use crate::ids::{ProjectId, UserId, WorkspaceId};
 use crate::input::{MAX_NAME_CHARS, check_currency, check_text};
+use crate::reads;
 use crate::reservations::Actor;
 use crate::rules::caller_standing;
 
@@ -80,12 +81,12 @@ pub async fn update_user(
     let ws = lock_workspace(&txn, actor.workspace_id).await?;
     // The caller again, under the lock: another admin may have demoted or
     // deactivated them since their request was let in.
-    let caller = find_user(&txn, ws.id, actor.user_id).await?;
+    let caller = reads::user(&txn, ws.id, actor.user_id).await?;
     caller_standing(caller.as_ref().map(|u| (u.active, ws.status)))?;
     if let Some(caller) = &caller {
         require_admin(caller.role)?;
     }
-    let target = find_user(&txn, ws.id, user_id)
+    let target = reads::user(&txn, ws.id, user_id)
         .await?
         .ok_or(DomainError::NotFound("user"))?;
     if takes_the_last_admin(&txn, &target, change).await? {
@@ -189,7 +190,7 @@ pub async fn switch_user(
         .workspace_id;
     let workspace = lock_workspace(&txn, workspace_id).await?;
     // Read again under the lock: the row the decision is about.
-    let target = find_user(&txn, workspace_id, id)
+    let target = reads::user(&txn, workspace_id, id)
         .await?
         .ok_or(DomainError::NotFound("user"))?;
     let change = UserChange {
@@ -227,17 +228,6 @@ async fn lock_workspace(
         .one(txn)
         .await?
         .ok_or(DomainError::NotFound("workspace"))
-}
-
-async fn find_user(
-    txn: &DatabaseTransaction,
-    ws: WorkspaceId,
-    id: UserId,
-) -> DomainResult<Option<user::Model>> {
-    Ok(user::Entity::find_by_id(id)
-        .filter(user::Column::WorkspaceId.eq(ws))
-        .one(txn)
-        .await?)
 }
 
 /// Whether `change` leaves the target's workspace without an active admin:

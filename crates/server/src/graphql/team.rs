@@ -3,9 +3,11 @@
 //! rules are the domain's (`holdfast_domain::team`); each write commits
 //! within the request's deadline (`deadline.rs`).
 
+use std::future::Future;
+
 use async_graphql::{Context, ID, MaybeUndefined, Object, Result};
 use holdfast_domain::team::{self, ProjectChange, UserChange};
-use holdfast_domain::{ProjectId, UserId};
+use holdfast_domain::{DomainResult, ProjectId, UserId};
 
 use super::context::{actor, parse_id, services};
 use super::types::{ProjectNode, Role, UserNode};
@@ -34,14 +36,7 @@ impl TeamMutation {
             active,
         };
         let svc = services(ctx)?;
-        let user = commit_in_time(ctx, async {
-            team::update_user(&svc.db, &actor, user_id, &change)
-                .await
-                .into()
-        })
-        .await
-        .result
-        .map_err(ApiError::from)?;
+        let user = commit(ctx, team::update_user(&svc.db, &actor, user_id, &change)).await?;
         tracing::info!(
             target.id = %user.id,
             role = ?user.role,
@@ -64,22 +59,15 @@ impl TeamMutation {
         let project_id: ProjectId = parse_id("project id", &project_id)?;
         let change = ProjectChange {
             name,
-            currency: match currency {
-                MaybeUndefined::Undefined => None,
-                MaybeUndefined::Null => Some(None),
-                MaybeUndefined::Value(code) => Some(Some(code)),
-            },
+            currency: currency.into(),
             archived,
         };
         let svc = services(ctx)?;
-        let project = commit_in_time(ctx, async {
-            team::update_project(&svc.db, &actor, project_id, &change)
-                .await
-                .into()
-        })
-        .await
-        .result
-        .map_err(ApiError::from)?;
+        let project = commit(
+            ctx,
+            team::update_project(&svc.db, &actor, project_id, &change),
+        )
+        .await?;
         tracing::info!(
             project.id = %project.id,
             archived = project.archived,
@@ -87,4 +75,11 @@ impl TeamMutation {
         );
         Ok(ProjectNode(project))
     }
+}
+
+/// A team change, committed within the request's deadline (it owes nothing
+/// after its commit: no hold or place in line changes).
+async fn commit<T>(ctx: &Context<'_>, work: impl Future<Output = DomainResult<T>>) -> Result<T> {
+    let written = commit_in_time(ctx, async { work.await.into() }).await;
+    Ok(written.result.map_err(ApiError::from)?)
 }
