@@ -28,6 +28,11 @@ pub const DEFAULT_SUBSCRIBER_BUFFER: usize = 1024;
 /// What one subscription resolver gets: a property change with the property
 /// as it is right after it, or a hold event.
 #[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "each delivery is built once and shared behind an Arc by every subscriber: \
+              boxing the larger variant would add an allocation per change and save nothing"
+)]
 pub enum Delivery {
     Property {
         change: PropertyChanged,
