@@ -34,7 +34,11 @@ impl ScalarType for Decimal {
                     "price {n} must be a string, such as \"{n}\": a number with a fraction is not exact"
                 )));
             }
-            _ => return Err(InputValueError::expected_type(value)),
+            other => {
+                return Err(InputValueError::custom(format!(
+                    "price {other} is not a decimal: write it as a string, such as \"12500000.00\""
+                )));
+            }
         };
         Price::parse(&text)
             .map(Decimal)

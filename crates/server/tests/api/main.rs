@@ -9,6 +9,7 @@ mod helpers;
 mod holds;
 mod hostile;
 mod http;
+mod inventory;
 mod lifecycle;
 mod limits;
 mod line;
