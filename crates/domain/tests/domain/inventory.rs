@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use holdfast_domain::audit::audit;
 use holdfast_domain::directory;
+use holdfast_domain::entities::reservation::Model as Reservation;
 use holdfast_domain::entities::{PropertyStatus, ReservationStatus};
 use holdfast_domain::inventory::{
     self, ImportRow, Imported, MAX_IMPORT_ROWS, Price, PropertyUpdate,
@@ -47,6 +48,15 @@ async fn set_code(w: &World, who: &Actor, plot: PropertyId, code: &str) -> Domai
         .map(|_| ())
 }
 
+/// A hold of `plot` by `agent`, which must be had.
+async fn hold(w: &World, agent: &Actor, plot: PropertyId) -> Reservation {
+    reserve(&w.conn, &w.policy, agent, plot)
+        .await
+        .result
+        .expect("reserve")
+        .reservation
+}
+
 fn bad_input(result: DomainResult<impl std::fmt::Debug>) -> String {
     match result {
         Err(DomainError::InvalidInput(message)) => message,
@@ -67,11 +77,7 @@ async fn a_hold_keeps_the_price_its_plot_had_when_it_began_whatever_comes_after(
         Some("12500000.00")
     );
 
-    let held = reserve(&w.conn, &w.policy, &agent, plot)
-        .await
-        .result
-        .expect("reserve")
-        .reservation;
+    let held = hold(&w, &agent, plot).await;
     assert_eq!(held.price_at_reservation.as_deref(), Some("12500000.00"));
 
     // A change of price while the hold runs leaves the hold's alone.
@@ -88,12 +94,8 @@ async fn a_hold_keeps_the_price_its_plot_had_when_it_began_whatever_comes_after(
 
     // A plot without a price gives its holds none.
     let unpriced = w.plot().await;
-    let hold = reserve(&w.conn, &w.policy, &agent, unpriced)
-        .await
-        .result
-        .expect("reserve")
-        .reservation;
-    assert_eq!(hold.price_at_reservation, None);
+    let unpriced_hold = hold(&w, &agent, unpriced).await;
+    assert_eq!(unpriced_hold.price_at_reservation, None);
     w.check().await;
 }
 
@@ -105,22 +107,14 @@ async fn a_takeover_and_a_promotion_copy_the_price_too() {
     set_price(&w, &w.manager, plot, Some("900.10"))
         .await
         .expect("price");
-    let first = reserve(&w.conn, &w.policy, &agents[0], plot)
-        .await
-        .result
-        .expect("reserve")
-        .reservation;
+    let first = hold(&w, &agents[0], plot).await;
     set_price(&w, &w.manager, plot, Some("950.00"))
         .await
         .expect("price");
 
     // A lapsed hold taken over by another reserve: the new hold has today's price.
     w.lapse(first.id).await;
-    let taken = reserve(&w.conn, &w.policy, &agents[1], plot)
-        .await
-        .result
-        .expect("takeover")
-        .reservation;
+    let taken = hold(&w, &agents[1], plot).await;
     assert_eq!(taken.price_at_reservation.as_deref(), Some("950.00"));
 
     // The next in line, promoted when that hold is released.
@@ -474,11 +468,7 @@ async fn withdrawing_a_plot_whose_hold_lapsed_ends_that_hold_first() {
     let plots = w.plots(2).await;
 
     // Nobody waits: the lapsed hold is taken over and the plot withdrawn.
-    let lapsed = reserve(&w.conn, &w.policy, &agents[0], plots[0])
-        .await
-        .result
-        .expect("reserve")
-        .reservation;
+    let lapsed = hold(&w, &agents[0], plots[0]).await;
     w.lapse(lapsed.id).await;
     let written = inventory::withdraw(&w.conn, &w.policy, &w.manager, plots[0]).await;
     written.result.expect("withdrawn");
@@ -493,11 +483,7 @@ async fn withdrawing_a_plot_whose_hold_lapsed_ends_that_hold_first() {
     );
 
     // Someone waits: the plot is theirs at once, so it is not withdrawn.
-    let lapsing = reserve(&w.conn, &w.policy, &agents[0], plots[1])
-        .await
-        .result
-        .expect("reserve")
-        .reservation;
+    let lapsing = hold(&w, &agents[0], plots[1]).await;
     line::join_queue(
         &w.conn,
         &w.policy,
@@ -588,11 +574,7 @@ async fn an_archived_projects_plots_cannot_be_reserved_but_its_holds_run_their_c
     let w = World::new().await;
     let agents = w.agents(2).await;
     let plots = w.plots(2).await;
-    let held = reserve(&w.conn, &w.policy, &agents[0], plots[0])
-        .await
-        .result
-        .expect("reserve")
-        .reservation;
+    let held = hold(&w, &agents[0], plots[0]).await;
     w.sql(&format!(
         "UPDATE project SET archived = true WHERE id = '{}'",
         w.project
@@ -662,11 +644,7 @@ async fn an_import_adds_new_codes_and_sets_the_prices_of_existing_ones() {
     let plots = w.plots(2).await;
     let a0 = w.property_now(plots[0]).await.code;
     let a1 = w.property_now(plots[1]).await.code;
-    let held = reserve(&w.conn, &w.policy, &agent, plots[1])
-        .await
-        .result
-        .expect("reserve")
-        .reservation;
+    let held = hold(&w, &agent, plots[1]).await;
 
     // An existing code in another case is the same plot; a row without a
     // price leaves an existing plot's price alone.
@@ -791,11 +769,7 @@ async fn the_audit_finds_a_held_withdrawn_plot_and_a_hold_without_its_price() {
     set_price(&w, &w.manager, plot, Some("10"))
         .await
         .expect("price");
-    let held = reserve(&w.conn, &w.policy, &agent, plot)
-        .await
-        .result
-        .expect("reserve")
-        .reservation;
+    let held = hold(&w, &agent, plot).await;
     w.check().await;
     w.sql(&format!(
         "UPDATE reservation SET price_at_reservation = NULL WHERE id = '{}'",
