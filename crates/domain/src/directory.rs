@@ -31,6 +31,38 @@ pub(crate) fn require_manager(actor: &Actor) -> DomainResult<()> {
     }
 }
 
+/// The workspaces named `name` (without regard to case) whose users include
+/// an ADMIN with `admin_email`, with that admin: what a second `bootstrap`
+/// with the same name and email would duplicate.
+pub async fn workspaces_of_admin(
+    db: &impl ConnectionTrait,
+    name: &str,
+    admin_email: &str,
+) -> DomainResult<Vec<(workspace::Model, user::Model)>> {
+    let lower = |col: Expr| Expr::expr(Func::lower(col));
+    let admins = user::Entity::find()
+        .filter(user::Column::Role.eq(Role::Admin))
+        .filter(
+            lower(Expr::col((user::Entity, user::Column::Email))).eq(admin_email.to_lowercase()),
+        )
+        .all(db)
+        .await?;
+    let workspaces = workspace::Entity::find()
+        .filter(workspace::Column::Id.is_in(admins.iter().map(|a| a.workspace_id)))
+        .filter(
+            lower(Expr::col((workspace::Entity, workspace::Column::Name))).eq(name.to_lowercase()),
+        )
+        .all(db)
+        .await?;
+    Ok(workspaces
+        .into_iter()
+        .filter_map(|ws| {
+            let admin = admins.iter().find(|a| a.workspace_id == ws.id)?.clone();
+            Some((ws, admin))
+        })
+        .collect())
+}
+
 /// Creates a workspace and its first ADMIN, together or not at all.
 #[instrument(skip_all)]
 pub async fn create_workspace(

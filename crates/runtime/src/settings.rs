@@ -230,13 +230,18 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     s.parse::<HumanDuration>().map(Duration::from)
 }
 
-/// A hold time: a duration longer than zero.
-fn parse_hold_time(s: &str) -> Result<HumanDuration, String> {
-    let d: HumanDuration = s.parse()?;
-    if d.0.is_zero() {
+/// A duration longer than zero: a hold time, a token's lifetime.
+pub fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
         return Err("must be longer than zero".into());
     }
     Ok(d)
+}
+
+/// A hold time: a duration longer than zero.
+fn parse_hold_time(s: &str) -> Result<HumanDuration, String> {
+    parse_positive_duration(s).map(HumanDuration)
 }
 
 fn parse_database_url(s: &str) -> Result<String, String> {

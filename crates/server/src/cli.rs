@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand};
 use holdfast_domain::entities::{WorkspaceStatus, user, workspace};
 use holdfast_domain::team::{self, UserSwitch, WorkspaceSwitch};
 use holdfast_domain::{ProjectId, UserId, WorkspaceId, directory};
-use holdfast_runtime::settings::{self, parse_duration};
+use holdfast_runtime::settings::{self, parse_positive_duration};
 use sea_orm::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sea_orm::{ConnectOptions, Database, EntityTrait};
 
@@ -51,12 +51,18 @@ pub enum Command {
         /// Defaults to the part of the email before the @.
         #[arg(long)]
         admin_name: Option<String>,
+        /// Make the workspace even if one with this name (without regard
+        /// to case) already has this admin email: without it, a second run
+        /// is refused, naming the workspace it would duplicate.
+        #[arg(long)]
+        allow_duplicate: bool,
     },
     /// Print a fresh bearer token for an existing user.
     Token {
         #[arg(long)]
         user_id: UserId,
-        #[arg(long, default_value = "30d", value_parser = parse_duration)]
+        /// How long the token lasts: longer than zero.
+        #[arg(long, default_value = "30d", value_parser = parse_positive_duration)]
         ttl: Duration,
     },
     /// Create (or reuse) a demo workspace and print its users and tokens; a
@@ -173,6 +179,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             workspace,
             admin_email,
             admin_name,
+            allow_duplicate,
         } => {
             let admin_name = admin_name.unwrap_or_else(|| {
                 admin_email
@@ -183,6 +190,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     .to_owned()
             });
             let db = app::connect_db(&config).await?;
+            let existing = directory::workspaces_of_admin(&db, &workspace, &admin_email).await?;
+            if let Some((ws, admin)) = existing.first().filter(|_| !allow_duplicate) {
+                anyhow::bail!(
+                    "a workspace named {:?} with the admin {} already exists (workspace {}, \
+                     user {}): run `holdfast-server token --user-id {}` for a new token, or \
+                     pass --allow-duplicate to make another workspace",
+                    ws.name,
+                    admin.email,
+                    ws.id,
+                    admin.id,
+                    admin.id
+                );
+            }
             let (ws, admin) =
                 directory::create_workspace(&db, &workspace, &admin_email, &admin_name).await?;
             let token = app::tokens(&config).mint(

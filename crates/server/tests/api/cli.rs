@@ -1,4 +1,5 @@
-//! The built binary: bootstrap, token, seed-demo, migrate, print-schema, bad
+//! The built binary: bootstrap (and its refusal to duplicate a workspace),
+//! token (and its refusal of a lifetime of zero), seed-demo, migrate, print-schema, bad
 //! settings, a graceful stop on SIGTERM, and the operators' workspace and
 //! user switches.
 
@@ -81,6 +82,89 @@ async fn bootstrap_prints_the_workspace_the_admin_and_a_working_token() {
         assert_eq!(data["me"]["id"], printed["userId"]);
         assert_eq!(data["me"]["role"], json!("ADMIN"));
         assert_eq!(data["me"]["name"], json!("ada"));
+    }
+}
+
+#[tokio::test]
+async fn a_second_bootstrap_of_the_same_workspace_and_admin_is_refused_unless_asked() {
+    let db = TestDb::new().await;
+    let bootstrap = |workspace: &str, email: &str, more: &[&str]| {
+        let mut cmd = server(&db);
+        cmd.args([
+            "bootstrap",
+            "--workspace",
+            workspace,
+            "--admin-email",
+            email,
+        ]);
+        cmd.args(more);
+        run(cmd)
+    };
+    let first: Value =
+        serde_json::from_str(stdout(&bootstrap("Acme Homes", "ada@acme.test", &[]).await).trim())
+            .expect("JSON");
+
+    // The same name (in any case) and admin email: refused, naming what it
+    // would duplicate and how to get a token instead.
+    let again = bootstrap("ACME homes", "Ada@acme.test", &[]).await;
+    assert_eq!(again.status.code(), Some(1), "{again:?}");
+    assert!(again.stdout.is_empty());
+    let said = String::from_utf8_lossy(&again.stderr);
+    for part in [
+        first["workspaceId"].as_str().expect("id"),
+        "token --user-id",
+        "--allow-duplicate",
+    ] {
+        assert!(said.contains(part), "{part:?} not in {said}");
+    }
+
+    // Another admin, another name, or asked for: made.
+    for (name, email, more) in [
+        ("Acme Homes", "bo@acme.test", &[][..]),
+        ("Acme Towers", "ada@acme.test", &[][..]),
+        ("Acme Homes", "ada@acme.test", &["--allow-duplicate"][..]),
+    ] {
+        let made: Value =
+            serde_json::from_str(stdout(&bootstrap(name, email, more).await).trim()).expect("JSON");
+        assert_ne!(made["workspaceId"], first["workspaceId"]);
+    }
+    let conn = Database::connect(&db.url).await.expect("connect");
+    let count = conn
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT count(*) AS n FROM workspace",
+        ))
+        .await
+        .expect("count")
+        .expect("a row")
+        .try_get::<i64>("", "n")
+        .expect("n");
+    assert_eq!(count, 4);
+}
+
+#[tokio::test]
+async fn token_refuses_a_lifetime_of_zero_or_less() {
+    let db = TestDb::new().await;
+    let mut cmd = server(&db);
+    cmd.args([
+        "bootstrap",
+        "--workspace",
+        "Acme",
+        "--admin-email",
+        "ada@acme.test",
+    ]);
+    let printed: Value = serde_json::from_str(stdout(&run(cmd).await).trim()).expect("JSON");
+    for ttl in ["0s", "0", "-1h"] {
+        let mut cmd = server(&db);
+        // `--ttl=...`, so that "-1h" reaches the value's check rather than
+        // being taken for a flag.
+        let user = printed["userId"].as_str().expect("id");
+        cmd.args(["token", "--user-id", user, &format!("--ttl={ttl}")]);
+        let out = run(cmd).await;
+        assert_eq!(out.status.code(), Some(2), "--ttl {ttl}: {out:?}");
+        assert!(out.stdout.is_empty(), "--ttl {ttl} printed a token");
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(said.contains("--ttl"), "{said}");
     }
 }
 
