@@ -115,7 +115,7 @@ fn every_name_of_the_contract_is_in_the_schema_with_its_type_and_arguments() {
         contract.len()
     );
     assert_eq!(contract["Query"].len(), 8);
-    assert_eq!(contract["Mutation"].len(), 9);
+    assert_eq!(contract["Mutation"].len(), 13);
     let mut missing = Vec::new();
     for (ty, items) in &contract {
         // The live-updates issue adds the subscription.
