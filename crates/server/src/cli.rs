@@ -1,7 +1,7 @@
 //! The command line: `serve` (the default), `migrate`, `bootstrap`, `token`,
 //! `seed-demo`, `print-schema`, `audit`, and the operators' `workspace
-//! suspend|resume` and `user deactivate|activate` (CONTRACT.md, "Binaries
-//! and commands").
+//! suspend|resume`, `user deactivate|activate` and `import-properties`
+//! (CONTRACT.md, "Binaries and commands").
 //! A bad setting stops the program with one line naming it and exit code 2
 //! (holdfast-runtime's `SettingsError`, as for the worker).
 
