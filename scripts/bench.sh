@@ -7,18 +7,25 @@
 # continuity), hot (100 agents, one plot), story 2.5's load, mixed, reads of
 # the large project under the spread load, launch (1,000 agents on a
 # 200-plot project at one instant), the sweep vs a raw batched UPDATE, the
-# release lag of 1,000 short holds, and the server's peak memory. Prints a
-# summary with each target and PASS/MISS; exits non-zero when an invariant
-# breaks or a run fails. Cleans up after itself.
+# release lag of 1,000 short holds, the server's peak memory, and the line
+# behind held plots (on a server and worker of their own, holds of 5 s): the
+# queue scenario (16 agents joining, leaving and reading the lines of a few
+# plots while holds lapse and are released) and the promotions of 10,000
+# lapsed holds with a line of 3 each. Prints a summary with each target and
+# PASS/MISS; exits non-zero when an invariant breaks or a run fails. Cleans
+# up after itself.
 #
 # Settings (environment): BENCH_SECONDS (spread and pgbench, default 10),
 # BENCH_ROUNDS (spread/pgbench rounds, default 3), BENCH_PLOTS (100000),
 # BENCH_STORY_SECONDS (30), BENCH_MIXED_SECONDS (10), BENCH_READS_SECONDS
 # (10), BENCH_READERS (4), BENCH_LAUNCH_AGENTS (1000), BENCH_LAUNCH_PLOTS
-# (200), BENCH_LAG_COUNT (1000), BENCH_SWEEP_COUNT (100000), BENCH_RUST_LOG
-# (warn), PGHOST/PGPORT/PGUSER, BENCH_ONLY=<reserve,launch,reads> (only those
-# parts, comma-separated: reserve is the spread/pgbench rounds, for iterating
-# on the reserve path), BENCH_LIMIT_SCRIPT=<pgbench script> (the limit's
+# (200), BENCH_LAG_COUNT (1000), BENCH_SWEEP_COUNT (100000),
+# BENCH_QUEUE_SECONDS (the queue scenario, 20), BENCH_PROMOTION_COUNT (lapsed
+# holds with a line of 3, 10000), BENCH_RUST_LOG (warn), PGHOST/PGPORT/PGUSER,
+# BENCH_ONLY=<reserve,launch,reads,queue> (only those parts, comma-separated:
+# reserve is the spread/pgbench rounds, for iterating on the reserve path;
+# queue is the line: the queue scenario and the promotions),
+# BENCH_LIMIT_SCRIPT=<pgbench script> (the limit's
 # statement; default crates/bench/pgbench/reserve-one-statement.sql, whose
 # header says how to write another), BENCH_BASELINE=<directory with another holdfast-server
 # binary> (each round also runs spread against that build, side by side:
@@ -43,12 +50,14 @@ reads_seconds="${BENCH_READS_SECONDS:-10}"
 readers="${BENCH_READERS:-4}"
 launch_agents="${BENCH_LAUNCH_AGENTS:-1000}"
 launch_plots="${BENCH_LAUNCH_PLOTS:-200}"
+line_seconds="${BENCH_QUEUE_SECONDS:-20}"
+promotion_count="${BENCH_PROMOTION_COUNT:-10000}"
 only="${BENCH_ONLY:-all}"
 if [ "$only" != all ]; then
   IFS=, read -ra parts <<< "$only"
   for part in "${parts[@]}"; do
-    case "$part" in reserve|launch|reads) ;;
-      *) echo "error: BENCH_ONLY is a comma-separated list of reserve, launch and reads (or unset), not '$only'" >&2; exit 2 ;;
+    case "$part" in reserve|launch|reads|queue) ;;
+      *) echo "error: BENCH_ONLY is a comma-separated list of reserve, launch, reads and queue (or unset), not '$only'" >&2; exit 2 ;;
     esac
   done
 fi
@@ -374,6 +383,28 @@ worker_pid="${pids[0]}"
 worker_rss="$(peak_rss_mb "$worker_pid")"
 fi
 
+if want queue; then
+# The line on a server and worker of their own: holds of 5 s, so that they
+# lapse during the run and the worker hands them on (its promoted holds are
+# as short, so each line moves once per place), no per-agent limit (the
+# promotions give each agent hundreds of holds), their own Redis queue.
+line_env=(HOLDFAST_QUEUE="${HOLDFAST_QUEUE}-line" HOLDFAST_RESERVATION_TTL=5s HOLDFAST_MAX_ACTIVE_PER_AGENT=0)
+env "${line_env[@]}" HOLDFAST_METRICS_LISTEN=127.0.0.1:0 HOLDFAST_SWEEP_SCHEDULE=off \
+  "$bin/holdfast-worker" >"$work/line-worker.log" 2>&1 &
+pids+=($!)
+read -r line_pid line_url < <(start_server line-server "${line_env[@]}" HOLDFAST_DB_MAX_CONNECTIONS=10)
+pids+=("$line_pid")
+echo "line server pid ${line_pid} at ${line_url}, its worker pid ${pids[-2]}"
+
+section "queue: 16 agents join, leave and read the lines of a few plots for ${line_seconds} s, holds of 5 s"
+bench add-project --workspace-file "$work/ws.json" --plots 100 --name Line --out "$work/line.json"
+bench run --scenario queue --url "$line_url" --workspace-file "$work/line.json" --agents 16 --duration "${line_seconds}s" || failed+=("queue")
+
+section "promotions: ${promotion_count} holds of 5 s with a line of 3 each, handed on as they lapse"
+bench add-project --workspace-file "$work/ws.json" --plots "$promotion_count" --name Promotions --out "$work/promotions.json"
+bench promotions --url "$line_url" --workspace-file "$work/promotions.json" --agents 16 --count "$promotion_count" --line 3 || failed+=("promotions")
+fi
+
 # shellcheck disable=SC1090
 source "$results"
 
@@ -449,6 +480,16 @@ if [ "$only" = all ]; then
     "${load_rss} MB (then launch's ${launch_agents} connections: ${server_rss}; lag server ${lag_rss}, worker ${worker_rss})" "$(verdict "$load_rss" 100 '<')"
   line "story 2.5: 50 users, ${story_seconds} s" "0 violations" \
     "${story25_reserved:-?} reserved, ${story25_unavailable:-?} unavailable, $(( ${story25_error:-0} + ${story25_transport:-0} )) failed" "$([ "${#failed[@]}" = 0 ] && echo PASS || echo see-below)"
+fi
+if want queue; then
+  queue_ok=PASS
+  for f in "${failed[@]}"; do [ "$f" = queue ] && queue_ok=MISS; done
+  line "queue: 16 agents on ${queue_plots:-?} plots' lines, ${line_seconds} s" "0 violations" \
+    "${queue_waited:-?} waited, ${queue_at_once:-?} at once; ${queue_ended:-?} holds ended, ${queue_with_line:-?} with a line, ${queue_promotions:-?} promotions" "$queue_ok"
+  promotions_ok="$(verdict "${promotions_p99:-n/a}" 2 '<')"
+  for f in "${failed[@]}"; do [ "$f" = promotions ] && promotions_ok=MISS; done
+  line "promotions after ${promotion_count} lapsed holds, p99" "< 2 s, each once" \
+    "${promotions_p99:-n/a} s (p50 ${promotions_p50:-?}, max ${promotions_max:-?}; ${promotions_count:-?} promotions, ${promotions_still_waiting:-?} still waiting)" "$promotions_ok"
 fi
 line "invariant checks after every run" "0 violations" \
   "${#failed[@]} runs failed" "$([ "${#failed[@]}" = 0 ] && echo PASS || echo MISS)"

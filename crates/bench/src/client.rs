@@ -24,6 +24,17 @@ const COUNTERS: &str = "query Counters($id: ID!) { project(id: $id) { totalPlots
 const PLOTS_PAGE: &str = "query Plots($id: ID!, $first: Int!) { project(id: $id) { \
      properties(first: $first) { nodes { id code status reservedUntil } pageInfo { hasNextPage endCursor } } } }";
 const ME: &str = "query Me { me { id } }";
+/// A place in a plot's line (or the plot at once, when it is free and nobody waits).
+const JOIN: &str = "mutation Join($id: ID!) { joinQueue(propertyId: $id) { id status position \
+     reservation { id } } }";
+const LEAVE: &str = "mutation Leave($id: ID!) { leaveQueue(entryId: $id) { id status } }";
+/// A plot's line as the board shows it: who waits, in order.
+const LINE: &str = "query Line($id: ID!) { property(id: $id) { id queueLength \
+     queue(first: 100) { nodes { id position agent { id } } } } }";
+/// The caller's own places in line that became holds, newest first, with
+/// their holds as they are now.
+const PROMOTED_ENTRIES: &str = "query Promoted($first: Int!) { queueEntries(status: PROMOTED, \
+     first: $first) { nodes { id reservation { id status } } } }";
 
 /// How long one request may take before it counts as a transport failure:
 /// every wait in the load generator is bounded.
@@ -159,6 +170,36 @@ impl AgentClient {
             json!({ "id": project_id, "first": first }),
         )
         .await
+    }
+
+    /// Joins the plot's line; on success `data.joinQueue` is the entry (WAITING
+    /// with its position, or PROMOTED with its reservation).
+    pub async fn join_queue(&self, property_id: &str) -> Answer {
+        self.send(Op::Join, JOIN, json!({ "id": property_id }))
+            .await
+    }
+
+    /// Leaves a place in line. An entry that stopped waiting meanwhile
+    /// (promoted, skipped, closed) is refused with BAD_USER_INPUT, which a
+    /// client reads as "too late", as it reads RESERVATION_NOT_ACTIVE for a hold.
+    pub async fn leave_queue(&self, entry_id: &str) -> Answer {
+        let mut answer = self.send(Op::Leave, LEAVE, json!({ "id": entry_id })).await;
+        if answer.error.as_deref() == Some("BAD_USER_INPUT") {
+            answer.outcome = Outcome::NotActive;
+        }
+        answer
+    }
+
+    /// The plot's line: `data.property.queue.nodes`, first in line first.
+    pub async fn line(&self, property_id: &str) -> Answer {
+        self.send(Op::Line, LINE, json!({ "id": property_id }))
+            .await
+    }
+
+    /// The caller's newest `first` entries that became holds.
+    pub async fn promoted_entries(&self, first: u32) -> Answer {
+        self.send(Op::Line, PROMOTED_ENTRIES, json!({ "first": first }))
+            .await
     }
 
     /// A cheap authenticated request: opens the connection before a race, so

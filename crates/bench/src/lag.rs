@@ -160,7 +160,7 @@ async fn active(db: &DatabaseConnection, ids_array: &str) -> anyhow::Result<i64>
 }
 
 /// The nearest-rank quantile of sorted values.
-fn quantile(sorted: &[f64], q: f64) -> f64 {
+pub(crate) fn quantile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }

@@ -13,6 +13,7 @@ pub mod lag;
 pub mod outcome;
 pub mod pgbench;
 pub mod progress;
+pub mod promotions;
 pub mod results;
 pub mod scenarios;
 pub mod setup;

@@ -15,16 +15,25 @@ pub enum Op {
     Counts,
     /// A page of a project's plots alone (`reads`).
     Page,
+    /// `joinQueue`: a place in a plot's line, or the plot at once when it is free.
+    Join,
+    /// `leaveQueue`.
+    Leave,
+    /// A read of a line: a plot's waiting entries, or an agent's own entries.
+    Line,
 }
 
 impl Op {
-    pub const ALL: [Op; 6] = [
+    pub const ALL: [Op; 9] = [
         Op::Reserve,
         Op::Read,
         Op::Release,
         Op::Convert,
         Op::Counts,
         Op::Page,
+        Op::Join,
+        Op::Leave,
+        Op::Line,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -35,6 +44,9 @@ impl Op {
             Op::Convert => "convert",
             Op::Counts => "counts",
             Op::Page => "page",
+            Op::Join => "join",
+            Op::Leave => "leave",
+            Op::Line => "line",
         }
     }
 }
@@ -52,6 +64,10 @@ pub enum Outcome {
     Busy,
     /// `RESERVATION_NOT_ACTIVE`: the hold ended before this request.
     NotActive,
+    /// `ALREADY_QUEUED`: the agent holds the plot or waits for it already.
+    AlreadyQueued,
+    /// `QUEUE_FULL`: as many wait for the plot as may.
+    QueueFull,
     /// Any other GraphQL error code (`INTERNAL`, `SERVICE_UNAVAILABLE`, ...).
     Error,
     /// No GraphQL answer at all: a transport error, a timeout, a non-200 status.
@@ -59,12 +75,14 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 7] = [
+    pub const ALL: [Outcome; 9] = [
         Outcome::Ok,
         Outcome::Unavailable,
         Outcome::Limit,
         Outcome::Busy,
         Outcome::NotActive,
+        Outcome::AlreadyQueued,
+        Outcome::QueueFull,
         Outcome::Error,
         Outcome::Transport,
     ];
@@ -76,6 +94,8 @@ impl Outcome {
             "RESERVATION_LIMIT_REACHED" => Outcome::Limit,
             "BUSY" => Outcome::Busy,
             "RESERVATION_NOT_ACTIVE" => Outcome::NotActive,
+            "ALREADY_QUEUED" => Outcome::AlreadyQueued,
+            "QUEUE_FULL" => Outcome::QueueFull,
             _ => Outcome::Error,
         }
     }
@@ -93,6 +113,8 @@ impl Outcome {
             Outcome::Limit => "limit",
             Outcome::Busy => "busy",
             Outcome::NotActive => "not_active",
+            Outcome::AlreadyQueued => "already_queued",
+            Outcome::QueueFull => "queue_full",
             Outcome::Error => "error",
             Outcome::Transport => "transport",
         }
@@ -109,6 +131,9 @@ pub fn label(op: Op, outcome: Outcome) -> String {
         (Op::Convert, Outcome::Ok) => "converted".to_owned(),
         (Op::Counts, Outcome::Ok) => "counts read".to_owned(),
         (Op::Page, Outcome::Ok) => "page read".to_owned(),
+        (Op::Join, Outcome::Ok) => "joined".to_owned(),
+        (Op::Leave, Outcome::Ok) => "left".to_owned(),
+        (Op::Line, Outcome::Ok) => "line read".to_owned(),
         (op, outcome) => format!("{} {}", op.as_str(), outcome.as_str()),
     }
 }
@@ -138,6 +163,8 @@ mod tests {
             Outcome::from_code("RESERVATION_NOT_ACTIVE"),
             Outcome::NotActive
         );
+        assert_eq!(Outcome::from_code("ALREADY_QUEUED"), Outcome::AlreadyQueued);
+        assert_eq!(Outcome::from_code("QUEUE_FULL"), Outcome::QueueFull);
         assert_eq!(Outcome::from_code("INTERNAL"), Outcome::Error);
         assert!(Outcome::Error.is_failure() && !Outcome::Busy.is_failure());
         assert_eq!(label(Op::Reserve, Outcome::Ok), "reserved");

@@ -5,6 +5,7 @@
 pub mod hot;
 pub mod launch;
 pub mod mixed;
+pub mod queue;
 pub mod reads;
 pub mod spread;
 pub mod story;
@@ -42,6 +43,9 @@ pub enum Scenario {
     /// Reads of the large project (its counters, a page of its plots) by a
     /// few readers, while the agents reserve as in spread.
     Reads,
+    /// The line behind held plots: the agents join, leave and read the lines
+    /// of a few plots while holds lapse and are released.
+    Queue,
 }
 
 impl Scenario {
@@ -53,6 +57,7 @@ impl Scenario {
             Scenario::Story25 => "story-2.5",
             Scenario::Launch => "launch",
             Scenario::Reads => "reads",
+            Scenario::Queue => "queue",
         }
     }
 }
@@ -178,6 +183,7 @@ pub async fn run(
             .await
         }
         Scenario::Reads => reads::run(target, Budget::new(duration, count)).await,
+        Scenario::Queue => queue::run(target, Budget::new(duration, count)).await,
     }
 }
 

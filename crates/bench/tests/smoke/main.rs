@@ -7,7 +7,10 @@
 //! for its answers and its per-agent limit under a race. Only correctness is
 //! asserted (invariants, one winner in `hot`, each launch plot taken once and
 //! no outcome there but reserved and unavailable, every read answered, one
-//! release job per hold), never timing.
+//! release job per hold), never timing. The line behind held plots runs on
+//! the real binaries, server and worker (`line.rs`).
+
+mod line;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -107,18 +110,7 @@ impl Bench {
             .await
             .expect("connect");
         let seeded = setup::seed(&db, PLOTS, LAUNCH_AGENTS).await.expect("seed");
-        let tokens = Tokens::new(SECRET.as_bytes());
-        let ws = seeded.workspace_id.parse().expect("workspace id");
-        let clients = seeded
-            .agent_ids
-            .iter()
-            .map(|id| {
-                let token = tokens
-                    .mint(id.parse().expect("user id"), ws, Duration::from_secs(3600))
-                    .expect("mint");
-                AgentClient::new(id, &token, &url).expect("client")
-            })
-            .collect();
+        let clients = agent_clients(&seeded, SECRET, &url);
         Bench {
             db,
             queue_name: queue.name.clone(),
@@ -284,6 +276,23 @@ impl Bench {
         );
         report
     }
+}
+
+/// A client for each seeded agent, with a token of an hour signed with
+/// `secret`, for the server at `url`.
+fn agent_clients(seeded: &setup::Seeded, secret: &str, url: &str) -> Vec<AgentClient> {
+    let tokens = Tokens::new(secret.as_bytes());
+    let ws = seeded.workspace_id.parse().expect("workspace id");
+    seeded
+        .agent_ids
+        .iter()
+        .map(|id| {
+            let token = tokens
+                .mint(id.parse().expect("user id"), ws, Duration::from_secs(3600))
+                .expect("mint");
+            AgentClient::new(id, &token, url).expect("client")
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
