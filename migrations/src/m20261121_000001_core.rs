@@ -1,5 +1,5 @@
 //! Workspaces, users, projects, properties and reservations, with the safety
-//! nets of DESIGN.md: no bug in the code above can double-book a property.
+//! nets: no bug in the code above can double-book a property.
 
 use sea_orm_migration::prelude::*;
 
@@ -54,7 +54,7 @@ CREATE TABLE property (
     FOREIGN KEY (workspace_id, reserved_by_id) REFERENCES app_user (workspace_id, id),
     UNIQUE (workspace_id, id),
     CONSTRAINT property_code_unique_per_project UNIQUE (project_id, code),
-    -- story 2.5: a RESERVED property names its holder and its end
+    -- a RESERVED property names its holder and its end
     CONSTRAINT chk_reserved_has_user CHECK (
         status <> 'RESERVED' OR (reserved_by_id IS NOT NULL AND reserved_until IS NOT NULL)
     ),
@@ -63,7 +63,7 @@ CREATE TABLE property (
         status = 'RESERVED' OR (reserved_by_id IS NULL AND reserved_until IS NULL)
     )
 );
--- story 2.4: the sweep finds lapsed holds without scanning the table
+-- the sweep finds lapsed holds without scanning the table
 CREATE INDEX idx_property_expired_reservations ON property (reserved_until) WHERE status = 'RESERVED';
 -- counts per project (availablePlots and friends) and status filters
 CREATE INDEX property_project_status ON property (project_id, status, reserved_until);
@@ -91,7 +91,7 @@ CREATE TABLE reservation (
     CONSTRAINT chk_reservation_ended CHECK ((status = 'ACTIVE') = (ended_at IS NULL AND end_source IS NULL)),
     CONSTRAINT chk_reservation_expires_after_created CHECK (expires_at > created_at)
 );
--- the safety net of DESIGN.md: at most one ACTIVE reservation per property,
+-- the last safety net: at most one ACTIVE reservation per property,
 -- whatever the code above does
 CREATE UNIQUE INDEX reservation_one_active_per_property ON reservation (property_id) WHERE status = 'ACTIVE';
 -- release job and sweep look-ups of what is due

@@ -1,5 +1,5 @@
 //! The process's Prometheus recorder, and the series both binaries report
-//! (CONTRACT.md, "Metrics"): their names, the gauges read at scrape time,
+//! (README, "Metrics"): their names, the gauges read at scrape time,
 //! releases with their lag, and the publishing of property changes that
 //! counts its outcome. A series only one binary reports is named in that
 //! binary; every histogram is named here, because the one recorder of a

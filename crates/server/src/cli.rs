@@ -1,7 +1,7 @@
 //! The command line: `serve` (the default), `migrate`, `bootstrap`, `token`,
 //! `seed-demo`, `print-schema`, `audit`, and the operators' `workspace
 //! suspend|resume`, `user deactivate|activate` and `import-properties`
-//! (CONTRACT.md, "Binaries and commands").
+//! (docs/API.md, "Commands").
 //! A bad setting stops the program with one line naming it and exit code 2
 //! (holdfast-runtime's `SettingsError`, as for the worker).
 
@@ -83,7 +83,7 @@ pub enum Command {
         /// The CSV file.
         file: std::path::PathBuf,
     },
-    /// Check every invariant of DESIGN.md in the database; print each broken
+    /// Check every invariant of holdfast's data in the database; print each broken
     /// one with its rows and exit 1, or exit 0 when all hold.
     Audit,
     /// For operators: suspend a workspace (its users are refused with
@@ -130,7 +130,7 @@ pub enum UserAction {
     },
 }
 
-/// What `bootstrap` prints, in CONTRACT.md's order.
+/// What `bootstrap` prints, in this order: scripts read it.
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Bootstrapped {

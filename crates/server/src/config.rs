@@ -1,5 +1,5 @@
 //! The server's settings: one typed struct, every field both an environment
-//! variable and a flag (CONTRACT.md, "Configuration"), checked at start.
+//! variable and a flag (README, "Configuration"), checked at start.
 //! What the worker reads too (where to connect, how to log, the reservation
 //! rules) comes from holdfast-runtime, flattened in.
 

@@ -1,5 +1,5 @@
 //! The one place where failures become GraphQL errors: every `DomainError`,
-//! auth failure and bad input gets CONTRACT.md's `extensions.code` and
+//! auth failure and bad input gets its `extensions.code` (docs/API.md) and
 //! `extensions.status`. Internal causes are logged here and never sent.
 
 use std::sync::Arc;
@@ -39,7 +39,8 @@ impl From<Arc<DomainError>> for ApiError {
     }
 }
 
-/// The codes of CONTRACT.md, with the HTTP status a REST API would use.
+/// The error codes clients see (docs/API.md lists them), with the HTTP
+/// status a REST API would use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
     Unauthenticated,

@@ -1,4 +1,4 @@
-//! The server's Prometheus series (CONTRACT.md, "Metrics"): the names of
+//! The server's Prometheus series (README, "Metrics"): the names of
 //! those only the server reports live here; those the worker reports too,
 //! every histogram, and the process's one recorder live in holdfast-runtime.
 

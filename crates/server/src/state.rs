@@ -12,7 +12,8 @@ use crate::graphql::HoldfastSchema;
 use crate::graphql::documents::ParsedQueries;
 use crate::live::connections::Connections;
 
-/// The largest request body accepted (CONTRACT.md: 1 MiB).
+/// The largest request body accepted: 1 MiB, far above any real query
+/// (a 1,000-code `addProperties` is about 20 KiB); larger is 413.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 #[derive(Clone)]

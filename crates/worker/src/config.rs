@@ -1,5 +1,5 @@
 //! The worker's settings: every one an environment variable and a flag of the
-//! same meaning (CONTRACT.md, "Configuration"), checked when the process starts.
+//! same meaning (README, "Configuration"), checked when the process starts.
 //! What the server reads too (where to connect, how to log, the reservation
 //! rules) comes from holdfast-runtime, flattened in.
 

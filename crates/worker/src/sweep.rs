@@ -1,4 +1,4 @@
-//! The release sweep (story 2.4's safety net): on every tick of
+//! The release sweep, the safety net behind the release jobs: on every tick of
 //! `HOLDFAST_SWEEP_SCHEDULE` it ends every lapsed reservation in batches, so
 //! no property stays blocked when a release job was lost or Redis was down.
 //!

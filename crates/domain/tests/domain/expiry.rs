@@ -1,4 +1,5 @@
-//! Story 2.4's cases for the release job's handler: `reservations::expire`.
+//! The release job's cases (a lapsed hold released, an unexpired one left,
+//! idempotent, stale versions ignored): `reservations::expire`.
 
 use holdfast_domain::entities::{EndSource, PropertyStatus, ReservationStatus};
 use holdfast_domain::reservations::{self, ExpireOutcome, reserve};

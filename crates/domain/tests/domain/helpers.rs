@@ -124,7 +124,7 @@ impl World {
     }
 
     /// availablePlots equals the number of properties that read AVAILABLE now,
-    /// and every invariant of DESIGN.md holds.
+    /// and every invariant the audit checks holds.
     pub async fn check(&self) {
         let counts = self.counts().await;
         let reading_available = self

@@ -1,4 +1,5 @@
-//! The safety-net sweep: story 2.4's cron job, in batches with SKIP LOCKED.
+//! The safety-net sweep: the periodic job behind the release jobs, in
+//! batches with SKIP LOCKED.
 
 use std::sync::Arc;
 

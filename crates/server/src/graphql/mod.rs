@@ -1,4 +1,4 @@
-//! The GraphQL schema of CONTRACT.md / schema.graphql: types, queries,
+//! The GraphQL schema (printed to schema.graphql): types, queries,
 //! mutations, loaders and connections, and the limits every query runs under.
 
 pub mod connection;

@@ -12,7 +12,7 @@ use crate::error::{ApiError, ApiResult};
 
 /// A page's length when `first` is not given.
 pub const DEFAULT_PAGE: u64 = 20;
-/// The longest page a client may ask for (CONTRACT.md: `first` at most 100).
+/// The longest page a client may ask for: `first` at most 100 (docs/API.md).
 pub const MAX_PAGE: u64 = holdfast_domain::reads::MAX_PAGE;
 
 /// The cost of a connection field for the complexity limit: its page length

@@ -1,4 +1,5 @@
-//! Every error code of CONTRACT.md, each produced by a real request.
+//! Every error code clients can see (docs/API.md), each produced by a real
+//! request.
 
 use std::time::Duration;
 

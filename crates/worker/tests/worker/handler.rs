@@ -1,4 +1,5 @@
-//! Story 2.4's cases through the release job's handler, called directly
+//! The release job's cases (a lapsed hold released, an unexpired one left,
+//! idempotent, stale versions ignored) through its handler, called directly
 //! (no Redis), and the sweep's own report and logs.
 
 use std::io::Write;

@@ -144,7 +144,7 @@ impl World {
             .expect("counts")[&self.project]
     }
 
-    /// Every invariant of DESIGN.md holds.
+    /// Every invariant the audit checks holds.
     pub async fn audit_clean(&self) {
         let violations = audit(&self.conn).await.expect("audit");
         assert!(violations.is_empty(), "invariants broken: {violations:#?}");
