@@ -1,20 +1,25 @@
 // The availability board in a real headless Chromium, against the real
 // holdfast-server and holdfast-worker binaries on a throw-away database and a
-// private Redis queue, with an 8-second hold time and a warning 4 seconds
-// before a hold's end. Three boards are open at once: Alice (an agent, on a
-// desktop), Bob (an agent, on a phone) and Max (a manager). Alice reserves a
-// plot through the hold form for a buyer; Bob sees it within 2 s without a
-// reload and without its buyer, Max sees the buyer; Bob's try gets the
+// private Redis queue, with an 8-second hold time, a warning 4 seconds
+// before a hold's end and at most 2 waiting in a plot's line. Four boards are
+// open at once: Alice, Carol (agents, on a desktop), Bob (an agent, on a
+// phone) and Max (a manager). Alice reserves a plot through the hold form for
+// a buyer; Bob sees it within 2 s without a reload and without its buyer, Max
+// sees the buyer; Bob's reserve of a plot Carol took while he typed gets the
 // server's PROPERTY_UNAVAILABLE message. The EXPIRING warnings turn the
-// countdowns amber and are said in words within 2 s of being due; Max
-// extends Bob's hold from his list, which re-arms it on Max's and Bob's
-// pages, and Alice's page, which hears of no extension, reads it again when
-// its old countdown runs out. After the hold time the worker releases
-// Alice's plot and every page shows it available. Alice then reserves with
-// no buyer, and the test cuts the answer to her first send: the page sends
-// the same attempt again (same idempotency key) and there is one hold. Then
-// a paused worker, a bad token, a server killed and restarted, and a
-// 2,000-plot project. Saves a screenshot of Alice's board (her warned hold)
+// countdowns amber and are said in words within 2 s of being due, and a
+// board opened later shows them too; Max extends Bob's hold from his list,
+// which re-arms it on Max's and Bob's pages, and Alice's page hears of the
+// new end. After the hold time the worker releases Alice's plot and every
+// page shows it available. The line: Alice holds A-017, Bob and Carol join
+// its line from their pages (#1, #2), Max sees both in the plot's dialog,
+// finds the line full, and takes Carol out; Alice releases and Bob's page
+// shows the plot as his within 2 s, saying so, while Carol's says her place
+// ended; a plot freed while Carol fills the join form is hers at once. Alice
+// then reserves with no buyer, and the test cuts the answer to her first
+// send: the page sends the same attempt again (same idempotency key) and
+// there is one hold. Then a paused worker, a bad token, a server killed and
+// restarted, and a 2,000-plot project. Saves a screenshot of Alice's board (her warned hold)
 // to target/board.png, or where HOLDFAST_BOARD_SCREENSHOT says (`just
 // board-screenshot` writes the README's docs/board.png): a test run leaves
 // the source tree alone.
@@ -41,7 +46,13 @@ const ASSETS = env.HOLDFAST_BOARD_ASSETS ? path.resolve(env.HOLDFAST_BOARD_ASSET
 const TTL_S = 8;
 const WARNING_S = 4;
 /** Both binaries read the rules: the server arms the warning, the worker sends it. */
-const RULES = { HOLDFAST_RESERVATION_TTL: `${TTL_S}s`, HOLDFAST_EXPIRY_WARNING: `${WARNING_S}s` };
+const LINE_MAX = 2;
+const RULES = {
+  HOLDFAST_RESERVATION_TTL: `${TTL_S}s`,
+  HOLDFAST_EXPIRY_WARNING: `${WARNING_S}s`,
+  // The worker hands lapsed holds to the line, under the same rules.
+  HOLDFAST_MAX_QUEUE_LENGTH: String(LINE_MAX),
+};
 /** How late a warning may show, after it is due. */
 const WARNING_LATE_MS = 2000;
 /** The whole run, set-up and clean-up included. */
@@ -62,6 +73,7 @@ const gql = (token, query, variables) => gqlAt(base, token, query, variables);
 
 const cell = (page, code) => page.locator(`#grid button.plot[data-code="${code}"]`);
 const holdItem = (page, code) => page.locator(`#holds li.hold[data-code="${code}"]`);
+const entryItem = (page, code) => page.locator(`#entries li.entry[data-code="${code}"]`);
 
 async function attr(page, code, name) {
   return cell(page, code).getAttribute(name);
@@ -194,6 +206,20 @@ async function reserveThroughForm(page, code, { buyer = null, phone = null, note
   return sent;
 }
 
+/** The join form on a page, for a held plot: clicked open, a buyer's name, sent. */
+async function joinThroughForm(page, code, buyer) {
+  await page.bringToFront();
+  await cell(page, code).click();
+  const dialog = page.locator('#hold-dialog');
+  await dialog.waitFor({ state: 'visible', timeout: 3000 });
+  assert.equal(await page.locator('#hold-title').innerText(), `Join the line for ${code}`);
+  assert.equal(await dialog.getByLabel('No buyer yet').isVisible(), false, 'a place in line is for a buyer');
+  await dialog.getByLabel("Buyer's name").fill(buyer);
+  const sent = Date.now();
+  await dialog.getByRole('button', { name: 'Join the line', exact: true }).click();
+  return sent;
+}
+
 /** How long after it was due the page showed a hold's warning. */
 async function warningLateness(page, code) {
   await waitForHold(page, code, 'warned', 'true', (TTL_S + 2) * 1000);
@@ -245,8 +271,9 @@ await run('board e2e', DEADLINE_MS, async (stack) => {
   const a = await openBoard(desk, tokens.alice, { plots: 50, who: 'Alice' });
   const b = await openBoard(phone, tokens.bob, { plots: 50, viaForm: true, who: 'Bob' });
   const m = await openBoard(desk, tokens.manager, { plots: 50, who: 'Max (manager)' });
+  const cb = await openBoard(desk, tokens.carol, { plots: 50, who: 'Carol' });
   const pages = [a.page, b.page, m.page];
-  stack.log(`Alice's board (desktop, token in the link) loaded in ${a.loadedMs} ms, Bob's (phone, 390 px wide, token typed in) in ${b.loadedMs} ms, Max's in ${m.loadedMs} ms`);
+  stack.log(`Alice's board (desktop, token in the link) loaded in ${a.loadedMs} ms, Bob's (phone, 390 px wide, token typed in) in ${b.loadedMs} ms, Max's in ${m.loadedMs} ms, Carol's in ${cb.loadedMs} ms`);
   const phoneWidth = await b.page.evaluate(() => document.documentElement.scrollWidth);
   assert.ok(phoneWidth <= 390, `the phone page must not scroll sideways (scrollWidth ${phoneWidth})`);
   assert.equal(await cell(a.page, 'A-007').getAttribute('aria-label'), 'Reserve A-007');
@@ -280,14 +307,17 @@ await run('board e2e', DEADLINE_MS, async (stack) => {
   assert.equal(await m.page.locator('#holds li.hold').count(), 3, "Max's list: every agent's holds");
   assert.match(await holdItem(m.page, 'A-021').innerText(), /for the Okafors[^]*by Bob Agent/);
   assert.equal(await a.page.locator('#holds li.hold').count(), 0, "Alice's list: only her own holds");
-  assert.equal(await attr(a.page, 'A-021', 'aria-label'), 'Reserve A-021 (reserved by Bob Agent)', 'no buyer for another agent');
-  assert.equal(await attr(m.page, 'A-021', 'aria-label'), 'Reserve A-021 (reserved by Bob Agent for the Okafors)');
+  assert.equal(await attr(a.page, 'A-021', 'aria-label'), 'Join the line for A-021 (reserved by Bob Agent)', 'no buyer for another agent');
+  assert.equal(await attr(m.page, 'A-021', 'aria-label'), 'Join the line for A-021 (reserved by Bob Agent for the Okafors)');
   assert.deepEqual(await counts(a.page), { available: 46, reserved: 3, sold: 1, total: 50 });
   stack.log('other agents\' changes made through the API show on every page; the buyer on Bob\'s and Max\'s only');
 
   for (const page of pages) await page.evaluate(() => { window.boardNotReloaded = true; });
 
-  // Alice reserves A-007 through the form, for a buyer.
+  // Alice reserves A-007 through the form, for a buyer. (A page at the
+  // back of its window draws no frames, and Playwright waits for frames
+  // before a click: each page is brought to the front before it is used.)
+  await a.page.bringToFront();
   const clicked = await reserveThroughForm(a.page, 'A-007', { buyer: 'the Sharmas', phone: '+91 98765 43210', note: 'Wants the corner plot' });
   const aMs = await waitForCell(a.page, 'A-007', 'kind', 'mine', 3000);
   // B, open at the same time, shows it reserved within 2 s, without a reload.
@@ -314,12 +344,12 @@ await run('board e2e', DEADLINE_MS, async (stack) => {
   // Who the hold is for: Max (a manager) sees it, Bob (another agent) does not.
   await holdItem(m.page, 'A-007').waitFor({ timeout: 2000 });
   assert.match(await holdItem(m.page, 'A-007').innerText(), /for the Sharmas[^]*\+91 98765 43210[^]*by Alice Agent/);
-  assert.equal(await attr(m.page, 'A-007', 'aria-label'), 'Reserve A-007 (reserved by Alice Agent for the Sharmas)');
+  assert.equal(await attr(m.page, 'A-007', 'aria-label'), 'Join the line for A-007 (reserved by Alice Agent for the Sharmas)');
   const bText = await cell(b.page, 'A-007').innerText();
   assert.match(bText, /Reserved/);
   assert.match(bText, /by Alice Agent/);
   assert.match(bText, /\d+:\d\d left/);
-  assert.equal(await attr(b.page, 'A-007', 'aria-label'), 'Reserve A-007 (reserved by Alice Agent)');
+  assert.equal(await attr(b.page, 'A-007', 'aria-label'), 'Join the line for A-007 (reserved by Alice Agent)');
   assert.equal(await attr(a.page, 'A-007', 'aria-label'), 'Release A-007 (reserved by you for the Sharmas)');
   const bobSees = await b.page.evaluate(() => document.body.innerText + [...document.querySelectorAll('[aria-label]')].map((e) => e.getAttribute('aria-label')).join(' '));
   assert.ok(!/Sharma|98765|corner/.test(bobSees), "nothing of Alice's buyer on Bob's page");
@@ -329,18 +359,26 @@ await run('board e2e', DEADLINE_MS, async (stack) => {
   assert.ok(reservedAt, 'the change came from the live feed');
   await sameCounts(b.page, tokens.bob, projectId);
 
-  // Bob's try on it: the form says whose it is; the server's PROPERTY_UNAVAILABLE message, in words.
+  // On Bob's page a click on Alice's hold offers its line, and says whose it is.
   await cell(b.page, 'A-007').click();
   await b.page.locator('#hold-dialog').waitFor({ state: 'visible', timeout: 3000 });
+  assert.equal(await b.page.locator('#hold-title').innerText(), 'Join the line for A-007');
   assert.match(await b.page.locator('#hold-context').innerText(), /^Reserved by Alice Agent until /);
+  await b.page.locator('#hold-dialog').getByRole('button', { name: 'Cancel' }).click();
+  // Carol takes A-008 while Bob fills the form for it: the server's
+  // PROPERTY_UNAVAILABLE message, in words.
+  await cell(b.page, 'A-008').click();
+  await b.page.locator('#hold-dialog').waitFor({ state: 'visible', timeout: 3000 });
   await b.page.locator('#hold-dialog').getByLabel('No buyer yet').check();
+  await reserve(tokens.carol, 'A-008');
+  await waitForCell(b.page, 'A-008', 'status', 'reserved', 2000);
   await b.page.locator('#hold-dialog').getByRole('button', { name: 'Reserve', exact: true }).click();
-  const message = b.page.locator('#messages .msg.error', { hasText: 'Could not reserve A-007' });
+  const message = b.page.locator('#messages .msg.error', { hasText: 'Could not reserve A-008' });
   await message.waitFor({ timeout: 3000 });
   const refused = await message.innerText();
-  assert.match(refused, /Could not reserve A-007: the property is RESERVED until \d{4}-\d\d-\d\dT/);
+  assert.match(refused, /Could not reserve A-008: the property is RESERVED until \d{4}-\d\d-\d\dT/);
   assert.equal(await b.page.locator('#hold-dialog').isVisible(), false);
-  stack.log(`Bob's try answered: "${refused}"`);
+  stack.log(`Bob's try on a plot taken while he typed answered: "${refused}"`);
 
   // The warning of Bob's hold (A-021): amber and in words, on his page and
   // on Max's, within 2 s of being due.
@@ -356,6 +394,8 @@ await run('board e2e', DEADLINE_MS, async (stack) => {
   // Max extends it from his list: its countdown starts again, on his page
   // and on Bob's (whose hold it is), and it is no longer amber.
   const oldEnd = Date.parse(bobHold.expiresAt);
+  await m.page.bringToFront();
+  const extendedAt = Date.now();
   await holdItem(m.page, 'A-021').getByRole('button', { name: 'Extend A-021 (Bob Agent\'s hold for the Okafors)' }).click();
   await waitForSaid(m.page, /^Extended A-021 for the Okafors: it now ends at /, 3000);
   const newEnd = Date.parse((await gql(tokens.manager, 'query($id: ID!) { reservation(id: $id) { expiresAt extensionCount } }', { id: bobHold.id })).reservation.expiresAt);
@@ -378,17 +418,29 @@ await run('board e2e', DEADLINE_MS, async (stack) => {
   }
   assert.equal(await a.page.locator('#grid .plot[data-code="A-007"] .left.warned').count(), 1, "Alice's cell countdown is amber");
   assert.equal(await b.page.locator('#grid .plot[data-warned]').count(), 0, "Bob hears of no one else's warning");
+  // A board opened after the warning shows it too (the server says the
+  // hold was warned): a new page of Alice's, with nothing kept from before.
+  const lateBoard = await openBoard(desk, tokens.alice, { plots: 50, who: 'Alice (opened late)' });
+  await waitForHold(lateBoard.page, 'A-007', 'warned', 'true', 1000);
+  assert.equal(await attr(lateBoard.page, 'A-007', 'data-warned'), 'true', 'the cell too');
+  assert.equal(await lateBoard.page.locator('#grid .plot[data-warned]').count(), 1, 'only her own hold');
+  assert.deepEqual(lateBoard.errors, []);
+  boards.splice(boards.findIndex((x) => x.page === lateBoard.page), 1);
+  await lateBoard.page.close();
+  stack.log('a board of Alice\'s opened after the warning shows A-007 amber from the start');
   await screenshot;
   if (env.HOLDFAST_BOARD_PHONE_SCREENSHOT) await b.page.screenshot({ path: env.HOLDFAST_BOARD_PHONE_SCREENSHOT });
   if (env.HOLDFAST_BOARD_MANAGER_SCREENSHOT) await m.page.screenshot({ path: env.HOLDFAST_BOARD_MANAGER_SCREENSHOT });
   stack.log(`screenshot saved to ${path.relative(root, SCREENSHOT)}`);
 
-  // Alice's page heard of no extension (A-021 is not hers): when its old
-  // countdown runs out it reads the plot again, and shows the new end.
-  await waitForCell(a.page, 'A-021', 'until', new Date(newEnd).toISOString(), oldEnd - Date.now() + 4000);
+  // Alice's page follows no hold of Bob's, but the extension is a change
+  // of the plot (RESERVED to RESERVED, with the new end): it shows it too.
+  await waitForCell(a.page, 'A-021', 'until', new Date(newEnd).toISOString(), 3000);
+  const heardAt = Date.parse(await attr(a.page, 'A-021', 'data-changed-at'));
+  assert.ok(heardAt >= extendedAt - 1000, `the new end came with the extension's change (at ${new Date(heardAt).toISOString()})`);
   assert.equal(await attr(a.page, 'A-021', 'data-status'), 'reserved');
   assert.match(await cell(a.page, 'A-021').innerText(), /by Bob Agent/);
-  stack.log(`Alice's page shows A-021's new end ${Date.now() - oldEnd} ms after its old one`);
+  stack.log(`Alice's page shows A-021's new end, from the extension's change made ${heardAt - extendedAt} ms after Max's click`);
 
   // After the hold time the worker releases A-007: every page shows it
   // available (the countdown shows that at zero), then the worker's change arrives.
@@ -431,6 +483,96 @@ await run('board e2e', DEADLINE_MS, async (stack) => {
     await sameCounts(page, tokens.alice, projectId);
   }
 
+  // The line behind a held plot. Alice holds A-017; Bob (on his phone) and
+  // Carol join its line from their pages, each for a buyer: #1 and #2.
+  const lineStarted = Date.now();
+  const aliceHold = await reserve(tokens.alice, 'A-017', { name: 'the Sharmas' });
+  for (const page of [...pages, cb.page]) await waitForCell(page, 'A-017', 'status', 'reserved', 3000);
+  await joinThroughForm(b.page, 'A-017', 'the Nakamuras');
+  await waitForSaid(b.page, /^You're #1 in line for A-017 for the Nakamuras\.$/, 3000);
+  await waitForCell(b.page, 'A-017', 'position', '1', 1000);
+  assert.match(await entryItem(b.page, 'A-017').innerText(), /A-017[^]*you're #1[^]*for the Nakamuras/);
+  await joinThroughForm(cb.page, 'A-017', 'the Lindqvists');
+  await waitForSaid(cb.page, /^You're #2 in line for A-017 for the Lindqvists\.$/, 3000);
+  await waitForCell(cb.page, 'A-017', 'position', '2', 1000);
+  assert.equal(await attr(cb.page, 'A-017', 'aria-label'), "A-017 (reserved by Alice Agent, 2 waiting, you're #2 in line)");
+  assert.match(await cell(cb.page, 'A-017').innerText(), /#2 of 2$/);
+  assert.match(await entryItem(cb.page, 'A-017').innerText(), /you're #2[^]*for the Lindqvists/);
+  // Max sees who waits, and for whom, in the plot's dialog (and its cell
+  // counts them); his own try finds the line full; he takes Carol out.
+  const mDialog = m.page.locator('#hold-dialog');
+  await m.page.bringToFront();
+  await cell(m.page, 'A-017').click();
+  await waitForData(m.page, '#line-box', 'waiting', '2', 3000);
+  assert.match(await m.page.locator('#line-list').innerText(), /^#1\s*Bob Agent, for the Nakamuras\s*Remove\s*#2\s*Carol Agent, for the Lindqvists\s*Remove$/);
+  await waitForCell(m.page, 'A-017', 'waiting', '2', 1000);
+  assert.equal(await attr(m.page, 'A-017', 'aria-label'), 'Join the line for A-017 (reserved by Alice Agent for the Sharmas, 2 waiting)');
+  await mDialog.getByLabel("Buyer's name").fill('the Fischers');
+  await mDialog.getByRole('button', { name: 'Join the line', exact: true }).click();
+  await m.page.locator('#hold-status.error').waitFor({ timeout: 3000 });
+  assert.equal(await m.page.locator('#hold-status').innerText(), `Could not join the line for A-017: its line is full (${LINE_MAX} waiting, the most allowed).`);
+  await mDialog.getByRole('button', { name: 'Remove Carol Agent for the Lindqvists (#2) from the line for A-017' }).click();
+  await waitForData(m.page, '#line-box', 'waiting', '1', 3000);
+  await waitForSaid(m.page, /^Took Carol Agent for the Lindqvists out of the line for A-017\.$/, 1000);
+  await waitForCell(m.page, 'A-017', 'waiting', '1', 1000);
+  await mDialog.getByRole('button', { name: 'Cancel' }).click();
+  // Alice releases: in the same transaction the plot becomes Bob's hold.
+  // His page shows it as his, and says so; Carol's page, which no event
+  // told of her removal, reads her places in line on the plot's change.
+  assert.match(await attr(a.page, 'A-017', 'aria-label'), /^Release A-017 \(reserved by you for the Sharmas(, ends soon)?\)$/);
+  assert.ok(Date.now() < Date.parse(aliceHold.expiresAt) - 500, `the line's steps took longer than the ${TTL_S} s hold`);
+  await a.page.bringToFront();
+  const releasedAt = Date.now();
+  await cell(a.page, 'A-017').click();
+  await waitForCell(b.page, 'A-017', 'kind', 'mine', 10_000);
+  const promotedMs = Date.now() - releasedAt;
+  const yours = await waitForSaid(b.page, /^A-017 is now yours \(held for the Nakamuras until .+\)\.$/, 2000);
+  stack.log(`Alice released A-017: Bob's page shows it as his ${promotedMs} ms after her click, and said "${yours}"`);
+  assert.ok(promotedMs <= 2000, `Bob's page must show the plot as his within 2 s, took ${promotedMs} ms`);
+  await holdItem(b.page, 'A-017').waitFor({ timeout: 1000 });
+  assert.match(await holdItem(b.page, 'A-017').innerText(), /for the Nakamuras/);
+  assert.equal(await entryItem(b.page, 'A-017').count(), 0, 'no longer in line: it is his');
+  const endedWords = await waitForSaid(cb.page, /^Your place in line for A-017 for the Lindqvists ended: /, 3000);
+  assert.equal(endedWords, 'Your place in line for A-017 for the Lindqvists ended: it was taken out of the line.');
+  await entryItem(cb.page, 'A-017').waitFor({ state: 'detached', timeout: 1000 });
+  await waitForCell(cb.page, 'A-017', 'waiting', '0', 2000);
+  assert.equal(await attr(cb.page, 'A-017', 'aria-label'), 'Join the line for A-017 (reserved by Bob Agent)');
+  for (const page of [a.page, m.page]) {
+    await waitForCell(page, 'A-017', 'waiting', '0', 2000);
+    assert.match(await cell(page, 'A-017').innerText(), /by Bob Agent/);
+  }
+  const handed = (await gql(tokens.manager, 'query($id: ID!) { property(id: $id) { queueLength reservations(first: 2) { nodes { status agent { name } buyer { name } queueEntry { status } } } } }', { id: idOf['A-017'] })).property;
+  assert.deepEqual(handed, {
+    queueLength: 0,
+    reservations: { nodes: [
+      { status: 'ACTIVE', agent: { name: 'Bob Agent' }, buyer: { name: 'the Nakamuras' }, queueEntry: { status: 'PROMOTED' } },
+      { status: 'RELEASED', agent: { name: 'Alice Agent' }, buyer: { name: 'the Sharmas' }, queueEntry: null },
+    ] },
+  });
+  stack.log(`Carol's page said "${endedWords}"`);
+  // A plot freed while Carol fills the join form: joining gives it to her at once.
+  const bob36 = await reserve(tokens.bob, 'A-036');
+  await waitForCell(cb.page, 'A-036', 'status', 'reserved', 2000);
+  await cb.page.bringToFront();
+  await cell(cb.page, 'A-036').click();
+  await cb.page.locator('#hold-dialog').getByLabel("Buyer's name").fill('the Haddads');
+  await gql(tokens.bob, 'mutation($id: ID!) { releaseReservation(reservationId: $id) { id } }', { id: bob36.id });
+  await waitForCell(cb.page, 'A-036', 'status', 'available', 2000);
+  await cb.page.locator('#hold-dialog').getByRole('button', { name: 'Join the line', exact: true }).click();
+  await waitForCell(cb.page, 'A-036', 'kind', 'mine', 3000);
+  await waitForSaid(cb.page, /^A-036 is now yours \(held for the Haddads until .+\)\.$/, 1000);
+  await holdItem(cb.page, 'A-036').waitFor({ timeout: 1000 });
+  assert.equal(await entryItem(cb.page, 'A-036').count(), 0);
+  // Carol waits for A-017 again (Bob's now), and leaves from her list.
+  await joinThroughForm(cb.page, 'A-017', 'the Lindqvists');
+  await waitForCell(cb.page, 'A-017', 'position', '1', 3000);
+  await entryItem(cb.page, 'A-017').getByRole('button', { name: "Leave the line for A-017 (you're #1 for the Lindqvists)" }).click();
+  await waitForSaid(cb.page, /^You left the line for A-017\.$/, 3000);
+  await waitForCell(cb.page, 'A-017', 'waiting', '0', 1000);
+  assert.equal(await entryItem(cb.page, 'A-017').count(), 0);
+  assert.equal(await cb.page.locator('#entries-box').isVisible(), false, 'no places in line: no list');
+  stack.log(`the line took ${Date.now() - lineStarted} ms; A-036, freed while Carol typed, was hers at once from the join form; she joined A-017's line again and left it`);
+
   // A hold with no buyer, by choice, whose first answer is lost (the server
   // acts, the page hears nothing): the page sends the same attempt again,
   // with the same idempotency key, and shows the one hold the first send
@@ -447,6 +589,7 @@ await run('board e2e', DEADLINE_MS, async (stack) => {
     await route.fetch();
     return route.abort('connectionreset');
   });
+  await a.page.bringToFront();
   await reserveThroughForm(a.page, 'A-030', { note: 'Open house on Saturday' });
   await waitForCell(a.page, 'A-030', 'kind', 'mine', 10_000);
   await waitForCell(b.page, 'A-030', 'status', 'reserved', 10_000);
@@ -575,7 +718,7 @@ await run('board e2e', DEADLINE_MS, async (stack) => {
   await sameCounts(c.page, tokens.alice, big);
 
   assert.deepEqual(foreign, [], 'the board loads nothing from another origin');
-  for (const page of [a, b, m, c]) assert.deepEqual(page.errors, [], 'no script errors in the page');
+  for (const page of [a, b, m, cb, c]) assert.deepEqual(page.errors, [], 'no script errors in the page');
   for (const proc of [server, worker]) {
     assert.equal(proc.exited, null, `${proc.name} is still running`);
     assert.ok(!proc.lines.some((l) => l.includes('panicked')), `${proc.name} panicked`);

@@ -3,14 +3,16 @@
 // over /graphql/ws (graphql-transport-ws), reserves through a small form (who
 // the hold is for) and releases on a click, lists the holds the viewer follows
 // with a countdown that turns amber when the server warns of their end, and
-// lets managers extend them.
+// lets managers extend them. Behind a held plot is a line: the board shows how
+// many wait, lets the viewer join it (the same form) and leave it, lists their
+// places in it, says when one became their hold, and shows managers who waits,
+// with a way to take an entry out.
 // No framework, no build step: one grid rendered once, then one cell at a time.
 'use strict';
 
 (() => {
   const TOKEN_KEY = 'holdfast.board.token';
   const PROJECT_KEY = 'holdfast.board.project';
-  const WARNED_KEY = 'holdfast.board.warned';
   const PAGE_SIZE = 100;
   const PLOTS_FEED = 'board';
   const HOLDS_FEED = 'holds';
@@ -20,13 +22,30 @@
   const REQUEST_TIMEOUT_MS = 20000;
   /** Retries of a reserve whose answer was lost, with the same idempotency key. */
   const RESERVE_RETRY_MS = [500, 1500];
-  /** How long after a countdown's end a plot no change has come for is read again. */
-  const RECHECK_MS = 1500;
-  const RECHECK_BATCH = 50;
-  const HOLD_FIELDS = 'id expiresAt extensionCount note buyer { name phone email } agent { id name }';
+  /**
+   * Nobody is told of a join or a leave (only of what changes a plot's
+   * status), so the page reads again, this often, the lines of the held plots
+   * it shows and the viewer's own places in line. Reads of lines are gathered
+   * for a moment and sent together, at most so many plots in one request.
+   */
+  const LINE_POLL_MS = 10000;
+  const LINE_READ_MS = 150;
+  const LINE_BATCH = 200;
+  /** The viewer's places in line read at once, and the entries a plot's dialog shows. */
+  const ENTRIES_PAGE = 50;
+  const LINE_PAGE = 50;
+  const HOLD_FIELDS = 'id expiresAt extensionCount expiryWarned note buyer { name phone email } agent { id name }';
+  /** A plot as the live feed gives it: no line length (see lineAfter). */
   const PLOT_FIELDS = `id code status reservedBy { id name } reservedUntil activeReservation { ${HOLD_FIELDS} }`;
+  /** A plot as a request reads it: with how many wait in its line. */
+  const PLOT_READ = `${PLOT_FIELDS} queueLength`;
   /** A reservation with its plot, for the holds list and the grid. */
-  const RESERVATION_FIELDS = `status createdAt ${HOLD_FIELDS} property { ${PLOT_FIELDS} project { id name } }`;
+  const reservationFields = (plot) => `status createdAt ${HOLD_FIELDS} property { ${plot} project { id name } }`;
+  const RESERVATION_FIELDS = reservationFields(PLOT_READ);
+  /** A place in line, the viewer's or anyone's. */
+  const ENTRY_FIELDS = 'id status position createdAt buyer { name phone email } agent { id name } property { id code status project { id name } }';
+  /** Who waits for a plot, first in line first (buyers shown to their agent and managers only). */
+  const LINE_FIELDS = `queue(first: ${LINE_PAGE}) { nodes { id position agent { id name } buyer { name phone email } } }`;
   const SUBSCRIPTIONS = {
     [PLOTS_FEED]: `subscription Board($projectId: ID) {
       propertyChanged(projectId: $projectId) {
@@ -35,7 +54,7 @@
     }`,
     // An agent gets their own holds' events; a manager or admin every agent's.
     [HOLDS_FEED]: `subscription BoardHolds {
-      holdEvents { kind at reservation { ${RESERVATION_FIELDS} } }
+      holdEvents { kind at reservation { ${reservationFields(PLOT_FIELDS)} } queueEntry { ${ENTRY_FIELDS} } }
     }`,
   };
   /** Codes after which the same request, sent again, may well succeed. */
@@ -50,6 +69,7 @@
     who: $('who'), me: $('me'), live: $('live'), signout: $('signout'),
     board: $('board'), project: $('project'), title: $('project-title'), grid: $('grid'),
     holds: $('holds'), holdsTitle: $('holds-title'), holdsHint: $('holds-hint'),
+    entriesBox: $('entries-box'), entries: $('entries'), entriesTitle: $('entries-title'),
     messages: $('messages'),
     counts: { available: $('n-available'), reserved: $('n-reserved'), sold: $('n-sold'), total: $('n-total') },
   };
@@ -57,6 +77,8 @@
     dialog: $('hold-dialog'), form: $('hold-form'), title: $('hold-title'), context: $('hold-context'),
     name: $('buyer-name'), noBuyer: $('no-buyer'), phone: $('buyer-phone'), email: $('buyer-email'),
     note: $('hold-note'), status: $('hold-status'), submit: $('hold-submit'), cancel: $('hold-cancel'),
+    fields: $('hold-fields'), noBuyerRow: $('no-buyer-row'), noteLabel: $('note-label'),
+    lineBox: $('line-box'), lineTitle: $('line-title'), lineList: $('line-list'),
   };
 
   const state = {
@@ -70,8 +92,10 @@
     counts: { available: 0, reserved: 0, sold: 0 },
     /** reservation id -> hold: the holds listed beside the grid, with their item. */
     holds: new Map(),
-    /** reservation id -> the expiresAt (ms) the server warned of (EXPIRING). */
+    /** reservation id -> the expiresAt (ms) the server warned of (EXPIRING, or expiryWarned). */
     warned: new Map(),
+    /** entry id -> the viewer's place in line (WAITING), with its item. */
+    entries: new Map(),
     /** Server clock minus ours, in ms (only corrected when it is clearly off). */
     skew: 0,
     /** Bumped by every load, so that a slower, older load is dropped. */
@@ -87,6 +111,8 @@
 
   const now = () => Date.now() + state.skew;
   const isManager = () => Boolean(state.me) && (state.me.role === 'MANAGER' || state.me.role === 'ADMIN');
+  /** Whether the viewer follows this agent's holds: their own; a manager's, everyone's. */
+  const follows = (agentId) => Boolean(state.me) && (agentId === state.me.id || isManager());
 
   // ---- messages -----------------------------------------------------------
 
@@ -210,13 +236,34 @@
       buyer: r && r.buyer ? r.buyer : null,
       note: r ? r.note : null,
       extensions: r ? r.extensionCount : 0,
+      expiryWarned: Boolean(r && r.expiryWarned),
+      // How many wait in its line; null when the source did not say (the feed).
+      waiting: typeof p.queueLength === 'number' ? p.queueLength : null,
     };
   }
 
-  /** The status as of now: a hold whose time has run out reads AVAILABLE, event or not. */
+  /**
+   * The status as of now: a hold whose time has run out reads AVAILABLE,
+   * event or not, unless someone waits in its line (the first of them gets
+   * it, so it stays RESERVED until the change says who).
+   */
   function effective(plot) {
-    if (plot.status === 'RESERVED' && plot.until !== null && plot.until <= now()) return 'available';
+    if (plot.status === 'RESERVED' && plot.until !== null && plot.until <= now() && !plot.waiting) return 'available';
     return plot.status.toLowerCase();
+  }
+
+  /** A hold that ran out while someone waits: the server hands it to the first in line. */
+  const handingOn = (plot) => plot.status === 'RESERVED' && plot.until !== null && plot.until <= now() && plot.waiting > 0;
+
+  /** The viewer's place in line for a plot, if they wait for it. */
+  function entryOn(plotId) {
+    for (const entry of state.entries.values()) if (entry.propertyId === plotId) return entry;
+    return null;
+  }
+
+  /** A read hold the server says was warned of its end, if the viewer follows it: amber from the start. */
+  function noteWarned(reservationId, expiresAt, expiryWarned, agentId) {
+    if (expiryWarned && reservationId && expiresAt !== null && follows(agentId)) state.warned.set(reservationId, expiresAt);
   }
 
   function kindOf(plot) {
@@ -244,16 +291,18 @@
     holder.className = 'holder';
     const left = document.createElement('span');
     left.className = 'left';
-    button.append(code, word, holder, left);
+    const line = document.createElement('span');
+    line.className = 'line';
+    button.append(code, word, holder, left, line);
     li.append(button);
-    plot.cell = { li, button, word, holder, left, leftText: '' };
+    plot.cell = { li, button, word, holder, left, line, leftText: '', ran: false };
     paint(plot);
     return li;
   }
 
   /** Brings one cell, the countdown set and the counts in line with the plot. */
   function paint(plot) {
-    const { button, word, holder, left } = plot.cell;
+    const { button, word, holder, left, line } = plot.cell;
     const kind = kindOf(plot);
     const status = effective(plot);
     button.className = `plot s-${kind}`;
@@ -261,7 +310,9 @@
     button.dataset.kind = kind;
     word.textContent = STATE_WORDS[kind];
     const held = status === 'reserved';
-    const warned = held && warnedNow(plot.reservationId, plot.until);
+    plot.cell.ran = plot.until !== null && plot.until <= now();
+    const handing = held && handingOn(plot);
+    const warned = held && !handing && warnedNow(plot.reservationId, plot.until);
     holder.textContent = held ? (kind === 'mine' ? 'by you' : `by ${plot.holder || 'someone'}`) : '';
     if (held) state.held.add(plot.id);
     else state.held.delete(plot.id);
@@ -271,11 +322,24 @@
     if (held && plot.until !== null) button.dataset.until = new Date(plot.until).toISOString();
     else delete button.dataset.until;
     setLeft(plot);
-    const buyer = held ? forWhom(plot.buyer) : '';
-    const soon = warned ? ', ends soon' : '';
+    // The line: how many wait, or where the viewer stands in it.
+    const entry = kind === 'reserved' ? entryOn(plot.id) : null;
+    const waiting = held ? Math.max(plot.waiting || 0, entry ? entry.position || 0 : 0) : 0;
+    // Short enough for a phone's cell: the viewer's own place is marked by the cell's outline.
+    line.textContent = entry ? `#${entry.position} of ${waiting}` : waiting ? `${waiting} waiting` : '';
+    button.dataset.waiting = String(waiting);
+    if (entry) button.dataset.position = String(entry.position);
+    else delete button.dataset.position;
+    const about = [`reserved by ${kind === 'mine' ? 'you' : plot.holder || 'someone'}${forWhom(plot.buyer)}`];
+    if (waiting) about.push(`${waiting} waiting`);
+    if (entry) about.push(`you're #${entry.position} in line`);
+    if (handing) about.push('passing to the next in line');
+    else if (warned) about.push('ends soon');
+    const details = about.join(', ');
     if (kind === 'available') button.setAttribute('aria-label', `Reserve ${plot.code}`);
-    else if (kind === 'mine') button.setAttribute('aria-label', `Release ${plot.code} (reserved by you${buyer}${soon})`);
-    else if (kind === 'reserved') button.setAttribute('aria-label', `Reserve ${plot.code} (reserved by ${plot.holder || 'someone'}${buyer}${soon})`);
+    else if (kind === 'mine') button.setAttribute('aria-label', `Release ${plot.code} (${details})`);
+    else if (kind === 'reserved' && entry) button.setAttribute('aria-label', `${plot.code} (${details})`);
+    else if (kind === 'reserved') button.setAttribute('aria-label', `Join the line for ${plot.code} (${details})`);
     else button.setAttribute('aria-label', `${plot.code} (sold)`);
     if (kind === 'sold') button.setAttribute('aria-disabled', 'true');
     else button.removeAttribute('aria-disabled');
@@ -285,7 +349,8 @@
   }
 
   function setLeft(plot) {
-    const text = state.held.has(plot.id) && plot.until !== null ? timeLeft(plot.until - now()) : '';
+    let text = '';
+    if (state.held.has(plot.id) && plot.until !== null) text = handingOn(plot) ? 'to next in line' : timeLeft(plot.until - now());
     if (text !== plot.cell.leftText) {
       plot.cell.leftText = text;
       plot.cell.left.textContent = text;
@@ -308,15 +373,17 @@
     el.counts.total.textContent = String(state.plots.size);
   }
 
-  /** Every quarter second: the countdowns (text only), and lapsed holds shown as available. */
+  /**
+   * Every quarter second: the countdowns (text only), lapsed holds shown as
+   * available (or as passing to the line), and now and then the lines read again.
+   */
   function tick() {
     for (const id of state.held) {
       const plot = state.plots.get(id);
       if (!plot) {
         state.held.delete(id);
-      } else if (plot.until !== null && plot.until <= now()) {
+      } else if (plot.until !== null && plot.until <= now() && !plot.cell.ran) {
         paint(plot);
-        recheckLater(plot.id);
       } else {
         setLeft(plot);
       }
@@ -325,6 +392,10 @@
     for (const hold of state.holds.values()) {
       if (hold.expiresAt <= now()) dropHold(hold.id);
       else setHoldLeft(hold);
+    }
+    if (state.me && state.pending === null && !document.hidden && Date.now() - lineReads.last >= LINE_POLL_MS) {
+      lineReads.last = Date.now();
+      if (state.held.size || state.entries.size) readLinesSoon({ plots: [...state.held], entries: true }, 0);
     }
   }
 
@@ -335,6 +406,8 @@
     const fragment = document.createDocumentFragment();
     for (const node of nodes) {
       const plot = normalise(node);
+      if (plot.waiting === null) plot.waiting = 0;
+      noteWarned(plot.reservationId, plot.until, plot.expiryWarned, plot.agentId);
       state.plots.set(plot.id, plot);
       fragment.append(makeCell(plot));
     }
@@ -348,11 +421,15 @@
    * `at` is when the change was made, by the database's clock: a change's
    * `at`, or the time a mutation answered with. A change older than what the
    * cell shows (a late event after our own mutation's answer) is dropped.
+   * `change` is the live feed's change itself (its statuses).
    */
-  function update(node, { at = null, live = false, flash = false } = {}) {
+  function update(node, { at = null, live = false, flash = false, change = null } = {}) {
     let plot = state.plots.get(node.id);
     const fresh = normalise(node);
     const when = at === null ? null : Date.parse(at);
+    if (when !== null && plot && plot.at && when < plot.at) return;
+    if (fresh.waiting === null) fresh.waiting = lineAfter(plot, change);
+    noteWarned(fresh.reservationId, fresh.until, fresh.expiryWarned, fresh.agentId);
     let before = null;
     if (!plot) {
       // A plot added to the project since the grid was drawn.
@@ -360,7 +437,6 @@
       state.plots.set(plot.id, plot);
       el.grid.append(makeCell(plot));
     } else {
-      if (when !== null && plot.at && when < plot.at) return;
       before = plot.reservationId;
       Object.assign(plot, fresh);
       paint(plot);
@@ -374,40 +450,89 @@
     }
     writeCounts();
     holdOfPlotChanged(plot, before);
+    if (live) {
+      // A change may have moved the line the viewer waits in, or the one
+      // the dialog shows.
+      if (entryOn(plot.id)) readLinesSoon({ entries: true });
+      if (attempt && attempt.plotId === plot.id && attempt.mode !== 'reserve' && form.dialog.open) readLine(attempt);
+    }
   }
 
-  // A plot whose countdown ran out reads available at once; if no change
-  // confirms it soon, it is read again: a hold can have been extended, and
-  // an extension sends no propertyChanged (only a hold event, to its agent
-  // and managers).
-  const recheck = new Set();
-  let recheckTimer = null;
-
-  function recheckLater(id) {
-    recheck.add(id);
-    if (recheckTimer === null) recheckTimer = setTimeout(recheckNow, RECHECK_MS);
+  /**
+   * The line's length after a change from the live feed, which does not
+   * carry it (each subscriber would read it on every change): a plot that
+   * became free, sold or newly held has nobody in line (a free plot has no
+   * line); after a hold was handed on or extended (RESERVED to RESERVED),
+   * or when a hold event re-sent the plot, the length known stays until a
+   * read, asked for here, says.
+   */
+  function lineAfter(plot, change) {
+    if (change && !(change.previousStatus === 'RESERVED' && change.status === 'RESERVED')) return 0;
+    const known = plot ? plot.waiting : 0;
+    if (plot && (change || known > 0)) readLinesSoon({ plots: [plot.id] });
+    return known;
   }
 
-  async function recheckNow() {
-    recheckTimer = null;
-    const ids = [...recheck].filter((id) => {
-      const plot = state.plots.get(id);
-      return plot && plot.status === 'RESERVED' && plot.until !== null && plot.until <= now();
-    });
-    recheck.clear();
-    if (ids.length > RECHECK_BATCH) for (const id of ids.splice(RECHECK_BATCH)) recheckLater(id);
-    if (!ids.length) return;
+  // ---- reading lines again ------------------------------------------------
+
+  /** Plots whose line to read again, and whether the viewer's places in line too: one request for all. */
+  const lineReads = { plots: new Set(), entries: false, timer: null, busy: false, last: 0 };
+
+  function readLinesSoon({ plots = [], entries = false } = {}, delay = LINE_READ_MS) {
+    for (const id of plots) lineReads.plots.add(id);
+    if (entries) lineReads.entries = true;
+    if (lineReads.timer === null && !lineReads.busy) lineReads.timer = setTimeout(readLinesNow, delay);
+  }
+
+  async function readLinesNow() {
+    lineReads.timer = null;
+    const ids = [];
+    for (const id of lineReads.plots) {
+      lineReads.plots.delete(id);
+      // The project may have changed meanwhile: only plots still shown.
+      if (state.plots.has(id)) ids.push(id);
+      if (ids.length === LINE_BATCH) break;
+    }
+    const entries = lineReads.entries && state.me !== null;
+    lineReads.entries = false;
+    if (!ids.length && !entries) return;
+    lineReads.busy = true;
+    lineReads.last = Date.now();
     const variables = {};
+    const params = [];
     const fields = ids.map((id, i) => {
       variables[`p${i}`] = id;
-      return `p${i}: property(id: $p${i}) { ${PLOT_FIELDS} }`;
+      params.push(`$p${i}: ID!`);
+      return `p${i}: property(id: $p${i}) { id queueLength }`;
     });
-    const params = ids.map((_, i) => `$p${i}: ID!`).join(', ');
+    if (entries) {
+      variables.me = state.me.id;
+      params.push('$me: ID!');
+      fields.push(`mine: queueEntries(agentId: $me, status: WAITING, first: ${ENTRIES_PAGE}) { nodes { ${ENTRY_FIELDS} } }`);
+    }
+    const asked = Date.now();
     try {
-      const data = await gql(`query BoardRecheck(${params}) { ${fields.join(' ')} }`, variables);
-      // The project may have changed meanwhile: only plots still shown.
-      for (const node of Object.values(data)) if (node && state.plots.has(node.id)) update(node);
-    } catch (e) { /* the live feed will catch up */ }
+      const data = await gql(`query BoardLines(${params.join(', ')}) { ${fields.join(' ')} }`, variables);
+      for (const [key, node] of Object.entries(data)) if (key !== 'mine' && node) setWaiting(node.id, node.queueLength);
+      if (entries) await entriesRead(data.mine.nodes, asked);
+    } catch (e) {
+      // The next read catches up.
+    } finally {
+      lineReads.busy = false;
+      if ((lineReads.plots.size || lineReads.entries) && lineReads.timer === null) {
+        lineReads.timer = setTimeout(readLinesNow, LINE_READ_MS);
+      }
+    }
+  }
+
+  /** A plot's line length, read: its cell, and its hold in the list. */
+  function setWaiting(id, waiting) {
+    const plot = state.plots.get(id);
+    if (!plot || plot.waiting === waiting) return;
+    plot.waiting = waiting;
+    paint(plot);
+    writeCounts();
+    holdOfPlotChanged(plot, plot.reservationId);
   }
 
   // ---- the holds list -----------------------------------------------------
@@ -431,11 +556,14 @@
       note: plot.note,
       expiresAt: plot.until,
       extensions: plot.extensions,
+      waiting: plot.waiting,
     };
   }
 
   function holdOfReservation(r) {
     const project = r.property.project;
+    const expiresAt = Date.parse(r.expiresAt);
+    noteWarned(r.id, expiresAt, r.expiryWarned, r.agent.id);
     return {
       id: r.id,
       propertyId: r.property.id,
@@ -446,8 +574,10 @@
       agentName: r.agent.name,
       buyer: r.buyer,
       note: r.note,
-      expiresAt: Date.parse(r.expiresAt),
+      expiresAt,
       extensions: r.extensionCount,
+      // Known when the plot was read, not when the feed sent it.
+      waiting: typeof r.property.queueLength === 'number' ? r.property.queueLength : null,
     };
   }
 
@@ -474,8 +604,12 @@
       writeHoldsTitle();
     } else {
       const moved = hold.expiresAt !== fresh.expiresAt;
-      // A plot's view has no project name: keep the one a reservation gave.
-      Object.assign(hold, fresh, { projectName: fresh.projectName || hold.projectName });
+      // A plot's view has no project name: keep the one a reservation gave;
+      // and the feed's has no line length: keep the one known.
+      Object.assign(hold, fresh, {
+        projectName: fresh.projectName || hold.projectName,
+        waiting: fresh.waiting === null ? hold.waiting : fresh.waiting,
+      });
       if (moved) placeHold(hold);
     }
     fillHold(hold);
@@ -507,53 +641,75 @@
     for (const r of own) if (r.status === 'ACTIVE') putHold(holdOfReservation(r));
     // Warnings of holds that have ended are of no more use.
     for (const [id, at] of state.warned) if (at < now() - 60000) state.warned.delete(id);
-    saveWarned();
+  }
+
+  /** An element with a class, and a text if given. */
+  function make(tag, className, text = '') {
+    const e = document.createElement(tag);
+    e.className = className;
+    if (text) e.textContent = text;
+    return e;
+  }
+
+  /** A button of a list item, for the record with this id. */
+  function itemButton(className, id, text) {
+    const button = make('button', className, text);
+    button.type = 'button';
+    button.dataset.id = id;
+    return button;
+  }
+
+  /** An item of the side lists (a hold, a place in line): its plot's code, a badge beside it, and the buyer. */
+  function sideItem(className, record, badgeClass) {
+    const li = make('li', className);
+    li.dataset.id = record.id;
+    li.dataset.code = record.code;
+    const head = make('p', 'hold-head');
+    const badge = make('span', badgeClass);
+    head.append(make('span', 'hold-code', record.code), badge);
+    const buyer = make('p', 'hold-buyer');
+    li.append(head, buyer);
+    return { li, badge, buyer };
+  }
+
+  function showBuyer(p, buyer) {
+    p.textContent = buyer ? `for ${buyer.name}` : 'no buyer given';
+    p.classList.toggle('none', !buyer);
+  }
+
+  /** Puts a record's item in a sorted list: before the first item whose record comes after it. */
+  function placeItem(list, records, record, after) {
+    let next = null;
+    for (const li of list.children) {
+      const other = records.get(li.dataset.id);
+      if (other && other !== record && after(other, record)) {
+        next = li;
+        break;
+      }
+    }
+    if (record.item.li.nextSibling !== next || record.item.li.parentNode !== list) list.insertBefore(record.item.li, next);
   }
 
   function makeHoldItem(hold) {
-    const li = document.createElement('li');
-    li.className = 'hold';
-    li.dataset.id = hold.id;
-    li.dataset.code = hold.code;
-    const head = document.createElement('p');
-    head.className = 'hold-head';
-    const code = document.createElement('span');
-    code.className = 'hold-code';
-    code.textContent = hold.code;
-    const left = document.createElement('span');
-    left.className = 'hold-left';
-    head.append(code, left);
-    const buyer = document.createElement('p');
-    buyer.className = 'hold-buyer';
-    const more = document.createElement('p');
-    more.className = 'hold-more';
-    const by = document.createElement('p');
-    by.className = 'hold-by';
-    const warn = document.createElement('p');
-    warn.className = 'hold-warn';
-    warn.textContent = 'Ends soon';
-    li.append(head, buyer, more, by, warn);
-    let extend = null;
-    if (isManager()) {
-      extend = document.createElement('button');
-      extend.type = 'button';
-      extend.className = 'extend';
-      extend.dataset.id = hold.id;
-      extend.textContent = 'Extend';
-      li.append(extend);
-    }
-    return { li, left, leftText: '', buyer, more, by, warn, extend };
+    const { li, badge: left, buyer } = sideItem('hold', hold, 'hold-left');
+    const more = make('p', 'hold-more');
+    const by = make('p', 'hold-by');
+    const line = make('p', 'hold-line');
+    const warn = make('p', 'hold-warn', 'Ends soon');
+    li.append(more, by, line, warn);
+    const extend = isManager() ? itemButton('extend', hold.id, 'Extend') : null;
+    if (extend) li.append(extend);
+    return { li, left, leftText: '', buyer, more, by, line, warn, extend };
   }
 
   function fillHold(hold) {
-    const { li, buyer, more, by, warn, extend } = hold.item;
+    const { li, buyer, more, by, line, warn, extend } = hold.item;
     const warned = warnedNow(hold.id, hold.expiresAt);
     li.classList.toggle('warned', warned);
     li.dataset.warned = String(warned);
     li.dataset.expiresAt = new Date(hold.expiresAt).toISOString();
     warn.hidden = !warned;
-    buyer.textContent = hold.buyer ? `for ${hold.buyer.name}` : 'no buyer given';
-    buyer.classList.toggle('none', !hold.buyer);
+    showBuyer(buyer, hold.buyer);
     const details = [hold.buyer && hold.buyer.phone, hold.buyer && hold.buyer.email, hold.note].filter(Boolean);
     more.textContent = details.join(' · ');
     more.hidden = !details.length;
@@ -564,6 +720,10 @@
     if (hold.extensions) parts.push(`extended ${hold.extensions}×`);
     by.textContent = parts.join(', ');
     by.hidden = !parts.length;
+    // Who would get it if it ended unsold.
+    line.textContent = hold.waiting ? `${hold.waiting} waiting in line` : '';
+    line.hidden = !hold.waiting;
+    li.dataset.waiting = String(hold.waiting || 0);
     if (extend) {
       const whose = mine ? 'your hold' : `${hold.agentName}'s hold`;
       extend.setAttribute('aria-label', `Extend ${hold.code} (${whose}${forWhom(hold.buyer)})`);
@@ -581,16 +741,8 @@
 
   /** Soonest end first. */
   function placeHold(hold) {
-    let next = null;
-    for (const li of el.holds.children) {
-      const other = state.holds.get(li.dataset.id);
-      if (other && other !== hold && (other.expiresAt > hold.expiresAt
-          || (other.expiresAt === hold.expiresAt && other.code > hold.code))) {
-        next = li;
-        break;
-      }
-    }
-    el.holds.insertBefore(hold.item.li, next);
+    placeItem(el.holds, state.holds, hold, (other, h) => other.expiresAt > h.expiresAt
+      || (other.expiresAt === h.expiresAt && other.code > h.code));
   }
 
   function writeHoldsTitle() {
@@ -601,19 +753,154 @@
     else el.holdsHint.textContent = '';
   }
 
-  function saveWarned() {
-    try {
-      sessionStorage.setItem(WARNED_KEY, JSON.stringify(Object.fromEntries(state.warned)));
-    } catch (e) { /* storage may be off */ }
+  // ---- the viewer's places in line ----------------------------------------
+
+  function entryOf(node) {
+    const project = node.property.project;
+    return {
+      id: node.id,
+      propertyId: node.property.id,
+      code: node.property.code,
+      projectId: project.id,
+      projectName: project.name,
+      position: node.position,
+      buyer: node.buyer,
+      // When the server last said it waits: a read sent before does not end it.
+      readAt: Date.now(),
+    };
   }
 
-  function loadWarned() {
-    try {
-      const saved = JSON.parse(sessionStorage.getItem(WARNED_KEY) || '{}');
-      state.warned = new Map(Object.entries(saved).filter(([, at]) => typeof at === 'number'));
-    } catch (e) {
-      state.warned = new Map();
+  function putEntry(fresh) {
+    let entry = state.entries.get(fresh.id);
+    const before = entry ? entry.position : null;
+    if (!entry) {
+      entry = { ...fresh };
+      entry.item = makeEntryItem(entry);
+      state.entries.set(entry.id, entry);
+    } else {
+      Object.assign(entry, fresh);
     }
+    fillEntry(entry);
+    placeEntry(entry);
+    writeEntriesTitle();
+    const plot = state.plots.get(entry.propertyId);
+    if (plot) paint(plot);
+    if (before !== null && before > 1 && entry.position === 1) say(`You're next in line for ${entry.code}${forWhom(entry.buyer)}.`, 'ok');
+  }
+
+  function dropEntry(id) {
+    const entry = state.entries.get(id);
+    if (!entry) return;
+    state.entries.delete(id);
+    entry.item.li.remove();
+    writeEntriesTitle();
+    const plot = state.plots.get(entry.propertyId);
+    if (plot) paint(plot);
+  }
+
+  function clearEntries() {
+    state.entries = new Map();
+    el.entries.replaceChildren();
+    writeEntriesTitle();
+  }
+
+  function makeEntryItem(entry) {
+    const { li, badge: pos, buyer } = sideItem('entry', entry, 'entry-pos');
+    const more = make('p', 'entry-more');
+    const leave = itemButton('leave', entry.id, 'Leave');
+    li.append(more, leave);
+    return { li, pos, buyer, more, leave };
+  }
+
+  function fillEntry(entry) {
+    const { li, pos, buyer, more, leave } = entry.item;
+    li.dataset.position = String(entry.position);
+    pos.textContent = `you're #${entry.position}`;
+    showBuyer(buyer, entry.buyer);
+    const parts = [entry.buyer && entry.buyer.phone, entry.buyer && entry.buyer.email].filter(Boolean);
+    if (entry.projectId !== state.projectId) parts.push(`in ${entry.projectName}`);
+    more.textContent = parts.join(' · ');
+    more.hidden = !parts.length;
+    leave.setAttribute('aria-label', `Leave the line for ${entry.code} (you're #${entry.position}${forWhom(entry.buyer)})`);
+  }
+
+  /** First in line first, then by code. */
+  function placeEntry(entry) {
+    placeItem(el.entries, state.entries, entry, (other, e) => other.position > e.position
+      || (other.position === e.position && other.code > e.code));
+  }
+
+  function writeEntriesTitle() {
+    const n = state.entries.size;
+    el.entriesBox.hidden = !n;
+    el.entriesTitle.textContent = `Your places in line (${n})`;
+  }
+
+  /** The viewer's places in line as read at `asked`: those no longer there are read once more, to say why. */
+  async function entriesRead(nodes, asked) {
+    const seen = new Set(nodes.map((n) => n.id));
+    for (const node of nodes) putEntry(entryOf(node));
+    const gone = [...state.entries.values()].filter((e) => !seen.has(e.id) && e.readAt <= asked);
+    if (!gone.length) return;
+    // An agent waits at most once per plot: the newest entry of the plot is this one.
+    const variables = { me: state.me.id };
+    const fields = gone.map((entry, i) => {
+      variables[`g${i}`] = entry.propertyId;
+      return `g${i}: queueEntries(agentId: $me, propertyId: $g${i}, first: 1) { nodes { ${ENTRY_FIELDS} reservation { ${RESERVATION_FIELDS} } } }`;
+    });
+    const params = ['$me: ID!', ...gone.map((_, i) => `$g${i}: ID!`)].join(', ');
+    const data = await gql(`query BoardEntriesEnded(${params}) { ${fields.join(' ')} }`, variables);
+    gone.forEach((entry, i) => {
+      const node = data[`g${i}`].nodes[0];
+      if (node && node.id === entry.id && node.status === 'WAITING') putEntry(entryOf(node));
+      else if (node && node.id === entry.id) entryEnded(node);
+      else entryEnded({ id: entry.id, status: null, buyer: entry.buyer, property: { code: entry.code } });
+    });
+  }
+
+  /** Entries whose end was said already (an event and a read may both tell it). */
+  const endedSaid = new Set();
+  /** Holds whose "is now yours" was said already (the join's answer and the PROMOTED event). */
+  const yoursSaid = new Set();
+
+  function sayYours(hold) {
+    if (yoursSaid.has(hold.id)) return;
+    yoursSaid.add(hold.id);
+    say(`${hold.code} is now yours (held${forWhom(hold.buyer)} until ${localTime(hold.expiresAt)}).`, 'ok');
+  }
+
+  /** One of the viewer's places in line ended: off the list, and why, in words. */
+  function entryEnded(node) {
+    dropEntry(node.id);
+    if (endedSaid.has(node.id)) return;
+    endedSaid.add(node.id);
+    const what = `Your place in line for ${node.property.code}${forWhom(node.buyer)}`;
+    switch (node.status) {
+      case 'PROMOTED':
+        if (node.reservation) gotFromLine(node.reservation, null);
+        break;
+      case 'SKIPPED':
+        say(`${what} ended: passed over, as you were at your hold limit when your turn came.`, 'error');
+        break;
+      case 'CLOSED':
+        say(`${what} ended: the plot was ${node.property.status === 'SOLD' ? 'sold' : 'withdrawn'}.`, 'error');
+        break;
+      case 'LEFT':
+        say(`${what} ended: it was taken out of the line.`, 'error');
+        break;
+      default:
+        say(`${what} ended.`, 'error');
+        break;
+    }
+  }
+
+  /** A place in line of the viewer's became this hold (r): the plot is theirs now. */
+  function gotFromLine(r, at) {
+    const hold = holdOfReservation(r);
+    if (r.property.project.id === state.projectId) update(r.property, { at });
+    if (r.status !== 'ACTIVE') return; // it has ended since: its own event says how
+    putHold(hold);
+    sayYours(hold);
   }
 
   // ---- hold events (holdEvents) -------------------------------------------
@@ -623,8 +910,16 @@
       state.pending.push({ hold: event });
       return;
     }
+    if (event.kind === 'QUEUE_ENDED') {
+      const entry = event.queueEntry;
+      if (!entry) return;
+      // A manager follows everyone's lines: the one the dialog shows may have moved.
+      if (attempt && attempt.plotId === entry.property.id && attempt.mode !== 'reserve' && form.dialog.open) readLine(attempt);
+      if (state.me && entry.agent.id === state.me.id) entryEnded(entry);
+      return;
+    }
     const r = event.reservation;
-    if (!r) return; // a place in line that ended: the board shows no lines yet
+    if (!r) return;
     const hold = holdOfReservation(r);
     const mine = state.me && hold.agentId === state.me.id;
     const inView = r.property.project.id === state.projectId;
@@ -632,7 +927,6 @@
       case 'EXPIRING': {
         if (r.status !== 'ACTIVE') return;
         state.warned.set(r.id, hold.expiresAt);
-        saveWarned();
         if (listed(hold)) {
           putHold(hold);
           const item = state.holds.get(r.id);
@@ -644,12 +938,24 @@
         if (plot && plot.reservationId === r.id) paint(plot);
         break;
       }
-      case 'EXTENDED':
       case 'PROMOTED':
+        if (mine) {
+          // One of the viewer's places in line became this hold.
+          if (event.queueEntry) {
+            endedSaid.add(event.queueEntry.id);
+            dropEntry(event.queueEntry.id);
+          }
+          gotFromLine(r, event.at);
+          break;
+        }
+        if (inView) update(r.property, { at: event.at });
+        if (r.status === 'ACTIVE' && listed(hold)) putHold(hold);
+        break;
+      case 'RESERVED':
+      case 'EXTENDED':
         if (inView) update(r.property, { at: event.at });
         if (r.status === 'ACTIVE' && listed(hold)) putHold(hold);
         if (mine && event.kind === 'EXTENDED') say(`${hold.code}${forWhom(hold.buyer)} was extended: it now ends at ${localTime(hold.expiresAt)}.`, 'ok');
-        if (mine && event.kind === 'PROMOTED') say(`${hold.code} is yours: your place in line became a hold until ${localTime(hold.expiresAt)}.`, 'ok');
         break;
       case 'EXPIRED':
         // Its countdown took it off the list already, at zero.
@@ -679,21 +985,28 @@
     let name = '';
     let after = null;
     let own = [];
+    let waiting = [];
+    const asked = Date.now();
     try {
       for (;;) {
-        // The first page also reads the viewer's own holds, in every project.
+        // The first page also reads the viewer's own holds and places in
+        // line, in every project.
         const first = after === null;
         const data = await gql(
-          `query BoardPlots($id: ID!, $after: String) {
+          `query BoardPlots($id: ID!, $after: String${first ? ', $me: ID!' : ''}) {
             project(id: $id) { name properties(first: ${PAGE_SIZE}, after: $after) {
-              nodes { ${PLOT_FIELDS} } pageInfo { hasNextPage endCursor } } }
-            ${first ? `me { activeReservations { ${HOLD_FIELDS} status property { id code project { id name } } } }` : ''}
+              nodes { ${PLOT_READ} } pageInfo { hasNextPage endCursor } } }
+            ${first ? `me { activeReservations { ${HOLD_FIELDS} status property { id code project { id name } } } }
+              queueEntries(agentId: $me, status: WAITING, first: ${ENTRIES_PAGE}) { nodes { ${ENTRY_FIELDS} } }` : ''}
           }`,
-          { id, after },
+          first ? { id, after, me: state.me.id } : { id, after },
         );
         if (seq !== state.loadSeq) return;
         if (!data.project) throw new GraphQLError('this project does not exist (any more)', 'NOT_FOUND');
-        if (first) own = data.me.activeReservations;
+        if (first) {
+          own = data.me.activeReservations;
+          waiting = data.queueEntries.nodes;
+        }
         name = data.project.name;
         const page = data.project.properties;
         nodes.push(...page.nodes);
@@ -709,6 +1022,10 @@
     el.title.textContent = name;
     renderAll(nodes);
     rebuildHolds(own);
+    // Places in line that ended while the page was not listening are said too.
+    for (const entry of state.entries.values()) fillEntry(entry);
+    entriesRead(waiting, asked).catch(() => { /* the next read of the lines catches up */ });
+    lineReads.last = Date.now();
     el.grid.removeAttribute('aria-busy');
     el.grid.dataset.loaded = String(seq);
     el.grid.dataset.loadedAt = new Date(now()).toISOString();
@@ -728,7 +1045,7 @@
     }
   }
 
-  // ---- reserve (the hold form), release, extend ---------------------------
+  // ---- reserve or join the line (the hold form), release, extend, leave ----
 
   const busy = new Set();
 
@@ -751,6 +1068,12 @@
     else openHoldForm(plot);
   }
 
+  /** What the form does for a plot: reserve a free one, join the line of a held one, or show the line the viewer waits in. */
+  function formMode(plot) {
+    if (kindOf(plot) === 'available') return 'reserve';
+    return entryOn(plot.id) ? 'line' : 'join';
+  }
+
   /**
    * One opening of the form is one attempt: its idempotency key goes with
    * every send of it (the automatic retries, and "Try again"), so that a
@@ -760,28 +1083,98 @@
   let attempt = null;
 
   function openHoldForm(plot) {
-    attempt = { plotId: plot.id, code: plot.code, key: newKey(), busy: false };
+    const mode = formMode(plot);
+    attempt = { plotId: plot.id, code: plot.code, key: newKey(), busy: false, mode };
     form.form.reset();
     noBuyerChanged();
     form.name.setCustomValidity('');
-    form.title.textContent = `Reserve ${plot.code}`;
-    if (kindOf(plot) === 'reserved') {
-      const until = plot.until ? ` until ${localTime(plot.until)}` : '';
-      form.context.textContent = `Reserved by ${plot.holder || 'someone'}${until}: the server will say whether it can be had.`;
-    } else {
+    // Joining the line is for a buyer, and keeps no note; the line's own
+    // view asks for nothing.
+    form.fields.hidden = mode === 'line';
+    form.noBuyerRow.hidden = mode !== 'reserve';
+    form.noteLabel.hidden = mode !== 'reserve';
+    form.note.hidden = mode !== 'reserve';
+    form.submit.hidden = mode === 'line';
+    form.cancel.textContent = mode === 'line' ? 'Close' : 'Cancel';
+    const until = plot.until ? ` until ${localTime(plot.until)}` : '';
+    const held = `Reserved by ${plot.holder || 'someone'}${until}`;
+    if (mode === 'reserve') {
+      form.title.textContent = `Reserve ${plot.code}`;
       form.context.textContent = 'Who is it for? The buyer is shown to you and your managers only.';
+    } else if (mode === 'join') {
+      form.title.textContent = `Join the line for ${plot.code}`;
+      form.context.textContent = `${held}. If the hold ends without a sale, the plot goes to the first in line, for their buyer (shown to you and your managers only).`;
+    } else {
+      const entry = entryOn(plot.id);
+      form.title.textContent = `${plot.code}: you're #${entry.position} in line`;
+      form.context.textContent = `${held}. You wait${forWhom(entry.buyer)}.`;
     }
+    lineShown = new Map();
+    form.lineList.replaceChildren();
+    delete form.lineBox.dataset.waiting;
+    form.lineBox.hidden = mode === 'reserve';
+    if (mode !== 'reserve') readLine(attempt);
     showFormStatus('', '');
-    form.submit.textContent = 'Reserve';
+    form.submit.textContent = mode === 'join' ? 'Join the line' : 'Reserve';
     form.submit.removeAttribute('aria-disabled');
     form.form.removeAttribute('aria-busy');
     form.dialog.dataset.code = plot.code;
+    form.dialog.dataset.mode = mode;
     if (!form.dialog.open) form.dialog.showModal();
-    form.name.focus();
+    if (mode === 'line') form.cancel.focus();
+    else form.name.focus();
+  }
+
+  // ---- a plot's line, in its dialog ----------------------------------------
+
+  /** entry id -> the entry the dialog's line shows. */
+  let lineShown = new Map();
+
+  /** Reads the dialog's plot and its line, and shows them (the cell too). */
+  async function readLine(att) {
+    if (!lineShown.size) form.lineTitle.textContent = 'In line: reading…';
+    try {
+      const data = await gql(`query BoardLine($id: ID!) { property(id: $id) { ${PLOT_READ} ${LINE_FIELDS} } }`, { id: att.plotId });
+      if (!data.property) return;
+      if (state.plots.has(data.property.id)) update(data.property);
+      if (attempt === att) showLine(data.property);
+    } catch (e) {
+      if (attempt === att) form.lineTitle.textContent = `In line: could not read it (${e.message})`;
+    }
+  }
+
+  function showLine(node) {
+    const entries = node.queue.nodes;
+    lineShown = new Map(entries.map((e) => [e.id, e]));
+    form.lineTitle.textContent = entries.length ? `In line (${node.queueLength})` : 'Nobody in line yet';
+    form.lineBox.dataset.waiting = String(node.queueLength);
+    form.lineList.replaceChildren(...entries.map((e) => lineItem(e, node.code)));
+  }
+
+  function lineItem(e, code) {
+    const li = document.createElement('li');
+    li.dataset.id = e.id;
+    li.dataset.position = String(e.position);
+    const own = e.agent.id === state.me.id;
+    const who = make('span', 'who');
+    const pos = make('span', 'pos', `#${e.position}`);
+    const buyer = e.buyer ? [`for ${e.buyer.name}`, e.buyer.phone, e.buyer.email].filter(Boolean).join(' · ') : '';
+    who.append(pos, `${own ? 'you' : e.agent.name}${buyer ? `, ${buyer}` : ''}`);
+    li.append(who);
+    // Its agent leaves it; a manager or an admin takes anyone's out.
+    if (own || isManager()) {
+      const button = itemButton('line-remove', e.id, own ? 'Leave' : 'Remove');
+      button.setAttribute('aria-label', own
+        ? `Leave the line for ${code} (you're #${e.position}${forWhom(e.buyer)})`
+        : `Remove ${e.agent.name}${forWhom(e.buyer)} (#${e.position}) from the line for ${code}`);
+      li.append(button);
+    }
+    return li;
   }
 
   function closeHoldForm() {
     attempt = null;
+    lineShown = new Map();
     if (form.dialog.open) form.dialog.close();
   }
 
@@ -810,14 +1203,14 @@
     return { buyer: { name, phone: clean(form.phone.value), email: clean(form.email.value) }, note };
   }
 
-  async function submitHold(att) {
+  /**
+   * Sends the form's attempt: the plot and the form busy meanwhile
+   * (aria-disabled, not disabled: a disabled button would lose the focus).
+   * `send(onForm)` makes the request and says how it went; a failure is
+   * said where the user looks (see formFailed).
+   */
+  async function sendForm(att, doing, send, failure) {
     if (att.busy) return;
-    const input = holdInput();
-    if (!input) {
-      form.name.setCustomValidity('Type the buyer\'s name, or tick "No buyer yet".');
-      form.name.reportValidity();
-      return;
-    }
     const plot = state.plots.get(att.plotId);
     if (!plot) {
       closeHoldForm();
@@ -825,12 +1218,60 @@
     }
     att.busy = true;
     setBusy(plot, true);
-    // aria-disabled, not disabled: a disabled button would lose the focus.
     form.submit.setAttribute('aria-disabled', 'true');
     form.form.setAttribute('aria-busy', 'true');
-    showFormStatus(`Reserving ${att.code}…`, '');
+    showFormStatus(`${doing}…`, '');
     const onForm = () => attempt === att && form.dialog.open;
     try {
+      await send(onForm);
+    } catch (e) {
+      formFailed(att, e, onForm, failure);
+    } finally {
+      att.busy = false;
+      setBusy(plot, false);
+      if (attempt === att) {
+        form.submit.removeAttribute('aria-disabled');
+        form.form.removeAttribute('aria-busy');
+      }
+    }
+  }
+
+  /**
+   * A send of the form failed. An answer that may be lost (the request may
+   * have acted) leaves the form open with Try again; a refusal of the input,
+   * or one `stays` says the form can mend, shows in the form; any other
+   * refusal closes it and says why. `after(e)` reads again what was shown.
+   */
+  function formFailed(att, e, onForm, { what, retry, lost, stays = () => false, after = () => {} }) {
+    const text = `${what}: ${refusal(e)}`;
+    const maybe = TRANSIENT.has(e.code) || e.code === 'INTERNAL';
+    if (e.code === 'UNAUTHENTICATED') {
+      closeHoldForm();
+      failed(e, what);
+    } else if (maybe && onForm()) {
+      showFormStatus(`${text}. ${retry}`, 'error');
+      form.submit.textContent = 'Try again';
+    } else if (e.code === 'BAD_USER_INPUT' && onForm()) {
+      showFormStatus(`${text}.`, 'error');
+    } else if (stays(e) && onForm()) {
+      showFormStatus(`${text}.`, 'error');
+      after(e);
+    } else {
+      if (attempt === att) closeHoldForm();
+      // The form was closed while no answer came: the request may have acted.
+      say(`${text}${maybe ? `; ${lost}` : ''}.`, 'error');
+      after(e);
+    }
+  }
+
+  function submitHold(att) {
+    const input = holdInput();
+    if (!input) {
+      form.name.setCustomValidity('Type the buyer\'s name, or tick "No buyer yet".');
+      form.name.reportValidity();
+      return;
+    }
+    sendForm(att, `Reserving ${att.code}`, async (onForm) => {
       const r = await sendReserve(att, input, (n) => {
         if (onForm()) showFormStatus(`No answer from the server; sending it again (${n} of ${RESERVE_RETRY_MS.length}). This cannot make a second hold.`, 'error');
       });
@@ -842,37 +1283,112 @@
       } else {
         say(`${att.code}: this reservation was made by an earlier try, and has ended since (${r.status.toLowerCase()}).`);
       }
-    } catch (e) {
-      const text = `Could not reserve ${att.code}: ${e.message}`;
-      if (e.code === 'UNAUTHENTICATED') {
-        closeHoldForm();
-        failed(e, `Could not reserve ${att.code}`);
-      } else if ((TRANSIENT.has(e.code) || e.code === 'INTERNAL') && onForm()) {
-        // The hold may or may not have been made: the same attempt, sent
-        // again, says which, and never makes two.
-        showFormStatus(`${text}. Try again: it is the same request, so it cannot make a second hold.`, 'error');
-        form.submit.textContent = 'Try again';
-      } else if (e.code === 'BAD_USER_INPUT' && onForm()) {
-        showFormStatus(`${text}.`, 'error');
+    }, {
+      what: `Could not reserve ${att.code}`,
+      // The hold may or may not have been made: the same attempt, sent
+      // again, says which, and never makes two.
+      retry: 'Try again: it is the same request, so it cannot make a second hold.',
+      lost: 'if it was made, the board shows it once the server answers',
+      // Whatever we showed was out of date: read this plot again.
+      after: (e) => { if (e.code === 'PROPERTY_UNAVAILABLE' || e.code === 'NOT_FOUND') refresh(att.plotId); },
+    });
+  }
+
+  /** Why the server refused a reserve or a join, in words. */
+  function refusal(e) {
+    const { limit, reservedUntil } = e.extensions;
+    switch (e.code) {
+      case 'PROPERTY_UNAVAILABLE':
+        return reservedUntil ? `${e.message} (${localTime(Date.parse(reservedUntil))} your time)` : e.message;
+      case 'RESERVATION_LIMIT_REACHED':
+        return `you already hold ${limit} plots, the most allowed`;
+      case 'ALREADY_QUEUED':
+        return 'you hold it already, or wait in its line';
+      case 'QUEUE_FULL':
+        return limit === 0 ? 'the line is turned off on this server' : `its line is full (${limit} waiting, the most allowed)`;
+      default:
+        return e.message;
+    }
+  }
+
+  /** joinQueue for the attempt's plot: a place at the end of its line, or the plot at once if it is free. */
+  function submitJoin(att) {
+    const name = clean(form.name.value);
+    if (!name) {
+      form.name.setCustomValidity("Type the buyer's name: a place in line is for a buyer.");
+      form.name.reportValidity();
+      return;
+    }
+    const buyer = { name, phone: clean(form.phone.value), email: clean(form.email.value) };
+    sendForm(att, `Joining the line for ${att.code}`, async () => {
+      const data = await gql(
+        `mutation BoardJoin($id: ID!, $buyer: BuyerInput) {
+          joinQueue(propertyId: $id, buyer: $buyer) { ${ENTRY_FIELDS} property { ${PLOT_READ} } reservation { ${RESERVATION_FIELDS} } }
+        }`,
+        { id: att.plotId, buyer },
+      );
+      const entry = data.joinQueue;
+      if (attempt === att) closeHoldForm();
+      if (entry.status === 'PROMOTED' && entry.reservation) {
+        // Free, and nobody waited: it is the viewer's hold now.
+        endedSaid.add(entry.id);
+        gotFromLine(entry.reservation, entry.reservation.createdAt);
       } else {
-        if (attempt === att) closeHoldForm();
-        let said = text;
-        if (e.code === 'PROPERTY_UNAVAILABLE' && e.extensions.reservedUntil) {
-          said += ` (${localTime(Date.parse(e.extensions.reservedUntil))} your time)`;
-        }
-        // The form was closed while no answer came: the hold may have been made.
-        if (TRANSIENT.has(e.code) || e.code === 'INTERNAL') said += '; if it was made, the board shows it once the server answers';
-        say(`${said}.`, 'error');
-        // Whatever we showed was out of date: read this plot again.
-        if (e.code === 'PROPERTY_UNAVAILABLE' || e.code === 'NOT_FOUND') refresh(att.plotId);
+        update(entry.property, { at: entry.createdAt });
+        putEntry(entryOf(entry));
+        say(`You're #${entry.position} in line for ${att.code}${forWhom(entry.buyer)}.`, 'ok');
       }
+    }, {
+      what: `Could not join the line for ${att.code}`,
+      // Sent again, a join that went through answers ALREADY_QUEUED, which
+      // reads the viewer's places in line: never two places.
+      retry: 'Try again: if the first try went through, the server says so.',
+      lost: 'if it went through, your places in line show it shortly',
+      // A full line is right there, read again: someone may leave it (or a
+      // manager take someone out), and the same form be sent again.
+      stays: (e) => e.code === 'QUEUE_FULL' && e.extensions.limit > 0,
+      after: (e) => {
+        if (e.code === 'QUEUE_FULL' && attempt === att) readLine(att);
+        else refresh(att.plotId);
+        readLinesSoon({ entries: true }, 0);
+      },
+    });
+  }
+
+  /** Entry ids being taken out of the line. */
+  const leaving = new Set();
+
+  /** leaveQueue: the viewer's own place in line, or (a manager) anyone's. */
+  async function leaveLine(entryId, code, button) {
+    if (leaving.has(entryId)) return;
+    leaving.add(entryId);
+    const shown = lineShown.get(entryId);
+    const own = state.entries.has(entryId) || (shown && shown.agent.id === state.me.id);
+    button.setAttribute('aria-disabled', 'true');
+    button.setAttribute('aria-busy', 'true');
+    try {
+      const data = await gql(
+        `mutation BoardLeave($id: ID!) { leaveQueue(entryId: $id) { id endedAt property { ${PLOT_READ} ${LINE_FIELDS} } } }`,
+        { id: entryId },
+      );
+      const left = data.leaveQueue;
+      if (state.plots.has(left.property.id)) update(left.property, { at: left.endedAt });
+      endedSaid.add(left.id);
+      dropEntry(left.id);
+      if (attempt && attempt.plotId === left.property.id && form.dialog.open) {
+        if (own && attempt.mode === 'line') closeHoldForm();
+        else showLine(left.property);
+      }
+      if (own) say(`You left the line for ${code}.`, 'ok');
+      else say(`Took ${shown ? `${shown.agent.name}${forWhom(shown.buyer)}` : 'the entry'} out of the line for ${code}.`, 'ok');
+    } catch (e) {
+      if (e.code === 'UNAUTHENTICATED') failed(e, `Could not leave the line for ${code}`);
+      else say(`Could not ${own ? 'leave' : 'change'} the line for ${code}: ${e.message}.`, 'error');
+      readLinesSoon({ entries: true }, 0);
     } finally {
-      att.busy = false;
-      setBusy(plot, false);
-      if (attempt === att) {
-        form.submit.removeAttribute('aria-disabled');
-        form.form.removeAttribute('aria-busy');
-      }
+      leaving.delete(entryId);
+      button.removeAttribute('aria-disabled');
+      button.removeAttribute('aria-busy');
     }
   }
 
@@ -900,7 +1416,7 @@
     try {
       if (!plot.reservationId) await refresh(plot.id);
       const data = await gql(
-        `mutation BoardRelease($id: ID!) { releaseReservation(reservationId: $id) { id endedAt property { ${PLOT_FIELDS} } } }`,
+        `mutation BoardRelease($id: ID!) { releaseReservation(reservationId: $id) { id endedAt property { ${PLOT_READ} } } }`,
         { id: plot.reservationId },
       );
       update(data.releaseReservation.property, { at: data.releaseReservation.endedAt });
@@ -948,7 +1464,7 @@
 
   async function refresh(id) {
     try {
-      const data = await gql(`query BoardPlot($id: ID!) { property(id: $id) { ${PLOT_FIELDS} } }`, { id });
+      const data = await gql(`query BoardPlot($id: ID!) { property(id: $id) { ${PLOT_READ} } }`, { id });
       if (data.property && state.plots.has(data.property.id)) update(data.property);
     } catch (e) { /* the live feed will catch up */ }
   }
@@ -960,7 +1476,7 @@
       state.pending.push(change);
       return;
     }
-    update(change.property, { at: change.at, live: true, flash: true });
+    update(change.property, { at: change.at, live: true, flash: true, change });
   }
 
   function closeLive() {
@@ -1129,10 +1645,10 @@
     state.warned = new Map();
     state.holdsRefused = false;
     clearHolds();
+    clearEntries();
     el.grid.replaceChildren();
     try {
       sessionStorage.removeItem(TOKEN_KEY);
-      sessionStorage.removeItem(WARNED_KEY);
       localStorage.removeItem(TOKEN_KEY);
     } catch (e) { /* storage may be off */ }
     showSignin();
@@ -1212,16 +1728,30 @@
   });
   form.form.addEventListener('submit', (event) => {
     event.preventDefault();
-    if (attempt) submitHold(attempt);
+    if (!attempt) return;
+    if (attempt.mode === 'join') submitJoin(attempt);
+    else if (attempt.mode === 'reserve') submitHold(attempt);
+  });
+  el.entries.addEventListener('click', (event) => {
+    const button = event.target.closest('button.leave');
+    if (!button) return;
+    const entry = state.entries.get(button.dataset.id);
+    if (entry) leaveLine(entry.id, entry.code, button);
+  });
+  form.lineList.addEventListener('click', (event) => {
+    const button = event.target.closest('button.line-remove');
+    if (button && attempt) leaveLine(button.dataset.id, attempt.code, button);
   });
   form.noBuyer.addEventListener('change', noBuyerChanged);
   form.name.addEventListener('input', () => form.name.setCustomValidity(''));
   form.cancel.addEventListener('click', closeHoldForm);
   // Escape, or the form closed any other way: the attempt is over (one in
   // flight still finishes, and says how it went).
-  form.dialog.addEventListener('close', () => { attempt = null; });
+  form.dialog.addEventListener('close', () => {
+    attempt = null;
+    lineShown = new Map();
+  });
 
-  loadWarned();
   setInterval(tick, 250);
   const { token, project } = readToken();
   if (token) {

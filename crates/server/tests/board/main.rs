@@ -115,7 +115,7 @@ impl NodeTest {
 }
 
 #[test]
-fn agents_and_a_manager_see_holds_buyers_and_warnings_live_on_the_board_in_a_browser() {
+fn agents_and_a_manager_see_holds_buyers_warnings_and_lines_live_on_the_board_in_a_browser() {
     NodeTest {
         script: "board.test.mjs",
         // Its own deadline is 150 s.
