@@ -363,7 +363,8 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT interval '24 hours' $$;
 
 -- reserveProperty: reserves `p_property` for `p_agent` for `p_ttl`, for
 -- `p_buyer` with `p_note`, if the agent may act (an active user of an active
--- workspace), the plot is free, and the agent holds fewer than `p_max_active`
+-- workspace), the plot's project is not archived, the plot is free (not held,
+-- sold or withdrawn), and the agent holds fewer than `p_max_active`
 -- (0: no limit). A lapsed hold is taken over here (ended as EXPIRED); if
 -- anyone waits in line the plot goes to the first of them who can hold, in
 -- this call's transaction, and the caller gets it only if that is them.
@@ -374,8 +375,8 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT interval '24 hours' $$;
 -- calls with one key run one after the other and make one reservation; the
 -- unique index on (agent, key) refuses the same key on two plots at once.
 -- Outcomes: reserved {reservation}, replayed {reservation}, refused
--- {standing}, not_found, key_reused, unavailable {status, reserved_until},
--- limit.
+-- {standing}, not_found, key_reused, unavailable {status, reserved_until,
+-- and archived when that is why}, limit.
 CREATE FUNCTION rules.reserve(p_workspace uuid, p_agent uuid, p_property uuid,
                               p_ttl interval, p_max_active integer, p_buyer rules.buyer,
                               p_note text, p_key text) RETURNS jsonb
@@ -443,8 +444,9 @@ $$;
 -- reserve (the entry is PROMOTED with its hold); on a held plot the entry
 -- WAITs at the end of the line. A lapsed hold is taken over first, and its
 -- line promoted, in this call's transaction, so joining never jumps the line.
+-- A sold or withdrawn plot, or one of an archived project, is refused.
 -- Outcomes: waiting {entry}, promoted {entry}, refused {standing},
--- not_found, unavailable {status, reserved_until}, already_queued,
+-- not_found, unavailable {status, reserved_until, archived}, already_queued,
 -- queue_full {limit}, limit.
 CREATE FUNCTION rules.join_queue(p_workspace uuid, p_agent uuid, p_property uuid,
                                  p_buyer rules.buyer, p_max_queue integer, p_ttl interval,
