@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use holdfast_domain::audit::audit;
 use holdfast_domain::directory;
+use holdfast_domain::entities::queue_entry::Model as QueueEntry;
 use holdfast_domain::entities::reservation::Model as Reservation;
 use holdfast_domain::entities::{PropertyStatus, ReservationStatus};
 use holdfast_domain::inventory::{
@@ -55,6 +56,17 @@ async fn hold(w: &World, agent: &Actor, plot: PropertyId) -> Reservation {
         .result
         .expect("reserve")
         .reservation
+}
+
+/// `agent` joins the line for `plot`, for nobody in particular.
+async fn join(w: &World, agent: &Actor, plot: PropertyId) -> DomainResult<QueueEntry> {
+    let request = JoinRequest {
+        property_id: plot,
+        buyer: None,
+    };
+    line::join_queue(&w.conn, &w.policy, agent.into(), &request)
+        .await
+        .result
 }
 
 fn bad_input(result: DomainResult<impl std::fmt::Debug>) -> String {
@@ -118,18 +130,7 @@ async fn a_takeover_and_a_promotion_copy_the_price_too() {
     assert_eq!(taken.price_at_reservation.as_deref(), Some("950.00"));
 
     // The next in line, promoted when that hold is released.
-    let waiting = line::join_queue(
-        &w.conn,
-        &w.policy,
-        (&agents[2]).into(),
-        &JoinRequest {
-            property_id: plot,
-            buyer: None,
-        },
-    )
-    .await
-    .result
-    .expect("join");
+    let waiting = join(&w, &agents[2], plot).await.expect("join");
     set_price(&w, &w.manager, plot, Some("1000"))
         .await
         .expect("price");
@@ -382,17 +383,7 @@ async fn a_withdrawn_plot_counts_in_total_only_and_cannot_be_reserved_or_queued_
             .to_string()
             .contains("WITHDRAWN")
     );
-    let joined = line::join_queue(
-        &w.conn,
-        &w.policy,
-        (&agent).into(),
-        &JoinRequest {
-            property_id: plot,
-            buyer: None,
-        },
-    )
-    .await
-    .result;
+    let joined = join(&w, &agent, plot).await;
     assert!(matches!(
         joined,
         Err(DomainError::PropertyUnavailable {
@@ -484,18 +475,7 @@ async fn withdrawing_a_plot_whose_hold_lapsed_ends_that_hold_first() {
 
     // Someone waits: the plot is theirs at once, so it is not withdrawn.
     let lapsing = hold(&w, &agents[0], plots[1]).await;
-    line::join_queue(
-        &w.conn,
-        &w.policy,
-        (&agents[1]).into(),
-        &JoinRequest {
-            property_id: plots[1],
-            buyer: None,
-        },
-    )
-    .await
-    .result
-    .expect("join");
+    join(&w, &agents[1], plots[1]).await.expect("join");
     w.lapse(lapsing.id).await;
     let written = inventory::withdraw(&w.conn, &w.policy, &w.manager, plots[1]).await;
     assert!(matches!(
@@ -594,17 +574,7 @@ async fn an_archived_projects_plots_cannot_be_reserved_but_its_holds_run_their_c
         ) => assert!(e.to_string().contains("archived"), "{e}"),
         other => panic!("expected PropertyUnavailable, got {other:?}"),
     }
-    let joined = line::join_queue(
-        &w.conn,
-        &w.policy,
-        (&agents[1]).into(),
-        &JoinRequest {
-            property_id: plots[0],
-            buyer: None,
-        },
-    )
-    .await
-    .result;
+    let joined = join(&w, &agents[1], plots[0]).await;
     assert!(matches!(
         joined,
         Err(DomainError::PropertyUnavailable {
