@@ -157,9 +157,8 @@ mod tests {
             Some(OperationType::Mutation)
         );
         assert_eq!(op("mutation M { a } query Q { b }", None), None);
-        assert_eq!(
-            op("query Q { b }", Some("Other")),
-            Some(OperationType::Query)
-        );
+        assert_eq!(op("query Q { b }", Some("Q")), Some(OperationType::Query));
+        // No such operation: the schema refuses the request before any read.
+        assert_eq!(op("query Q { b }", Some("Other")), None);
     }
 }
