@@ -1,15 +1,16 @@
 //! `queue`: the line behind held plots, under load. The agents crowd a few
-//! plots (one for every three agents). Each, one request after the other,
-//! joins the line of one of them at random while it waits in fewer than two
-//! lines (a free plot nobody waits for is theirs at once, and then they
-//! release it or let it lapse, at even odds), looks up which of its places
-//! in line became holds and releases about half of those (the rest lapse),
-//! now and then leaves a line it waits in, and reads a plot's line as the
-//! board shows it. So lines grow, fill up and empty, and holds end with and
-//! without a line behind them. Run it against a server and a worker with a
-//! short hold time (`just bench` gives both 5 s), so that holds lapse while
-//! the agents work and the lines move by the worker's jobs as well as by
-//! releases.
+//! plots (one for every two agents). Each, one request after the other,
+//! joins the line of one of them at random while it waits in no other line
+//! (a free plot nobody waits for is theirs at once, and then they release it
+//! or let it lapse, at even odds), looks up which of its places in line
+//! became holds and releases about half of those (the rest lapse), now and
+//! then leaves the line it waits in, and reads a plot's line as the board
+//! shows it. So lines grow, empty, and now and then fill up, and holds end
+//! with and without a line behind them. Run it against a server and a worker
+//! with a short hold time (`just bench` gives both 5 s), so that holds lapse
+//! while the agents work and the lines move when a lapsed hold is ended (by
+//! its job, or first by a join, which hands the plot on before it queues) as
+//! well as by releases.
 //!
 //! Expected: no outcome but those the rules give under contention (joined,
 //! `ALREADY_QUEUED`, `QUEUE_FULL`, `BUSY`, a release or a leave that came
@@ -27,16 +28,15 @@ use super::{Budget, RunReport, Target, drive};
 use crate::invariants;
 use crate::outcome::{Op, Outcome};
 
-/// Agents per contested plot: with lines of 5 (the default), a holder and
-/// two more agents than fit in line, so that lines fill up and joins meet
-/// QUEUE_FULL as well as short lines.
-const AGENTS_PER_PLOT: usize = 3;
+/// Agents per contested plot. With each agent waiting in one line at most,
+/// lines are two long on average: they grow, empty, and now and then fill
+/// up (five by default), so holds end with a line and without one.
+const AGENTS_PER_PLOT: usize = 2;
 /// How many of its newest promoted entries an agent looks at.
 const PROMOTED_PAGE: u32 = 20;
-/// Lines an agent waits in at once, at most (each for a buyer of its own):
-/// with no bound, every agent would wait in every line, and lines would
-/// never empty.
-const MAX_WAITING: usize = 2;
+/// Lines an agent waits in at once, at most (for its buyer): with no bound,
+/// every agent would wait in every line, and lines would never empty.
+const MAX_WAITING: usize = 1;
 /// Misnumbered lines kept for the report.
 const MAX_KEPT: usize = 5;
 

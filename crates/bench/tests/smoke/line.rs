@@ -16,7 +16,7 @@ use holdfast_testkit::{QueueKeys, TEST_SECRET, TestDb};
 
 use super::count;
 
-/// Six agents: two plots crowded in the scenario (three agents a plot); a
+/// Six agents: three plots crowded in the scenario (two agents a plot); a
 /// holder and three in line for each plot of the promotions.
 const AGENTS: u32 = 6;
 const SCENARIO: Duration = Duration::from_secs(3);
