@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use holdfast_domain::entities::{Role, project, property, user, workspace};
 use holdfast_domain::inventory::{self, Price, PropertyUpdate};
+use holdfast_domain::team::{self, ProjectChange};
 use holdfast_domain::{Actor, Buyer, ReserveRequest, directory, reservations};
 use holdfast_runtime::Outbox;
 use sea_orm::{
@@ -15,6 +16,8 @@ use crate::auth::Tokens;
 
 pub const DEMO_WORKSPACE: &str = "Holdfast Demo";
 pub const DEMO_PROJECT: &str = "Riverside Gardens";
+/// The currency of the demo project's prices (4,500,000.00 and up): Indian rupees.
+const DEMO_CURRENCY: &str = "INR";
 /// Demo tokens last as long as `token`'s default.
 const TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
@@ -184,7 +187,14 @@ pub async fn seed_demo(
         .await?
     {
         Some(project) => project,
-        None => directory::create_project(db, &actor, DEMO_PROJECT).await?,
+        None => {
+            let project = directory::create_project(db, &actor, DEMO_PROJECT).await?;
+            let currency = ProjectChange {
+                currency: Some(Some(DEMO_CURRENCY.to_owned())),
+                ..ProjectChange::default()
+            };
+            team::update_project(db, &actor, project.id, &currency).await?
+        }
     };
     let plots = property::Entity::find()
         .filter(property::Column::ProjectId.eq(project.id))
