@@ -3,7 +3,9 @@
 // private Redis queue, with an 8-second hold time, a warning 4 seconds
 // before a hold's end and at most 2 waiting in a plot's line. Four boards are
 // open at once: Alice, Carol (agents, on a desktop), Bob (an agent, on a
-// phone) and Max (a manager). Alice reserves a plot through the hold form for
+// phone) and Max (a manager). The project has a currency, prices (one plot
+// without) and a withdrawn plot: every page shows the prices in its locale
+// and counts as the server counts. Alice reserves a plot through the hold form for
 // a buyer; Bob sees it within 2 s without a reload and without its buyer, Max
 // sees the buyer; Bob's reserve of a plot Carol took while he typed gets the
 // server's PROPERTY_UNAVAILABLE message. The EXPIRING warnings turn the
@@ -18,8 +20,11 @@
 // ended; a plot freed while Carol fills the join form is hers at once. Alice
 // then reserves with no buyer, and the test cuts the answer to her first
 // send: the page sends the same attempt again (same idempotency key) and
-// there is one hold. Then a paused worker, a bad token, a server killed and
-// restarted, and a 2,000-plot project. Saves a screenshot of Alice's board (her warned hold)
+// there is one hold. Then a paused worker, while which Max withdraws a plot
+// (Bob's page shows it within 2 s), restores it, and is refused the
+// withdrawal of a plot held while his dialog was open; a bad token, a server
+// killed and restarted, and a workspace of 103 projects whose picker offers
+// all but the archived one and picks the last, a 2,000-plot project. Saves a screenshot of Alice's board (her warned hold)
 // to target/board.png, or where HOLDFAST_BOARD_SCREENSHOT says (`just
 // board-screenshot` writes the README's docs/board.png): a test run leaves
 // the source tree alone.
@@ -58,6 +63,9 @@ const WARNING_LATE_MS = 2000;
 /** The whole run, set-up and clean-up included. */
 const DEADLINE_MS = 150_000;
 const BIG = 2000;
+/** 12500000.00 rupees, short, as Chromium's en-IN and en-US say it. */
+const PRICE_SHORT_IN = '₹1.25Cr';
+const PRICE_SHORT_US = '₹12.5M';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
 /** The open boards, whose messages are shown when the test fails. */
@@ -162,6 +170,7 @@ async function counts(page) {
     available: Number(document.getElementById('n-available').textContent),
     reserved: Number(document.getElementById('n-reserved').textContent),
     sold: Number(document.getElementById('n-sold').textContent),
+    withdrawn: Number(document.getElementById('n-withdrawn').textContent),
     total: Number(document.getElementById('n-total').textContent),
   }));
 }
@@ -169,7 +178,9 @@ async function counts(page) {
 async function serverCounts(token, projectId) {
   const data = await gql(token, 'query($id: ID!) { project(id: $id) { totalPlots availablePlots reservedPlots soldPlots } }', { id: projectId });
   const p = data.project;
-  return { available: p.availablePlots, reserved: p.reservedPlots, sold: p.soldPlots, total: p.totalPlots };
+  // Withdrawn plots count in the total only.
+  const withdrawn = p.totalPlots - p.availablePlots - p.reservedPlots - p.soldPlots;
+  return { available: p.availablePlots, reserved: p.reservedPlots, sold: p.soldPlots, withdrawn, total: p.totalPlots };
 }
 
 /**
@@ -187,12 +198,13 @@ async function sameCounts(page, token, projectId) {
   assert.deepEqual(shown, truth, 'the page counts what the server counts');
 }
 
-/** The hold form on a page, for a plot: clicked open, filled, sent. */
-async function reserveThroughForm(page, code, { buyer = null, phone = null, note = null }) {
+/** The hold form on a page, for a plot: clicked open (its price in full checked, if given), filled, sent. */
+async function reserveThroughForm(page, code, { buyer = null, phone = null, note = null, price = undefined }) {
   await cell(page, code).click();
   const dialog = page.locator('#hold-dialog');
   await dialog.waitFor({ state: 'visible', timeout: 3000 });
   assert.equal(await page.locator('#hold-title').innerText(), `Reserve ${code}`);
+  if (price !== undefined) assert.equal(await page.locator('#hold-price').innerText(), `Price: ${price}`, 'the price in full');
   if (buyer === null) {
     await dialog.getByLabel('No buyer yet').check();
     assert.equal(await dialog.getByLabel("Buyer's name").isDisabled(), true, 'no buyer: no name to type');
@@ -250,6 +262,26 @@ await run('board e2e', DEADLINE_MS, async (stack) => {
   await waitForHttp(`http://127.0.0.1:${metricsPort}/readyz`, worker);
   stack.log(`server at ${base}, worker ready`);
 
+  const plots = (await gql(tokens.carol, 'query($id: ID!) { project(id: $id) { properties(first: 100) { nodes { id code } } } }', { id: projectId }))
+    .project.properties.nodes;
+  const idOf = Object.fromEntries(plots.map((p) => [p.code, p.id]));
+  // Prices in rupees: the project's currency and the prices this test
+  // checks (an import, and one plot with its price taken away); and one
+  // plot off the market before any page opens.
+  const priced = await gql(
+    tokens.manager,
+    `mutation($p: ID!, $csv: String!, $nine: ID!, $sixteen: ID!) {
+      updateProject(projectId: $p, currency: "INR") { currency }
+      importProperties(projectId: $p, csv: $csv) { created }
+      updateProperty(propertyId: $nine, price: null) { price }
+      withdrawProperty(propertyId: $sixteen) { status }
+    }`,
+    { p: projectId, csv: 'code,price\nA-005,4600000\nA-007,12500000.00\nA-017,4900000\nA-021,5000000.00\n', nine: idOf['A-009'], sixteen: idOf['A-016'] },
+  );
+  assert.deepEqual(priced, {
+    updateProject: { currency: 'INR' }, importProperties: { created: 0 }, updateProperty: { price: null }, withdrawProperty: { status: 'WITHDRAWN' },
+  });
+
   const head = await fetch(`${base}/board`);
   assert.equal(head.status, 200);
   assert.match(head.headers.get('content-type'), /^text\/html/);
@@ -261,8 +293,9 @@ await run('board e2e', DEADLINE_MS, async (stack) => {
   // No request may leave the server's origin: the page loads nothing from elsewhere.
   const foreign = [];
   const watch = (context) => context.on('request', (r) => { if (!r.url().startsWith(base)) foreign.push(r.url()); });
-  const desk = await browser.newContext({ viewport: { width: 1280, height: 860 }, deviceScaleFactor: 1 });
-  const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  // Prices follow the viewer's locale: Indian on the desktops, American on Bob's phone.
+  const desk = await browser.newContext({ viewport: { width: 1280, height: 860 }, deviceScaleFactor: 1, locale: 'en-IN' });
+  const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, locale: 'en-US' });
   for (const context of [desk, phone]) {
     watch(context);
     if (ASSETS) await serveAssetsFromDisk(context);
@@ -276,16 +309,23 @@ await run('board e2e', DEADLINE_MS, async (stack) => {
   stack.log(`Alice's board (desktop, token in the link) loaded in ${a.loadedMs} ms, Bob's (phone, 390 px wide, token typed in) in ${b.loadedMs} ms, Max's in ${m.loadedMs} ms, Carol's in ${cb.loadedMs} ms`);
   const phoneWidth = await b.page.evaluate(() => document.documentElement.scrollWidth);
   assert.ok(phoneWidth <= 390, `the phone page must not scroll sideways (scrollWidth ${phoneWidth})`);
-  assert.equal(await cell(a.page, 'A-007').getAttribute('aria-label'), 'Reserve A-007');
-  assert.deepEqual(await counts(a.page), { available: 50, reserved: 0, sold: 0, total: 50 });
+  // A withdrawn plot counts in the total only, as the server counts it.
+  assert.deepEqual(await counts(a.page), { available: 49, reserved: 0, sold: 0, withdrawn: 1, total: 50 });
+  assert.equal(await attr(a.page, 'A-016', 'data-status'), 'withdrawn');
+  // Each plot's price with the project's currency: short in the cell, in
+  // full in its name; none for a plot without one.
+  const priceIn = (page, code) => cell(page, code).locator('.price').innerText();
+  assert.equal(await priceIn(a.page, 'A-007'), PRICE_SHORT_IN);
+  assert.equal(await priceIn(b.page, 'A-007'), PRICE_SHORT_US);
+  assert.equal(await attr(a.page, 'A-007', 'aria-label'), 'Reserve A-007 (₹1,25,00,000.00)');
+  assert.equal(await attr(b.page, 'A-007', 'aria-label'), 'Reserve A-007 (₹12,500,000.00)');
+  assert.equal(await priceIn(a.page, 'A-009'), '');
+  assert.equal(await attr(a.page, 'A-009', 'aria-label'), 'Reserve A-009');
   assert.equal(await a.page.locator('#holds-title').innerText(), 'Your holds (0)');
   assert.equal(await m.page.locator('#holds-title').innerText(), 'Holds (0)');
 
   // Other agents at work, through the API: every page follows, which also
   // shows the live feeds are subscribed before the scenario starts.
-  const plots = (await gql(tokens.carol, 'query($id: ID!) { project(id: $id) { properties(first: 100) { nodes { id code } } } }', { id: projectId }))
-    .project.properties.nodes;
-  const idOf = Object.fromEntries(plots.map((p) => [p.code, p.id]));
   const reserve = async (token, code, buyer = null) => (await gql(
     token,
     'mutation($id: ID!, $buyer: BuyerInput) { reserveProperty(propertyId: $id, buyer: $buyer) { id expiresAt } }',
@@ -307,9 +347,9 @@ await run('board e2e', DEADLINE_MS, async (stack) => {
   assert.equal(await m.page.locator('#holds li.hold').count(), 3, "Max's list: every agent's holds");
   assert.match(await holdItem(m.page, 'A-021').innerText(), /for the Okafors[^]*by Bob Agent/);
   assert.equal(await a.page.locator('#holds li.hold').count(), 0, "Alice's list: only her own holds");
-  assert.equal(await attr(a.page, 'A-021', 'aria-label'), 'Join the line for A-021 (reserved by Bob Agent)', 'no buyer for another agent');
-  assert.equal(await attr(m.page, 'A-021', 'aria-label'), 'Join the line for A-021 (reserved by Bob Agent for the Okafors)');
-  assert.deepEqual(await counts(a.page), { available: 46, reserved: 3, sold: 1, total: 50 });
+  assert.equal(await attr(a.page, 'A-021', 'aria-label'), 'Join the line for A-021 (reserved by Bob Agent, ₹50,00,000.00)', 'no buyer for another agent');
+  assert.equal(await attr(m.page, 'A-021', 'aria-label'), 'Join the line for A-021 (reserved by Bob Agent for the Okafors, ₹50,00,000.00)');
+  assert.deepEqual(await counts(a.page), { available: 45, reserved: 3, sold: 1, withdrawn: 1, total: 50 });
   stack.log('other agents\' changes made through the API show on every page; the buyer on Bob\'s and Max\'s only');
 
   for (const page of pages) await page.evaluate(() => { window.boardNotReloaded = true; });
@@ -318,7 +358,7 @@ await run('board e2e', DEADLINE_MS, async (stack) => {
   // back of its window draws no frames, and Playwright waits for frames
   // before a click: each page is brought to the front before it is used.)
   await a.page.bringToFront();
-  const clicked = await reserveThroughForm(a.page, 'A-007', { buyer: 'the Sharmas', phone: '+91 98765 43210', note: 'Wants the corner plot' });
+  const clicked = await reserveThroughForm(a.page, 'A-007', { buyer: 'the Sharmas', phone: '+91 98765 43210', note: 'Wants the corner plot', price: '₹1,25,00,000.00' });
   const aMs = await waitForCell(a.page, 'A-007', 'kind', 'mine', 3000);
   // B, open at the same time, shows it reserved within 2 s, without a reload.
   await waitForCell(b.page, 'A-007', 'status', 'reserved', Math.max(1, 2000 - (Date.now() - clicked)));
@@ -327,7 +367,7 @@ await run('board e2e', DEADLINE_MS, async (stack) => {
   assert.ok(bMs <= 2000, `Bob's page must show the hold within 2 s, took ${bMs} ms`);
   const reserved = await waitForSaid(a.page, /^Reserved A-007 for the Sharmas until /, 3000);
   assert.equal(await a.page.locator('#hold-dialog').isVisible(), false, 'the form closes');
-  assert.match(await holdItem(a.page, 'A-007').innerText(), /A-007[^]*\d:\d\d left[^]*for the Sharmas[^]*\+91 98765 43210 · Wants the corner plot/);
+  assert.match(await holdItem(a.page, 'A-007').innerText(), /A-007[^]*\d:\d\d left[^]*for the Sharmas[^]*\+91 98765 43210 · Wants the corner plot\s*quoted at ₹1,25,00,000\.00/);
   const history = (await gql(tokens.alice, 'query($id: ID!) { property(id: $id) { reservations(first: 5) { nodes { id status expiresAt buyer { name phone } note } } } }', { id: idOf['A-007'] }))
     .property.reservations.nodes;
   assert.deepEqual(history.map((r) => [r.buyer, r.note]), [[{ name: 'the Sharmas', phone: '+91 98765 43210' }, 'Wants the corner plot']]);
@@ -343,14 +383,14 @@ await run('board e2e', DEADLINE_MS, async (stack) => {
 
   // Who the hold is for: Max (a manager) sees it, Bob (another agent) does not.
   await holdItem(m.page, 'A-007').waitFor({ timeout: 2000 });
-  assert.match(await holdItem(m.page, 'A-007').innerText(), /for the Sharmas[^]*\+91 98765 43210[^]*by Alice Agent/);
-  assert.equal(await attr(m.page, 'A-007', 'aria-label'), 'Join the line for A-007 (reserved by Alice Agent for the Sharmas)');
+  assert.match(await holdItem(m.page, 'A-007').innerText(), /for the Sharmas[^]*\+91 98765 43210[^]*quoted at ₹1,25,00,000\.00[^]*by Alice Agent/);
+  assert.equal(await attr(m.page, 'A-007', 'aria-label'), 'Join the line for A-007 (reserved by Alice Agent for the Sharmas, ₹1,25,00,000.00)');
   const bText = await cell(b.page, 'A-007').innerText();
   assert.match(bText, /Reserved/);
   assert.match(bText, /by Alice Agent/);
   assert.match(bText, /\d+:\d\d left/);
-  assert.equal(await attr(b.page, 'A-007', 'aria-label'), 'Join the line for A-007 (reserved by Alice Agent)');
-  assert.equal(await attr(a.page, 'A-007', 'aria-label'), 'Release A-007 (reserved by you for the Sharmas)');
+  assert.equal(await attr(b.page, 'A-007', 'aria-label'), 'Join the line for A-007 (reserved by Alice Agent, ₹12,500,000.00)');
+  assert.equal(await attr(a.page, 'A-007', 'aria-label'), 'Release A-007 (reserved by you for the Sharmas, ₹1,25,00,000.00)');
   const bobSees = await b.page.evaluate(() => document.body.innerText + [...document.querySelectorAll('[aria-label]')].map((e) => e.getAttribute('aria-label')).join(' '));
   assert.ok(!/Sharma|98765|corner/.test(bobSees), "nothing of Alice's buyer on Bob's page");
   assert.equal(await b.page.locator('#holds li.hold').count(), 1, "Bob's list: his own hold only");
@@ -474,7 +514,7 @@ await run('board e2e', DEADLINE_MS, async (stack) => {
     );
     stack.log(`${who}'s page got the worker's release (ended ${ended.endedAt}) through ${await how.jsonValue()}`);
   }
-  assert.equal(await attr(a.page, 'A-007', 'aria-label'), 'Reserve A-007');
+  assert.equal(await attr(a.page, 'A-007', 'aria-label'), 'Reserve A-007 (₹1,25,00,000.00)');
   assert.equal(await holdItem(a.page, 'A-007').count(), 0, 'gone from her list');
   assert.equal(await holdItem(m.page, 'A-007').count(), 0, "gone from Max's list");
   await waitForSaid(a.page, /^Your hold on A-007 for the Sharmas ran out\.$/, 3000);
@@ -495,7 +535,7 @@ await run('board e2e', DEADLINE_MS, async (stack) => {
   await joinThroughForm(cb.page, 'A-017', 'the Lindqvists');
   await waitForSaid(cb.page, /^You're #2 in line for A-017 for the Lindqvists\.$/, 3000);
   await waitForCell(cb.page, 'A-017', 'position', '2', 1000);
-  assert.equal(await attr(cb.page, 'A-017', 'aria-label'), "A-017 (reserved by Alice Agent, 2 waiting, you're #2 in line)");
+  assert.equal(await attr(cb.page, 'A-017', 'aria-label'), "A-017 (reserved by Alice Agent, 2 waiting, you're #2 in line, ₹49,00,000.00)");
   assert.match(await cell(cb.page, 'A-017').innerText(), /#2 of 2$/);
   assert.match(await entryItem(cb.page, 'A-017').innerText(), /you're #2[^]*for the Lindqvists/);
   // Max sees who waits, and for whom, in the plot's dialog (and its cell
@@ -506,7 +546,7 @@ await run('board e2e', DEADLINE_MS, async (stack) => {
   await waitForData(m.page, '#line-box', 'waiting', '2', 3000);
   assert.match(await m.page.locator('#line-list').innerText(), /^#1\s*Bob Agent, for the Nakamuras\s*Remove\s*#2\s*Carol Agent, for the Lindqvists\s*Remove$/);
   await waitForCell(m.page, 'A-017', 'waiting', '2', 1000);
-  assert.equal(await attr(m.page, 'A-017', 'aria-label'), 'Join the line for A-017 (reserved by Alice Agent for the Sharmas, 2 waiting)');
+  assert.equal(await attr(m.page, 'A-017', 'aria-label'), 'Join the line for A-017 (reserved by Alice Agent for the Sharmas, 2 waiting, ₹49,00,000.00)');
   await mDialog.getByLabel("Buyer's name").fill('the Fischers');
   await mDialog.getByRole('button', { name: 'Join the line', exact: true }).click();
   await m.page.locator('#hold-status.error').waitFor({ timeout: 3000 });
@@ -519,7 +559,7 @@ await run('board e2e', DEADLINE_MS, async (stack) => {
   // Alice releases: in the same transaction the plot becomes Bob's hold.
   // His page shows it as his, and says so; Carol's page, which no event
   // told of her removal, reads her places in line on the plot's change.
-  assert.match(await attr(a.page, 'A-017', 'aria-label'), /^Release A-017 \(reserved by you for the Sharmas(, ends soon)?\)$/);
+  assert.match(await attr(a.page, 'A-017', 'aria-label'), /^Release A-017 \(reserved by you for the Sharmas(, ends soon)?, ₹49,00,000\.00\)$/);
   assert.ok(Date.now() < Date.parse(aliceHold.expiresAt) - 500, `the line's steps took longer than the ${TTL_S} s hold`);
   await a.page.bringToFront();
   const releasedAt = Date.now();
@@ -536,7 +576,7 @@ await run('board e2e', DEADLINE_MS, async (stack) => {
   assert.equal(endedWords, 'Your place in line for A-017 for the Lindqvists ended: it was taken out of the line.');
   await entryItem(cb.page, 'A-017').waitFor({ state: 'detached', timeout: 1000 });
   await waitForCell(cb.page, 'A-017', 'waiting', '0', 2000);
-  assert.equal(await attr(cb.page, 'A-017', 'aria-label'), 'Join the line for A-017 (reserved by Bob Agent)');
+  assert.equal(await attr(cb.page, 'A-017', 'aria-label'), 'Join the line for A-017 (reserved by Bob Agent, ₹49,00,000.00)');
   for (const page of [a.page, m.page]) {
     await waitForCell(page, 'A-017', 'waiting', '0', 2000);
     assert.match(await cell(page, 'A-017').innerText(), /by Bob Agent/);
@@ -616,9 +656,61 @@ await run('board e2e', DEADLINE_MS, async (stack) => {
   await reserve(tokens.carol, 'A-033');
   for (const page of pages) await waitForCell(page, 'A-033', 'status', 'reserved', 2000);
   const heldAt = await attr(a.page, 'A-033', 'data-changed-at');
+  const lotNames = Array.from({ length: 101 }, (_, i) => `Lot ${String(i + 1).padStart(3, '0')}`);
+  let lots = [];
   worker.child.kill('SIGSTOP');
   try {
     const lapse = Date.now() + TTL_S * 1000;
+    // Meanwhile (the server alone serves these): Max withdraws A-005 from
+    // its dialog, and Bob's page shows it withdrawn within 2 s, counted as
+    // the server counts it; Bob can do nothing with it; Max restores it.
+    // Max's dialog on A-005 (its title and price checked), and a click on
+    // `button`: how long until Bob's page shows the plot's new status.
+    const onA005 = async (title, button, status) => {
+      await m.page.bringToFront();
+      await cell(m.page, 'A-005').click();
+      await mDialog.waitFor({ state: 'visible', timeout: 3000 });
+      assert.equal(await m.page.locator('#hold-title').innerText(), title);
+      assert.equal(await m.page.locator('#hold-price').innerText(), 'Price: ₹46,00,000.00');
+      const clicked = Date.now();
+      await mDialog.getByRole('button', { name: `${button} A-005`, exact: true }).click();
+      await waitForCell(b.page, 'A-005', 'status', status, 2000);
+      return Date.now() - clicked;
+    };
+    const withdrawnMs = await onA005('Reserve A-005', 'Withdraw', 'withdrawn');
+    assert.ok(withdrawnMs <= 2000, `Bob's page must show the withdrawal within 2 s, took ${withdrawnMs} ms`);
+    assert.ok(await attr(b.page, 'A-005', 'data-changed-at'), 'the withdrawal came from the live feed');
+    await waitForSaid(m.page, /^Withdrew A-005: off the market until it is restored\.$/, 2000);
+    assert.equal(await attr(b.page, 'A-005', 'aria-label'), 'A-005 (withdrawn, ₹4,600,000.00)');
+    assert.equal(await attr(b.page, 'A-005', 'aria-disabled'), 'true');
+    assert.match(await cell(b.page, 'A-005').innerText(), /Withdrawn/);
+    await waitForCell(m.page, 'A-005', 'kind', 'withdrawn', 1000);
+    assert.equal(await attr(m.page, 'A-005', 'aria-label'), 'Restore A-005 (withdrawn, ₹46,00,000.00)');
+    await sameCounts(b.page, tokens.bob, projectId);
+    assert.equal((await counts(b.page)).withdrawn, 2);
+    await b.page.bringToFront();
+    // aria-disabled: Playwright would wait for it to be enabled; a person can click it anyway.
+    await cell(b.page, 'A-005').click({ force: true });
+    await waitForSaid(b.page, /^A-005 is withdrawn: off the market, until a manager restores it\.$/, 1000);
+    assert.equal(await b.page.locator('#hold-dialog').isVisible(), false, 'nothing to reserve or join');
+    const restoredMs = await onA005('A-005 is withdrawn', 'Restore', 'available');
+    assert.equal(await attr(b.page, 'A-005', 'aria-label'), 'Reserve A-005 (₹4,600,000.00)');
+    await waitForSaid(m.page, /^Restored A-005: available again\.$/, 2000);
+    // A plot Carol takes while Max's dialog is open: his withdrawal is refused, in words.
+    await cell(m.page, 'A-038').click();
+    await mDialog.waitFor({ state: 'visible', timeout: 3000 });
+    const carol38 = await reserve(tokens.carol, 'A-038');
+    await waitForCell(m.page, 'A-038', 'status', 'reserved', 2000);
+    await mDialog.getByRole('button', { name: 'Withdraw A-038', exact: true }).click();
+    const notWithdrawn = await waitForSaid(m.page, /^Could not withdraw A-038: /, 3000);
+    assert.match(notWithdrawn, /^Could not withdraw A-038: the property is RESERVED until \d{4}-\d\d-\d\dT.+ your time\)\.$/);
+    assert.equal(await mDialog.isVisible(), false);
+    await gql(tokens.carol, 'mutation($id: ID!) { releaseReservation(reservationId: $id) { id } }', { id: carol38.id });
+    stack.log(`Max withdrew A-005: Bob's page showed it withdrawn ${withdrawnMs} ms after his click, and available ${restoredMs} ms after his restore; withdrawing a plot held meanwhile said "${notWithdrawn}"`);
+    // More than a page of projects for the picker: 101 more (one of them archived).
+    const made = await gql(tokens.manager, `mutation { ${lotNames.map((n, i) => `l${i}: createProject(name: "${n}") { id name }`).join(' ')} }`);
+    lots = lotNames.map((_, i) => made[`l${i}`]);
+    await gql(tokens.manager, 'mutation($id: ID!) { updateProject(projectId: $id, archived: true) { archived } }', { id: lots[49].id });
     for (const page of pages) await waitForCell(page, 'A-033', 'status', 'available', TTL_S * 1000 + 3000);
     stack.log(`with the worker paused, A-033 shows available on every page ${Date.now() - lapse} ms after its countdown's end`);
     for (const page of pages) {
@@ -668,15 +760,38 @@ await run('board e2e', DEADLINE_MS, async (stack) => {
   serverDown = false;
   stack.log(`server killed and restarted: every page reconnected and shows a hold made meanwhile, ${Date.now() - killed} ms after the kill`);
 
-  // 2,000 plots: a manager makes the project, Alice opens and uses it.
+  // 2,000 plots: a manager makes the project (the last of 103) from a
+  // spreadsheet, with prices but no currency (the prices are shown as they
+  // are), H-0002 without one. Alice opens the board, and picks it: the
+  // picker offers every project but the archived one, in order.
   const big = (await gql(tokens.manager, 'mutation { createProject(name: "Harbour Point") { id } }')).createProject.id;
   const codes = Array.from({ length: BIG }, (_, i) => `H-${String(i + 1).padStart(4, '0')}`);
-  for (let i = 0; i < BIG; i += 1000) {
-    await gql(tokens.manager, 'mutation($p: ID!, $c: [String!]!) { addProperties(projectId: $p, codes: $c) { id } }', { p: big, c: codes.slice(i, i + 1000) });
-  }
-  const c = await openBoard(desk, tokens.alice, { project: big, plots: BIG, who: 'Alice (2,000 plots)' });
+  const sheet = ['code,price', ...codes.map((code, i) => `${code},${i === 1 ? '' : `${2_500_000 + 1000 * i}.50`}`)].join('\n');
+  const imported = await gql(tokens.manager, 'mutation($p: ID!, $csv: String!) { importProperties(projectId: $p, csv: $csv) { created updated } }', { p: big, csv: sheet });
+  assert.deepEqual(imported.importProperties, { created: BIG, updated: 0 });
+  const c = await openBoard(desk, tokens.alice, { plots: 50, who: 'Alice (the picker)' });
+  await c.page.waitForSelector('#project[data-complete="true"]', { state: 'attached', timeout: 5000 });
+  const offered = await c.page.evaluate(() => Array.from(document.getElementById('project').options, (o) => o.textContent));
+  assert.deepEqual(offered, ['Riverside Gardens', ...lotNames.filter((_, i) => i !== 49), 'Harbour Point'], 'every project but the archived one, in order');
+  const picked = Date.now();
+  await c.page.locator('#project').selectOption({ label: 'Harbour Point' });
+  await c.page.waitForFunction((n) => document.querySelectorAll('#grid button.plot').length === n, BIG, { timeout: 30_000, polling: 50 });
+  c.loadedMs = Date.now() - picked;
+  assert.equal(await c.page.locator('#project-title').innerText(), 'Harbour Point');
+  assert.equal(await cell(c.page, 'H-0001').locator('.price').innerText(), '2500000.50');
+  assert.equal(await attr(c.page, 'H-0001', 'aria-label'), 'Reserve H-0001 (2500000.50)');
+  assert.equal(await cell(c.page, 'H-0002').locator('.price').innerText(), '');
+  // A link to a project past the picker's first page opens it at once.
+  const linked = await openBoard(desk, tokens.alice, { project: lots[100].id, plots: 0, who: 'Alice (Lot 101)' });
+  await linked.page.waitForFunction(() => document.getElementById('project-title').textContent === 'Lot 101', null, { timeout: 5000 });
+  assert.equal(await linked.page.locator('#project').inputValue(), lots[100].id);
+  await linked.page.waitForSelector('#project[data-complete="true"]', { state: 'attached', timeout: 5000 });
+  assert.deepEqual(await linked.page.evaluate(() => Array.from(document.getElementById('project').options, (o) => o.textContent)), offered, 'in order, once each');
+  assert.deepEqual(linked.errors, []);
+  boards.splice(boards.findIndex((x) => x.page === linked.page), 1);
+  await linked.page.close();
   await c.page.bringToFront();
-  stack.log(`a ${BIG}-plot board loaded (20 pages) and drawn in ${c.loadedMs} ms`);
+  stack.log(`the picker offered ${offered.length} projects (2 pages); Harbour Point, the last, picked: ${BIG} plots loaded (20 pages) and drawn in ${c.loadedMs} ms`);
   assert.ok(c.loadedMs < 15_000, `${BIG} plots took ${c.loadedMs} ms`);
   // Many holds counting down at once, changed elsewhere, while Alice clicks.
   const bigPlots = [];
@@ -694,7 +809,7 @@ await run('board e2e', DEADLINE_MS, async (stack) => {
   const lastCode = codes[BIG - 1];
   await cell(c.page, lastCode).scrollIntoViewIfNeeded();
   const t1 = Date.now();
-  const sent = await reserveThroughForm(c.page, lastCode, { buyer: 'the Haddads' });
+  const sent = await reserveThroughForm(c.page, lastCode, { buyer: 'the Haddads', price: `${2_500_000 + 1000 * (BIG - 1)}.50` });
   await waitForCell(c.page, lastCode, 'kind', 'mine', 3000);
   const bigClickMs = Date.now() - sent;
   // Main-thread stalls (Chromium's long tasks, over 50 ms): the initial draw,

@@ -6,7 +6,9 @@
 // lets managers extend them. Behind a held plot is a line: the board shows how
 // many wait, lets the viewer join it (the same form) and leave it, lists their
 // places in it, says when one became their hold, and shows managers who waits,
-// with a way to take an entry out.
+// with a way to take an entry out. Each plot shows its price in its
+// project's currency; managers withdraw plots from the market and restore
+// them. The project picker reads every project, a page at a time.
 // No framework, no build step: one grid rendered once, then one cell at a time.
 'use strict';
 
@@ -14,6 +16,8 @@
   const TOKEN_KEY = 'holdfast.board.token';
   const PROJECT_KEY = 'holdfast.board.project';
   const PAGE_SIZE = 100;
+  /** Projects per page of the picker (the API's most); the first page is shown at once. */
+  const PROJECTS_PAGE = 100;
   const PLOTS_FEED = 'board';
   const HOLDS_FEED = 'holds';
   const MAX_BACKOFF_MS = 30000;
@@ -34,13 +38,13 @@
   /** The viewer's places in line read at once, and the entries a plot's dialog shows. */
   const ENTRIES_PAGE = 50;
   const LINE_PAGE = 50;
-  const HOLD_FIELDS = 'id expiresAt extensionCount expiryWarned note buyer { name phone email } agent { id name }';
+  const HOLD_FIELDS = 'id expiresAt extensionCount expiryWarned note priceAtReservation buyer { name phone email } agent { id name }';
   /** A plot as the live feed gives it: no line length (see lineAfter). */
-  const PLOT_FIELDS = `id code status reservedBy { id name } reservedUntil activeReservation { ${HOLD_FIELDS} }`;
+  const PLOT_FIELDS = `id code status price reservedBy { id name } reservedUntil activeReservation { ${HOLD_FIELDS} }`;
   /** A plot as a request reads it: with how many wait in its line. */
   const PLOT_READ = `${PLOT_FIELDS} queueLength`;
   /** A reservation with its plot, for the holds list and the grid. */
-  const reservationFields = (plot) => `status createdAt ${HOLD_FIELDS} property { ${plot} project { id name } }`;
+  const reservationFields = (plot) => `status createdAt ${HOLD_FIELDS} property { ${plot} project { id name currency } }`;
   const RESERVATION_FIELDS = reservationFields(PLOT_READ);
   /** A place in line, the viewer's or anyone's. */
   const ENTRY_FIELDS = 'id status position createdAt buyer { name phone email } agent { id name } property { id code status project { id name } }';
@@ -61,7 +65,10 @@
   const TRANSIENT = new Set(['NETWORK', 'HTTP', 'SERVICE_UNAVAILABLE', 'BUSY']);
   const FLASH = [{ boxShadow: '0 0 0 4px #f5c542' }, { boxShadow: '0 0 0 0 transparent' }];
   const reducedMotion = window.matchMedia('(prefers-reduced-motion: reduce)');
-  const STATE_WORDS = { available: 'Available', reserved: 'Reserved', mine: 'Yours', sold: 'Sold' };
+  const STATE_WORDS = { available: 'Available', reserved: 'Reserved', mine: 'Yours', sold: 'Sold', withdrawn: 'Withdrawn' };
+  /** The statuses counted above the grid; the total counts every plot, withdrawn ones too. */
+  const COUNTED = ['available', 'reserved', 'sold', 'withdrawn'];
+  const noCounts = () => Object.fromEntries(COUNTED.map((k) => [k, 0]));
 
   const $ = (id) => document.getElementById(id);
   const el = {
@@ -71,7 +78,7 @@
     holds: $('holds'), holdsTitle: $('holds-title'), holdsHint: $('holds-hint'),
     entriesBox: $('entries-box'), entries: $('entries'), entriesTitle: $('entries-title'),
     messages: $('messages'),
-    counts: { available: $('n-available'), reserved: $('n-reserved'), sold: $('n-sold'), total: $('n-total') },
+    counts: { available: $('n-available'), reserved: $('n-reserved'), sold: $('n-sold'), withdrawn: $('n-withdrawn'), total: $('n-total') },
   };
   const form = {
     dialog: $('hold-dialog'), form: $('hold-form'), title: $('hold-title'), context: $('hold-context'),
@@ -79,17 +86,20 @@
     note: $('hold-note'), status: $('hold-status'), submit: $('hold-submit'), cancel: $('hold-cancel'),
     fields: $('hold-fields'), noBuyerRow: $('no-buyer-row'), noteLabel: $('note-label'),
     lineBox: $('line-box'), lineTitle: $('line-title'), lineList: $('line-list'),
+    price: $('hold-price'), action: $('plot-action'),
   };
 
   const state = {
     token: null,
     me: null,
     projectId: null,
+    /** The shown project's ISO 4217 currency, or null: its prices are then shown as they are. */
+    currency: null,
     /** id -> plot: the server's view plus this page's cell. */
     plots: new Map(),
     /** ids of plots held right now, for the countdown. */
     held: new Set(),
-    counts: { available: 0, reserved: 0, sold: 0 },
+    counts: noCounts(),
     /** reservation id -> hold: the holds listed beside the grid, with their item. */
     holds: new Map(),
     /** reservation id -> the expiresAt (ms) the server warned of (EXPIRING, or expiryWarned). */
@@ -100,6 +110,8 @@
     skew: 0,
     /** Bumped by every load, so that a slower, older load is dropped. */
     loadSeq: 0,
+    /** Bumped by every sign-in and sign-out, so that the picker's later pages of an older one are dropped. */
+    signins: 0,
     /** Changes and hold events that arrive while the plots load, applied after. */
     pending: null,
     ws: null,
@@ -218,6 +230,37 @@
 
   const forWhom = (buyer) => (buyer ? ` for ${buyer.name}` : '');
 
+  /** Intl.NumberFormat is slow to make: one per currency and form, kept. */
+  const moneyFormats = new Map();
+
+  /**
+   * A price (the API's Decimal: an exact string such as "12500000.00") for
+   * people: with the project's currency, in the viewer's locale, short
+   * ("₹1.25Cr", "€250K") or in full; with no currency, the string itself.
+   * Money stays a string: the board never adds, compares or rounds it, and
+   * never turns it into a float for anything but this display (format()
+   * reads the string as an exact decimal where the browser can; an older
+   * one makes a number of it, for the display only). Empty when there is no
+   * price.
+   */
+  function money(price, currency, short = false) {
+    if (price === null || price === undefined) return '';
+    if (!currency) return price;
+    const key = `${currency} ${short}`;
+    let format = moneyFormats.get(key);
+    if (format === undefined) {
+      try {
+        format = new Intl.NumberFormat(undefined, short
+          ? { style: 'currency', currency, notation: 'compact', maximumSignificantDigits: 3 }
+          : { style: 'currency', currency });
+      } catch (e) {
+        format = null; // a currency this browser does not know
+      }
+      moneyFormats.set(key, format);
+    }
+    return format ? format.format(price) : `${price} ${currency}`;
+  }
+
   // ---- plots and cells ----------------------------------------------------
 
   function normalise(p) {
@@ -239,6 +282,9 @@
       expiryWarned: Boolean(r && r.expiryWarned),
       // How many wait in its line; null when the source did not say (the feed).
       waiting: typeof p.queueLength === 'number' ? p.queueLength : null,
+      price: p.price === undefined ? null : p.price,
+      // The price its hold keeps, from the hold's start.
+      quoted: r ? r.priceAtReservation : null,
     };
   }
 
@@ -285,6 +331,8 @@
     const code = document.createElement('span');
     code.className = 'code';
     code.textContent = plot.code;
+    const price = document.createElement('span');
+    price.className = 'price';
     const word = document.createElement('span');
     word.className = 'state';
     const holder = document.createElement('span');
@@ -293,9 +341,9 @@
     left.className = 'left';
     const line = document.createElement('span');
     line.className = 'line';
-    button.append(code, word, holder, left, line);
+    button.append(code, price, word, holder, left, line);
     li.append(button);
-    plot.cell = { li, button, word, holder, left, line, leftText: '', ran: false };
+    plot.cell = { li, button, code, price, priceText: '', word, holder, left, line, leftText: '', ran: false };
     paint(plot);
     return li;
   }
@@ -309,6 +357,15 @@
     button.dataset.status = status;
     button.dataset.kind = kind;
     word.textContent = STATE_WORDS[kind];
+    if (plot.code !== plot.cell.code.textContent) {
+      plot.cell.code.textContent = plot.code;
+      button.dataset.code = plot.code;
+    }
+    const short = money(plot.price, state.currency, true);
+    if (short !== plot.cell.priceText) {
+      plot.cell.priceText = short;
+      plot.cell.price.textContent = short;
+    }
     const held = status === 'reserved';
     plot.cell.ran = plot.until !== null && plot.until <= now();
     const handing = held && handingOn(plot);
@@ -330,20 +387,30 @@
     button.dataset.waiting = String(waiting);
     if (entry) button.dataset.position = String(entry.position);
     else delete button.dataset.position;
-    const about = [`reserved by ${kind === 'mine' ? 'you' : plot.holder || 'someone'}${forWhom(plot.buyer)}`];
-    if (waiting) about.push(`${waiting} waiting`);
-    if (entry) about.push(`you're #${entry.position} in line`);
-    if (handing) about.push('passing to the next in line');
-    else if (warned) about.push('ends soon');
-    const details = about.join(', ');
-    if (kind === 'available') button.setAttribute('aria-label', `Reserve ${plot.code}`);
-    else if (kind === 'mine') button.setAttribute('aria-label', `Release ${plot.code} (${details})`);
-    else if (kind === 'reserved' && entry) button.setAttribute('aria-label', `${plot.code} (${details})`);
-    else if (kind === 'reserved') button.setAttribute('aria-label', `Join the line for ${plot.code} (${details})`);
-    else button.setAttribute('aria-label', `${plot.code} (sold)`);
-    if (kind === 'sold') button.setAttribute('aria-disabled', 'true');
+    // Its name: what a click does, the plot, and what the cell shows (the price in full).
+    const about = [];
+    if (held) {
+      about.push(`reserved by ${kind === 'mine' ? 'you' : plot.holder || 'someone'}${forWhom(plot.buyer)}`);
+      if (waiting) about.push(`${waiting} waiting`);
+      if (entry) about.push(`you're #${entry.position} in line`);
+      if (handing) about.push('passing to the next in line');
+      else if (warned) about.push('ends soon');
+    } else if (kind === 'sold' || kind === 'withdrawn') {
+      about.push(kind);
+    }
+    const price = money(plot.price, state.currency);
+    if (price) about.push(price);
+    // A withdrawn plot is for managers to restore; for anyone else, like a sold one, nothing to do.
+    const restorable = kind === 'withdrawn' && isManager();
+    let does = '';
+    if (kind === 'available') does = 'Reserve ';
+    else if (kind === 'mine') does = 'Release ';
+    else if (kind === 'reserved' && !entry) does = 'Join the line for ';
+    else if (restorable) does = 'Restore ';
+    button.setAttribute('aria-label', `${does}${plot.code}${about.length ? ` (${about.join(', ')})` : ''}`);
+    if (kind === 'sold' || (kind === 'withdrawn' && !restorable)) button.setAttribute('aria-disabled', 'true');
     else button.removeAttribute('aria-disabled');
-    if (kind === 'available' || kind === 'reserved') button.setAttribute('aria-haspopup', 'dialog');
+    if (kind === 'available' || kind === 'reserved' || restorable) button.setAttribute('aria-haspopup', 'dialog');
     else button.removeAttribute('aria-haspopup');
     count(plot, status);
   }
@@ -369,7 +436,7 @@
   function writeCounts() {
     if (!countsDirty) return;
     countsDirty = false;
-    for (const key of ['available', 'reserved', 'sold']) el.counts[key].textContent = String(state.counts[key]);
+    for (const key of COUNTED) el.counts[key].textContent = String(state.counts[key]);
     el.counts.total.textContent = String(state.plots.size);
   }
 
@@ -402,7 +469,7 @@
   function renderAll(nodes) {
     state.plots = new Map();
     state.held = new Set();
-    state.counts = { available: 0, reserved: 0, sold: 0 };
+    state.counts = noCounts();
     const fragment = document.createDocumentFragment();
     for (const node of nodes) {
       const plot = normalise(node);
@@ -454,7 +521,7 @@
       // A change may have moved the line the viewer waits in, or the one
       // the dialog shows.
       if (entryOn(plot.id)) readLinesSoon({ entries: true });
-      if (attempt && attempt.plotId === plot.id && attempt.mode !== 'reserve' && form.dialog.open) readLine(attempt);
+      if (attempt && attempt.plotId === plot.id && showsLine(attempt) && form.dialog.open) readLine(attempt);
     }
   }
 
@@ -557,6 +624,8 @@
       expiresAt: plot.until,
       extensions: plot.extensions,
       waiting: plot.waiting,
+      quoted: plot.quoted,
+      currency: state.currency,
     };
   }
 
@@ -578,6 +647,8 @@
       extensions: r.extensionCount,
       // Known when the plot was read, not when the feed sent it.
       waiting: typeof r.property.queueLength === 'number' ? r.property.queueLength : null,
+      quoted: r.priceAtReservation,
+      currency: project.currency,
     };
   }
 
@@ -694,16 +765,17 @@
     const { li, badge: left, buyer } = sideItem('hold', hold, 'hold-left');
     const more = make('p', 'hold-more');
     const by = make('p', 'hold-by');
+    const price = make('p', 'hold-price');
     const line = make('p', 'hold-line');
     const warn = make('p', 'hold-warn', 'Ends soon');
-    li.append(more, by, line, warn);
+    li.append(more, price, by, line, warn);
     const extend = isManager() ? itemButton('extend', hold.id, 'Extend') : null;
     if (extend) li.append(extend);
-    return { li, left, leftText: '', buyer, more, by, line, warn, extend };
+    return { li, left, leftText: '', buyer, more, price, by, line, warn, extend };
   }
 
   function fillHold(hold) {
-    const { li, buyer, more, by, line, warn, extend } = hold.item;
+    const { li, buyer, more, price, by, line, warn, extend } = hold.item;
     const warned = warnedNow(hold.id, hold.expiresAt);
     li.classList.toggle('warned', warned);
     li.dataset.warned = String(warned);
@@ -713,6 +785,10 @@
     const details = [hold.buyer && hold.buyer.phone, hold.buyer && hold.buyer.email, hold.note].filter(Boolean);
     more.textContent = details.join(' · ');
     more.hidden = !details.length;
+    // The price the hold keeps, whatever the plot's price has become since.
+    const quoted = money(hold.quoted, hold.currency);
+    price.textContent = quoted ? `quoted at ${quoted}` : '';
+    price.hidden = !quoted;
     const mine = hold.agentId === state.me.id;
     const parts = [];
     if (isManager()) parts.push(mine ? 'by you' : `by ${hold.agentName}`);
@@ -914,7 +990,7 @@
       const entry = event.queueEntry;
       if (!entry) return;
       // A manager follows everyone's lines: the one the dialog shows may have moved.
-      if (attempt && attempt.plotId === entry.property.id && attempt.mode !== 'reserve' && form.dialog.open) readLine(attempt);
+      if (attempt && attempt.plotId === entry.property.id && showsLine(attempt) && form.dialog.open) readLine(attempt);
       if (state.me && entry.agent.id === state.me.id) entryEnded(entry);
       return;
     }
@@ -983,6 +1059,7 @@
     el.grid.setAttribute('aria-busy', 'true');
     const nodes = [];
     let name = '';
+    let currency = null;
     let after = null;
     let own = [];
     let waiting = [];
@@ -994,9 +1071,9 @@
         const first = after === null;
         const data = await gql(
           `query BoardPlots($id: ID!, $after: String${first ? ', $me: ID!' : ''}) {
-            project(id: $id) { name properties(first: ${PAGE_SIZE}, after: $after) {
+            project(id: $id) { name currency properties(first: ${PAGE_SIZE}, after: $after) {
               nodes { ${PLOT_READ} } pageInfo { hasNextPage endCursor } } }
-            ${first ? `me { activeReservations { ${HOLD_FIELDS} status property { id code project { id name } } } }
+            ${first ? `me { activeReservations { ${HOLD_FIELDS} status property { id code project { id name currency } } } }
               queueEntries(agentId: $me, status: WAITING, first: ${ENTRIES_PAGE}) { nodes { ${ENTRY_FIELDS} } }` : ''}
           }`,
           first ? { id, after, me: state.me.id } : { id, after },
@@ -1008,6 +1085,7 @@
           waiting = data.queueEntries.nodes;
         }
         name = data.project.name;
+        currency = data.project.currency;
         const page = data.project.properties;
         nodes.push(...page.nodes);
         if (!page.pageInfo.hasNextPage) break;
@@ -1020,6 +1098,7 @@
       return;
     }
     el.title.textContent = name;
+    state.currency = currency;
     renderAll(nodes);
     rebuildHolds(own);
     // Places in line that ended while the page was not listening are said too.
@@ -1063,16 +1142,29 @@
       say(`${plot.code} is sold.`);
       return;
     }
+    if (kind === 'withdrawn' && !isManager()) {
+      say(`${plot.code} is withdrawn: off the market, until a manager restores it.`);
+      return;
+    }
     if (busy.has(plot.id)) return;
     if (kind === 'mine') release(plot);
     else openHoldForm(plot);
   }
 
-  /** What the form does for a plot: reserve a free one, join the line of a held one, or show the line the viewer waits in. */
+  /**
+   * What the form does for a plot: reserve a free one (or, for a manager,
+   * withdraw it), join the line of a held one, show the line the viewer
+   * waits in, or restore a withdrawn one (managers).
+   */
   function formMode(plot) {
-    if (kindOf(plot) === 'available') return 'reserve';
+    const kind = kindOf(plot);
+    if (kind === 'available') return 'reserve';
+    if (kind === 'withdrawn') return 'restore';
     return entryOn(plot.id) ? 'line' : 'join';
   }
+
+  /** Whether the form shows the plot's line. */
+  const showsLine = (att) => att.mode === 'join' || att.mode === 'line';
 
   /**
    * One opening of the form is one attempt: its idempotency key goes with
@@ -1089,13 +1181,20 @@
     noBuyerChanged();
     form.name.setCustomValidity('');
     // Joining the line is for a buyer, and keeps no note; the line's own
-    // view asks for nothing.
-    form.fields.hidden = mode === 'line';
+    // view, and a withdrawn plot's, ask for nothing.
+    const asks = mode === 'reserve' || mode === 'join';
+    form.fields.hidden = !asks;
     form.noBuyerRow.hidden = mode !== 'reserve';
     form.noteLabel.hidden = mode !== 'reserve';
     form.note.hidden = mode !== 'reserve';
-    form.submit.hidden = mode === 'line';
-    form.cancel.textContent = mode === 'line' ? 'Close' : 'Cancel';
+    form.submit.hidden = !asks;
+    form.cancel.textContent = asks ? 'Cancel' : 'Close';
+    // Managers take a free plot off the market, or put a withdrawn one back.
+    const action = mode === 'restore' ? 'Restore' : 'Withdraw';
+    form.action.hidden = !isManager() || (mode !== 'reserve' && mode !== 'restore');
+    form.action.textContent = action;
+    form.action.setAttribute('aria-label', `${action} ${plot.code}`);
+    form.action.removeAttribute('aria-disabled');
     const until = plot.until ? ` until ${localTime(plot.until)}` : '';
     const held = `Reserved by ${plot.holder || 'someone'}${until}`;
     if (mode === 'reserve') {
@@ -1104,16 +1203,22 @@
     } else if (mode === 'join') {
       form.title.textContent = `Join the line for ${plot.code}`;
       form.context.textContent = `${held}. If the hold ends without a sale, the plot goes to the first in line, for their buyer (shown to you and your managers only).`;
+    } else if (mode === 'restore') {
+      form.title.textContent = `${plot.code} is withdrawn`;
+      form.context.textContent = 'It is off the market: nobody can reserve it or join a line for it. Restore puts it back, available.';
     } else {
       const entry = entryOn(plot.id);
       form.title.textContent = `${plot.code}: you're #${entry.position} in line`;
       form.context.textContent = `${held}. You wait${forWhom(entry.buyer)}.`;
     }
+    const price = money(plot.price, state.currency);
+    form.price.textContent = price ? `Price: ${price}` : '';
+    form.price.hidden = !price;
     lineShown = new Map();
     form.lineList.replaceChildren();
     delete form.lineBox.dataset.waiting;
-    form.lineBox.hidden = mode === 'reserve';
-    if (mode !== 'reserve') readLine(attempt);
+    form.lineBox.hidden = !showsLine(attempt);
+    if (showsLine(attempt)) readLine(attempt);
     showFormStatus('', '');
     form.submit.textContent = mode === 'join' ? 'Join the line' : 'Reserve';
     form.submit.removeAttribute('aria-disabled');
@@ -1121,7 +1226,8 @@
     form.dialog.dataset.code = plot.code;
     form.dialog.dataset.mode = mode;
     if (!form.dialog.open) form.dialog.showModal();
-    if (mode === 'line') form.cancel.focus();
+    if (mode === 'restore') form.action.focus();
+    else if (mode === 'line') form.cancel.focus();
     else form.name.focus();
   }
 
@@ -1207,10 +1313,12 @@
    * Sends the form's attempt: the plot and the form busy meanwhile
    * (aria-disabled, not disabled: a disabled button would lose the focus).
    * `send(onForm)` makes the request and says how it went; a failure is
-   * said where the user looks (see formFailed).
+   * said where the user looks (see formFailed). `failure.button` is the
+   * button that sent it, if not the form's own.
    */
   async function sendForm(att, doing, send, failure) {
     if (att.busy) return;
+    const button = failure.button || form.submit;
     const plot = state.plots.get(att.plotId);
     if (!plot) {
       closeHoldForm();
@@ -1218,7 +1326,7 @@
     }
     att.busy = true;
     setBusy(plot, true);
-    form.submit.setAttribute('aria-disabled', 'true');
+    button.setAttribute('aria-disabled', 'true');
     form.form.setAttribute('aria-busy', 'true');
     showFormStatus(`${doing}…`, '');
     const onForm = () => attempt === att && form.dialog.open;
@@ -1230,7 +1338,7 @@
       att.busy = false;
       setBusy(plot, false);
       if (attempt === att) {
-        form.submit.removeAttribute('aria-disabled');
+        button.removeAttribute('aria-disabled');
         form.form.removeAttribute('aria-busy');
       }
     }
@@ -1242,7 +1350,7 @@
    * or one `stays` says the form can mend, shows in the form; any other
    * refusal closes it and says why. `after(e)` reads again what was shown.
    */
-  function formFailed(att, e, onForm, { what, retry, lost, stays = () => false, after = () => {} }) {
+  function formFailed(att, e, onForm, { what, retry, lost, button = form.submit, stays = () => false, after = () => {} }) {
     const text = `${what}: ${refusal(e)}`;
     const maybe = TRANSIENT.has(e.code) || e.code === 'INTERNAL';
     if (e.code === 'UNAUTHENTICATED') {
@@ -1250,7 +1358,7 @@
       failed(e, what);
     } else if (maybe && onForm()) {
       showFormStatus(`${text}. ${retry}`, 'error');
-      form.submit.textContent = 'Try again';
+      button.textContent = 'Try again';
     } else if (e.code === 'BAD_USER_INPUT' && onForm()) {
       showFormStatus(`${text}.`, 'error');
     } else if (stays(e) && onForm()) {
@@ -1299,6 +1407,7 @@
     const { limit, reservedUntil } = e.extensions;
     switch (e.code) {
       case 'PROPERTY_UNAVAILABLE':
+        if (e.extensions.propertyStatus === 'WITHDRAWN' && !e.extensions.projectArchived) return 'it is withdrawn: off the market';
         return reservedUntil ? `${e.message} (${localTime(Date.parse(reservedUntil))} your time)` : e.message;
       case 'RESERVATION_LIMIT_REACHED':
         return `you already hold ${limit} plots, the most allowed`;
@@ -1352,6 +1461,34 @@
         else refresh(att.plotId);
         readLinesSoon({ entries: true }, 0);
       },
+    });
+  }
+
+  /**
+   * withdrawProperty or restoreProperty for the attempt's plot (managers).
+   * Either one twice is harmless, so an answer that may be lost is simply
+   * sent again. A plot held meanwhile is refused (PROPERTY_UNAVAILABLE, with
+   * its end): said in words, and the plot read again.
+   */
+  function submitAvailability(att) {
+    const withdraw = att.mode === 'reserve';
+    const [verb, doing] = withdraw ? ['withdraw', 'Withdrawing'] : ['restore', 'Restoring'];
+    sendForm(att, `${doing} ${att.code}`, async () => {
+      const data = await gql(
+        `mutation BoardAvailability($id: ID!) { plot: ${verb}Property(propertyId: $id) { ${PLOT_READ} } }`,
+        { id: att.plotId },
+      );
+      if (attempt === att) closeHoldForm();
+      update(data.plot);
+      say(withdraw
+        ? `Withdrew ${att.code}: off the market until it is restored.`
+        : `Restored ${att.code}: available again.`, 'ok');
+    }, {
+      what: `Could not ${verb} ${att.code}`,
+      retry: `Try again: ${withdraw ? 'withdrawing' : 'restoring'} twice is harmless.`,
+      lost: 'if it went through, the board shows it shortly',
+      button: form.action,
+      after: () => refresh(att.plotId),
     });
   }
 
@@ -1639,7 +1776,9 @@
     state.token = null;
     state.me = null;
     state.projectId = null;
+    state.currency = null;
     state.loadSeq += 1;
+    state.signins += 1;
     state.plots = new Map();
     state.held = new Set();
     state.warned = new Map();
@@ -1655,30 +1794,76 @@
     if (message) say(message, 'error');
   }
 
+  /** The picker's option for a project, added at its end (or moved there: pages come in order). */
+  function offerProject(p) {
+    let option = el.project.querySelector(`option[value="${CSS.escape(p.id)}"]`);
+    if (!option) {
+      option = document.createElement('option');
+      option.value = p.id;
+    }
+    option.textContent = p.name;
+    el.project.append(option);
+  }
+
+  const offered = (id) => Boolean(id) && el.project.querySelector(`option[value="${CSS.escape(id)}"]`) !== null;
+
+  /** One project, if it exists and is not archived (the link's, or the one this tab last showed). */
+  async function findProject(id) {
+    try {
+      const data = await gql('query BoardProject($id: ID!) { project(id: $id) { id name archived } }', { id });
+      return data.project && !data.project.archived ? data.project : null;
+    } catch (e) {
+      return null; // a malformed id, say: the first project instead
+    }
+  }
+
+  /**
+   * The picker's other pages, after the first is shown: every project (the
+   * archived ones are left out by the server), in creation order.
+   */
+  async function moreProjects(signin, after) {
+    let cursor = after;
+    try {
+      while (cursor !== null) {
+        const data = await gql(
+          `query BoardProjects($after: String) { projects(first: ${PROJECTS_PAGE}, after: $after) { nodes { id name } pageInfo { hasNextPage endCursor } } }`,
+          { after: cursor },
+        );
+        if (signin !== state.signins) return;
+        for (const p of data.projects.nodes) offerProject(p);
+        if (state.projectId) el.project.value = state.projectId;
+        cursor = data.projects.pageInfo.hasNextPage ? data.projects.pageInfo.endCursor : null;
+      }
+      el.project.dataset.complete = 'true';
+    } catch (e) {
+      if (signin === state.signins) failed(e, 'Could not list every project');
+    }
+  }
+
   async function start(wantedProject) {
+    const signin = ++state.signins;
     let data;
     try {
-      data = await gql('query BoardStart { me { id name role } projects(first: 100) { nodes { id name } } }');
+      data = await gql(`query BoardStart { me { id name role }
+        projects(first: ${PROJECTS_PAGE}) { nodes { id name } pageInfo { hasNextPage endCursor } } }`);
     } catch (e) {
       signOut(`Could not sign in: ${e.message}`);
       return;
     }
+    if (signin !== state.signins) return;
     state.me = data.me;
     el.me.textContent = `${data.me.name} (${data.me.role.replace('_', ' ').toLowerCase()})`;
     el.signin.hidden = true;
     el.who.hidden = false;
     el.board.hidden = false;
     clearHolds();
-    const projects = data.projects.nodes;
-    el.project.replaceChildren(
-      ...projects.map((p) => {
-        const option = document.createElement('option');
-        option.value = p.id;
-        option.textContent = p.name;
-        return option;
-      }),
-    );
+    // The first page at once; the rest while the plots load.
+    const { nodes: projects, pageInfo } = data.projects;
+    el.project.replaceChildren();
+    delete el.project.dataset.complete;
+    for (const p of projects) offerProject(p);
     if (!projects.length) {
+      el.project.dataset.complete = 'true';
       el.title.textContent = 'No projects yet';
       say('Your workspace has no projects yet.');
       return;
@@ -1687,9 +1872,25 @@
     try {
       remembered = sessionStorage.getItem(PROJECT_KEY);
     } catch (e) { /* storage may be off */ }
-    const chosen = [wantedProject, remembered].find((id) => id && projects.some((p) => p.id === id)) || projects[0].id;
+    const wanted = [wantedProject, remembered].filter(Boolean);
+    let chosen = wanted.find(offered);
+    if (!chosen && pageInfo.hasNextPage) {
+      // Further down the list: read that one alone rather than wait for every page.
+      for (const id of wanted) {
+        const p = await findProject(id);
+        if (signin !== state.signins) return;
+        if (p) {
+          offerProject(p);
+          chosen = p.id;
+          break;
+        }
+      }
+    }
+    chosen = chosen || projects[0].id;
     el.project.value = chosen;
     choose(chosen);
+    if (pageInfo.hasNextPage) moreProjects(signin, pageInfo.endCursor);
+    else el.project.dataset.complete = 'true';
   }
 
   async function choose(projectId) {
@@ -1741,6 +1942,9 @@
   form.lineList.addEventListener('click', (event) => {
     const button = event.target.closest('button.line-remove');
     if (button && attempt) leaveLine(button.dataset.id, attempt.code, button);
+  });
+  form.action.addEventListener('click', () => {
+    if (attempt && (attempt.mode === 'reserve' || attempt.mode === 'restore')) submitAvailability(attempt);
   });
   form.noBuyer.addEventListener('change', noBuyerChanged);
   form.name.addEventListener('input', () => form.name.setCustomValidity(''));
