@@ -17,8 +17,12 @@ services:
 migrate: services
     cargo run -q --bin holdfast-server -- migrate
 
-# Run the whole test suite (needs PostgreSQL and Redis; starts them if it can)
+# Run the whole test suite (needs PostgreSQL and Redis; starts them if it can,
+# installs cargo-nextest and the browser tests' Chromium and npm packages if it
+# can, and says what is missing when it cannot)
 test: services
+    command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
+    scripts/e2e-setup.sh
     cargo nextest run --workspace --profile ci
 
 # Format, lint (warnings are errors) and test
