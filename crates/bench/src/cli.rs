@@ -402,7 +402,8 @@ async fn run(cli: Cli) -> anyhow::Result<Verdict> {
                 "promotions after {} lapsed holds with a line of {} (new hold's created_at - \
                  old hold's expires_at): {} measured, p50 {:.3} s, p99 {:.3} s, max {:.3} s; \
                  p99 by place in line {}; the holds before were ended by: {}; \
-                 {} holds ended, {} with a line, {} promotions; {} still waiting, {} skipped",
+                 {} holds ended, {} with a line, {} promotions; {} still waiting, {} skipped; \
+                 {} of the {} first holds lapsed before the setup was done",
                 p.plots,
                 p.line,
                 p.count,
@@ -416,6 +417,8 @@ async fn run(cli: Cli) -> anyhow::Result<Verdict> {
                 p.moves.promotions,
                 p.still_waiting,
                 p.skipped,
+                p.lapsed_during_setup,
+                p.plots,
             );
             results::emit(
                 out,
@@ -428,6 +431,7 @@ async fn run(cli: Cli) -> anyhow::Result<Verdict> {
                     ("max", format!("{:.3}", p.max)),
                     ("ended", p.moves.ended.to_string()),
                     ("still_waiting", p.still_waiting.to_string()),
+                    ("lapsed_during_setup", p.lapsed_during_setup.to_string()),
                     ("broken", broken.len().to_string()),
                 ],
             )?;
