@@ -393,32 +393,25 @@ async fn run(cli: Cli) -> anyhow::Result<Verdict> {
             let t = load_target(&db, &ws, &target, 0).await?;
             let (p, broken) = promotions::measure(&db, &t, count, line).await?;
             print!("{}", p.summary.render());
-            let by_place: Vec<String> = p
-                .p99_by_place
-                .iter()
-                .map(|(place, p99)| format!("{place}: {p99:.3} s"))
-                .collect();
             println!(
                 "promotions after {} lapsed holds with a line of {} (new hold's created_at - \
                  old hold's expires_at): {} measured, p50 {:.3} s, p99 {:.3} s, max {:.3} s; \
-                 p99 by place in line {}; the holds before were ended by: {}; \
-                 {} holds ended, {} with a line, {} promotions; {} still waiting, {} skipped; \
-                 {} of the {} first holds lapsed before the setup was done",
+                 the holds were ended by: {}; {} of them lapsed before the setup was done; \
+                 {} still active, {} places skipped; all moves of the lines: {} holds ended, \
+                 {} with a line, {} promotions",
                 p.plots,
                 p.line,
                 p.count,
                 p.p50,
                 p.p99,
                 p.max,
-                by_place.join(", "),
                 invariants::named_counts(&p.sources),
+                p.lapsed_during_setup,
+                p.still_active,
+                p.skipped,
                 p.moves.ended,
                 p.moves.with_line,
                 p.moves.promotions,
-                p.still_waiting,
-                p.skipped,
-                p.lapsed_during_setup,
-                p.plots,
             );
             results::emit(
                 out,
@@ -430,7 +423,7 @@ async fn run(cli: Cli) -> anyhow::Result<Verdict> {
                     ("p99", format!("{:.3}", p.p99)),
                     ("max", format!("{:.3}", p.max)),
                     ("ended", p.moves.ended.to_string()),
-                    ("still_waiting", p.still_waiting.to_string()),
+                    ("still_active", p.still_active.to_string()),
                     ("lapsed_during_setup", p.lapsed_during_setup.to_string()),
                     ("broken", broken.len().to_string()),
                 ],

@@ -1,23 +1,25 @@
 //! Promotions: how soon a line moves once the hold ahead of it lapses. Over
 //! GraphQL, as agents do it, each of many plots is reserved by one agent and
-//! joined by `line` others (WAITING at positions 1..line). The release jobs
-//! the server schedules end each hold when it lapses, and the worker hands
-//! the plot to the first in line, whose new hold lapses in turn after the
-//! worker's hold time, until the line is empty. Then, from PostgreSQL (the
-//! database's clock on both ends), each promotion's delay: the new hold's
-//! `created_at` (the moment the old one ended, in the same transaction)
-//! minus the old hold's `expires_at`.
+//! joined by `line` others (WAITING at positions 1..line). The release job
+//! the server schedules ends each hold when it lapses, and the worker hands
+//! the plot to the first in line in that same transaction. Then, from
+//! PostgreSQL (the database's clock on both ends), each promotion's delay:
+//! the new hold's `created_at` (the moment the old one ended) minus the old
+//! hold's `expires_at`.
 //!
 //! As for the release lag, the holds should lapse once the setup is done,
 //! at the rate they were made: give the server a hold time longer than the
-//! setup takes, and the worker a short one (`just bench`: the setup's
-//! estimate and 5 s). Holds that lapse while the setup still sends its
-//! requests are counted and reported: their promotions compete with that
-//! load for the same CPUs.
+//! setup takes (`just bench` estimates it). Holds that lapse while the setup
+//! still sends its requests are counted and reported: their promotions
+//! compete with that load for the same CPUs. The holds the worker begins
+//! last the worker's hold time; when that is short, they lapse and the
+//! lines move on, and only the first move of each line is measured.
 //!
-//! Checked: every line moved exactly once per ended hold
-//! (`invariants::line_moved_once`), every place in line became a hold (none
-//! skipped, none left waiting), and the usual invariants.
+//! Checked: each lapsed hold handed its plot to exactly one entry, every
+//! line moved exactly once per ended hold (`invariants::line_moved_once`,
+//! over every move, the later ones included), a sample of the lines reads
+//! 1..n over GraphQL after the move, nobody was passed over, and the usual
+//! invariants.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -34,9 +36,11 @@ use crate::stats::Summary;
 
 /// How long the setup may take at most.
 const SETUP_LONGEST: Duration = Duration::from_secs(600);
-/// How long each place in line may take to move, beyond the hold time,
-/// before the measurement gives up (and reports the entries still waiting).
-const GRACE_PER_MOVE: Duration = Duration::from_secs(30);
+/// How long after the last expiry the holds may take to be ended before
+/// the measurement gives up (and reports the ones still ACTIVE).
+const GRACE: Duration = Duration::from_secs(60);
+/// Lines read over GraphQL after the moves, at most.
+const LINES_READ: usize = 100;
 
 /// What was measured.
 #[derive(Debug, Clone)]
@@ -51,21 +55,21 @@ pub struct Promotions {
     pub p50: f64,
     pub p99: f64,
     pub max: f64,
-    /// p99 per place in line (1: the first to move), in seconds.
-    pub p99_by_place: Vec<(i64, f64)>,
-    /// (what ended the hold before, count) over every promotion.
+    /// (what ended the hold before, count) over the measured promotions.
     pub sources: Vec<(String, i64)>,
+    /// Every move of the project's lines since the setup began.
     pub moves: LineMoves,
-    /// Entries of the measured plots still WAITING, or SKIPPED, at the end.
-    pub still_waiting: i64,
+    /// The setup's holds still ACTIVE at the end (lapsed, never ended).
+    pub still_active: i64,
+    /// Places in line of the measured plots passed over (SKIPPED).
     pub skipped: i64,
     /// The setup's holds that lapsed before the setup was done.
     pub lapsed_during_setup: i64,
 }
 
 /// Sets up `count` plots of `target` with a hold and a line of `line`,
-/// waits (bounded) until every line has emptied, and measures the
-/// promotions. Returns the figures and every broken expectation.
+/// waits (bounded) until every hold has lapsed and been ended, and measures
+/// the promotions. Returns the figures and every broken expectation.
 pub async fn measure(
     db: &DatabaseConnection,
     target: &Target,
@@ -143,89 +147,76 @@ pub async fn measure(
     }
     let plots_array = format!("{{{}}}", lined.join(","));
 
-    // Each place in line moves one hold time after the one before it (at
-    // most): wait for the last, bounded.
-    let (last_expiry, hold_time, lapsed_during_setup) =
+    let (last_expiry, lapsed_during_setup) =
         setup_holds(db, &plots_array, since, setup_end).await?;
     let ahead = (last_expiry - chrono::Utc::now())
         .to_std()
         .unwrap_or_default();
-    let wait_until = Instant::now() + ahead + (hold_time + GRACE_PER_MOVE) * line as u32;
+    let wait_until = Instant::now() + ahead + GRACE;
     eprintln!(
-        "promotions: {} plots held with a line of {line} (hold time {:.1} s); waiting for the lines to empty",
+        "promotions: {} plots held with a line of {line}; the last hold lapses in {:.0} s",
         lined.len(),
-        hold_time.as_secs_f64()
+        ahead.as_secs_f64()
     );
     let mut reported = Instant::now();
     loop {
-        let waiting = entries(db, &plots_array, "WAITING").await?;
-        if waiting == 0 || Instant::now() >= wait_until {
+        let active = setup_holds_active(db, &plots_array, since).await?;
+        if active == 0 || Instant::now() >= wait_until {
             break;
         }
         if reported.elapsed() >= Duration::from_secs(5) {
-            eprintln!("promotions: {waiting} places in line still waiting");
+            eprintln!("promotions: {active} holds not ended yet");
             reported = Instant::now();
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 
-    // Each promotion, with the hold that ended before it and its place.
+    // Each setup hold that ended, with the promotion it made.
     let rows = db
         .query_all_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
             "SELECT extract(epoch FROM r.created_at - h.expires_at)::float8 AS delay, \
-               h.status, coalesce(h.end_source, h.status) AS source, \
-               row_number() OVER (PARTITION BY q.property_id ORDER BY q.ended_at) AS place \
-             FROM queue_entry q JOIN reservation r ON r.id = q.reservation_id \
-             JOIN reservation h ON h.property_id = q.property_id AND h.ended_at = q.ended_at \
-               AND h.id <> r.id \
-             WHERE q.property_id = ANY($1::uuid[]) AND q.status = 'PROMOTED' \
-               AND q.created_at < q.ended_at AND q.created_at >= $2",
+               h.status, coalesce(h.end_source, h.status) AS source \
+             FROM reservation h \
+             JOIN queue_entry q ON q.property_id = h.property_id AND q.ended_at = h.ended_at \
+               AND q.status = 'PROMOTED' AND q.created_at < q.ended_at \
+             JOIN reservation r ON r.id = q.reservation_id \
+             WHERE h.property_id = ANY($1::uuid[]) AND h.created_at >= $2 \
+               AND h.queue_entry_id IS NULL",
             [plots_array.clone().into(), since.into()],
         ))
         .await?;
     let mut delays = Vec::with_capacity(rows.len());
-    let mut by_place: std::collections::BTreeMap<i64, Vec<f64>> = Default::default();
     let mut sources: std::collections::BTreeMap<String, i64> = Default::default();
     for row in &rows {
-        let status: String = row.try_get("", "status")?;
         *sources.entry(row.try_get("", "source")?).or_default() += 1;
         // A delay after a lapse; a hold released by a person did not lapse.
-        if status == "EXPIRED" {
-            let delay: f64 = row.try_get("", "delay")?;
-            delays.push(delay);
-            by_place
-                .entry(row.try_get("", "place")?)
-                .or_default()
-                .push(delay);
+        if row.try_get::<String>("", "status")? == "EXPIRED" {
+            delays.push(row.try_get::<f64>("", "delay")?);
         }
     }
     delays.sort_by(f64::total_cmp);
-    let p99_by_place = by_place
-        .into_iter()
-        .map(|(place, mut d)| {
-            d.sort_by(f64::total_cmp);
-            (place, quantile(&d, 0.99))
-        })
-        .collect();
 
     let (moves, mut broken) = invariants::line_moved_once(db, &target.project_id, since).await?;
     broken.extend(invariants::check(db, &target.project_id, None, None).await?);
-    let still_waiting = entries(db, &plots_array, "WAITING").await?;
+    for plot in lined.iter().take(LINES_READ) {
+        broken.extend(invariants::line_numbering(
+            &target.clients[0].line(plot).await,
+        ));
+    }
+    let still_active = setup_holds_active(db, &plots_array, since).await?;
     let skipped = entries(db, &plots_array, "SKIPPED").await?;
-    let expected = lined.len() * line;
-    if delays.len() != expected {
+    if delays.len() != lined.len() {
         broken.push(format!(
-            "promotions: {} plots with a line of {line} should make {expected} promotions after a \
-             lapse; {} were made",
+            "promotions: {} lapsed holds with a line should each have handed their plot on; \
+             {} did",
             lined.len(),
             delays.len()
         ));
     }
-    if still_waiting > 0 {
+    if still_active > 0 {
         broken.push(format!(
-            "promotions: {still_waiting} places in line still waited well after the holds \
-             ahead of them lapsed"
+            "promotions: {still_active} holds were still ACTIVE well after they lapsed"
         ));
     }
     if skipped > 0 {
@@ -250,10 +241,9 @@ pub async fn measure(
             p50: quantile(&delays, 0.50),
             p99: quantile(&delays, 0.99),
             max: delays.last().copied().unwrap_or(f64::NAN),
-            p99_by_place,
             sources: sources.into_iter().collect(),
             moves,
-            still_waiting,
+            still_active,
             skipped,
             lapsed_during_setup,
         },
@@ -262,19 +252,17 @@ pub async fn measure(
 }
 
 /// Of the holds the setup made on `plots` (not those from the line): when
-/// the last lapses, their hold time, and how many lapsed before `setup_end`.
+/// the last lapses, and how many lapsed before `setup_end`.
 async fn setup_holds(
     db: &DatabaseConnection,
     plots_array: &str,
     since: chrono::DateTime<chrono::Utc>,
     setup_end: chrono::DateTime<chrono::Utc>,
-) -> anyhow::Result<(chrono::DateTime<chrono::Utc>, Duration, i64)> {
+) -> anyhow::Result<(chrono::DateTime<chrono::Utc>, i64)> {
     let row = db
         .query_one_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "SELECT max(expires_at) AS last, \
-               extract(epoch FROM max(expires_at - created_at))::float8 AS hold, \
-               count(*) FILTER (WHERE expires_at < $3) AS early \
+            "SELECT max(expires_at) AS last, count(*) FILTER (WHERE expires_at < $3) AS early \
              FROM reservation WHERE property_id = ANY($1::uuid[]) AND created_at >= $2 \
                AND queue_entry_id IS NULL",
             [
@@ -285,13 +273,26 @@ async fn setup_holds(
         ))
         .await?
         .ok_or_else(|| anyhow::anyhow!("no holds"))?;
-    let last: chrono::DateTime<chrono::Utc> = row.try_get("", "last")?;
-    let hold: f64 = row.try_get("", "hold")?;
-    Ok((
-        last,
-        Duration::from_secs_f64(hold.max(0.0)),
-        row.try_get("", "early")?,
-    ))
+    Ok((row.try_get("", "last")?, row.try_get("", "early")?))
+}
+
+/// How many of the holds the setup made on `plots` are still ACTIVE.
+async fn setup_holds_active(
+    db: &DatabaseConnection,
+    plots_array: &str,
+    since: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<i64> {
+    Ok(db
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT count(*) AS n FROM reservation WHERE property_id = ANY($1::uuid[]) \
+               AND created_at >= $2 AND queue_entry_id IS NULL AND status = 'ACTIVE'",
+            [plots_array.to_owned().into(), since.into()],
+        ))
+        .await?
+        .map(|r| r.try_get::<i64>("", "n"))
+        .transpose()?
+        .unwrap_or(0))
 }
 
 /// Entries of `plots` with `status`.

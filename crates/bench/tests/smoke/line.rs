@@ -1,8 +1,9 @@
 //! The line behind held plots, on the real binaries (`holdfast-server` and
 //! `holdfast-worker`, both with holds of 1 s and no per-agent limit): the
 //! `queue` scenario for a few seconds, then the promotions measurement on 20
-//! plots with a line of 3 each, each with every check the bench makes; and
-//! the line check shown to see a line that did not move when its hold ended.
+//! plots with a line of 3 each (the lines go on moving as the worker's holds
+//! lapse), each with every check the bench makes; and the line check shown
+//! to see a line that did not move when its hold ended.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -110,14 +111,13 @@ async fn lines_move_exactly_once_per_ended_hold_under_the_queue_scenario_and_the
     .await
     .expect("promotions");
     assert!(broken.is_empty(), "{broken:?}");
-    assert_eq!((p.plots, p.count), (PROMOTED_PLOTS, PROMOTED_PLOTS * LINE));
-    assert_eq!((p.still_waiting, p.skipped), (0, 0));
+    assert_eq!((p.plots, p.count), (PROMOTED_PLOTS, PROMOTED_PLOTS));
+    assert_eq!((p.still_active, p.skipped), (0, 0));
     assert!(p.p50 >= 0.0 && p.p50 <= p.p99 && p.p99 <= p.max, "{p:?}");
-    assert_eq!(p.moves.promotions, (PROMOTED_PLOTS * LINE) as u64);
-    assert_eq!(
-        p.sources,
-        [("job".to_owned(), (PROMOTED_PLOTS * LINE) as i64)]
-    );
+    assert_eq!(p.sources, [("job".to_owned(), PROMOTED_PLOTS as i64)]);
+    // The worker's holds are as short: the lines went on moving, each move
+    // checked the same way.
+    assert!(p.moves.promotions >= PROMOTED_PLOTS as u64, "{:?}", p.moves);
 
     // A first hold whose end is moved by a millisecond no longer meets the
     // promotion it made: the check sees a line (the second and third places)
