@@ -18,11 +18,17 @@ use tokio::sync::Barrier;
 use crate::helpers::World;
 use crate::line::{entry_now, held_with_line};
 
+/// The calls of a race queue on one row lock, more of them than the pool
+/// has connections: on a loaded machine the wait for a connection can pass
+/// the default 5 s, which is not what these tests are about.
+const RACE_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_agents_joining_one_line_at_once_get_distinct_dense_places() {
     const N: usize = 50;
     let mut w = World::with_pool(PoolSettings {
         max_connections: 25,
+        acquire_timeout: RACE_ACQUIRE_TIMEOUT,
         ..PoolSettings::default()
     })
     .await;
@@ -84,6 +90,7 @@ async fn the_job_two_sweeps_a_takeover_and_a_release_racing_on_one_lapsed_hold_m
 {
     let w = World::with_pool(PoolSettings {
         max_connections: 10,
+        acquire_timeout: RACE_ACQUIRE_TIMEOUT,
         ..PoolSettings::default()
     })
     .await;
@@ -155,6 +162,7 @@ async fn the_job_two_sweeps_a_takeover_and_a_release_racing_on_one_lapsed_hold_m
 async fn outsiders_reserving_as_a_hold_runs_out_never_get_ahead_of_the_line() {
     let w = World::with_pool(PoolSettings {
         max_connections: 10,
+        acquire_timeout: RACE_ACQUIRE_TIMEOUT,
         ..PoolSettings::default()
     })
     .await;
