@@ -57,6 +57,12 @@ $$;
 -- line for the plot, which is then the line's (the next in line's hold begins
 -- when the job, the sweep or a call ends the lapsed one, within moments): it
 -- reads RESERVED, with the lapsed hold's holder and end, never AVAILABLE.
+CREATE FUNCTION rules.line_waits(p_property uuid) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+  SELECT EXISTS (SELECT 1 FROM queue_entry e
+                 WHERE e.property_id = p_property AND e.status = 'WAITING')
+$$;
+
 CREATE VIEW rules.property_now AS
 SELECT p.id, p.workspace_id, p.project_id, p.code,
        CASE WHEN l.lapsed THEN 'AVAILABLE' ELSE p.status END AS status,
@@ -66,8 +72,41 @@ SELECT p.id, p.workspace_id, p.project_id, p.code,
 FROM property p
 CROSS JOIN LATERAL (
   SELECT p.status = 'RESERVED' AND rules.lapsed(p.reserved_until)
-         AND NOT EXISTS (SELECT 1 FROM queue_entry e
-                         WHERE e.property_id = p.id AND e.status = 'WAITING') AS lapsed) l;
+         AND NOT rules.line_waits(p.id) AS lapsed) l;
+
+-- A workspace's projects' plots counted by status as property_now reads
+-- them, without reading every plot through it: the stored statuses are
+-- counted from the index on (project_id, status, reserved_until), and only
+-- the lapsed RESERVED plots nobody waits for (few: the job and the sweep end
+-- them within moments) move from RESERVED to AVAILABLE. Projects of another
+-- workspace count nothing (a project's plots are of its workspace: the
+-- composite foreign key).
+CREATE FUNCTION rules.plot_counts(p_workspace uuid, p_projects uuid[])
+RETURNS TABLE (project_id uuid, total bigint, available bigint, reserved bigint,
+               sold bigint, withdrawn bigint)
+LANGUAGE sql STABLE AS $$
+  WITH mine AS (
+    SELECT id FROM project WHERE workspace_id = p_workspace AND id = ANY (p_projects)
+  ), stored AS (
+    SELECT p.project_id, p.status, count(*) AS n
+    FROM property p WHERE p.project_id IN (SELECT id FROM mine)
+    GROUP BY p.project_id, p.status
+  ), lapsed AS (
+    SELECT p.project_id, count(*) AS n
+    FROM property p, (SELECT rules.now() AS at) now
+    WHERE p.project_id IN (SELECT id FROM mine) AND p.status = 'RESERVED'
+      AND rules.lapsed(p.reserved_until, now.at) AND NOT rules.line_waits(p.id)
+    GROUP BY p.project_id
+  )
+  SELECT s.project_id,
+         sum(s.n)::bigint,
+         (coalesce(sum(s.n) FILTER (WHERE s.status = 'AVAILABLE'), 0) + coalesce(max(l.n), 0))::bigint,
+         (coalesce(sum(s.n) FILTER (WHERE s.status = 'RESERVED'), 0) - coalesce(max(l.n), 0))::bigint,
+         coalesce(sum(s.n) FILTER (WHERE s.status = 'SOLD'), 0)::bigint,
+         coalesce(sum(s.n) FILTER (WHERE s.status = 'WITHDRAWN'), 0)::bigint
+  FROM stored s LEFT JOIN lapsed l ON l.project_id = s.project_id
+  GROUP BY s.project_id
+$$;
 
 -- Reservations as of now: an ACTIVE reservation past its end reads EXPIRED.
 CREATE VIEW rules.reservation_now AS

@@ -285,21 +285,12 @@ pub async fn plot_counts(
     if projects.is_empty() {
         return Ok(HashMap::new());
     }
-    let placeholders: Vec<String> = (2..projects.len() + 2).map(|i| format!("${i}")).collect();
-    let sql = format!(
-        "SELECT project_id, count(*) AS total, \
-           count(*) FILTER (WHERE status = 'AVAILABLE') AS available, \
-           count(*) FILTER (WHERE status = 'RESERVED') AS reserved, \
-           count(*) FILTER (WHERE status = 'SOLD') AS sold, \
-           count(*) FILTER (WHERE status = 'WITHDRAWN') AS withdrawn \
-         FROM rules.property_now WHERE workspace_id = $1 AND project_id IN ({}) GROUP BY project_id",
-        placeholders.join(", ")
-    );
-    let values = std::iter::once(ws.0.into()).chain(projects.iter().map(|p| p.0.into()));
+    // Counted as `rules.property_now` reads each plot (see rules.plot_counts).
+    let ids: Vec<uuid::Uuid> = projects.iter().map(|p| p.0).collect();
     let rows = Row::find_by_statement(Statement::from_sql_and_values(
         DbBackend::Postgres,
-        sql,
-        values,
+        "SELECT * FROM rules.plot_counts($1, $2)",
+        [ws.0.into(), ids.into()],
     ))
     .all(db)
     .await?;
