@@ -4,7 +4,7 @@
 # starts the release-build server and worker on it (own Redis queue, free
 # ports), and runs: spread over GraphQL vs pgbench on the best one-statement
 # SQL for the same work (the limit) and on the server's transaction (for
-# continuity), hot (100 agents, one plot), story 2.5's load, mixed, reads of
+# continuity), hot (100 agents, one plot), the original load test (story-2.5), mixed, reads of
 # the large project under the spread load, launch (1,000 agents on a
 # 200-plot project at one instant), the sweep vs a raw batched UPDATE, the
 # release lag of 1,000 short holds, the server's peak memory, and the line
@@ -350,7 +350,7 @@ bench reset --workspace-file "$work/ws.json"
 bench run --scenario reads "${target[@]}" --agents 16 --readers "$readers" --duration "${reads_seconds}s" || failed+=("reads")
 fi
 # The memory target is the server's under the load so far (spread, hot,
-# story 2.5, mixed, reads); launch's 1,000 connections are reported beside it.
+# story-2.5, mixed, reads); launch's 1,000 connections are reported beside it.
 if [ "$only" = all ]; then
   load_rss="$(peak_rss_mb "$server_pid")"
   echo "server peak resident memory (VmHWM) before launch: ${load_rss} MB"

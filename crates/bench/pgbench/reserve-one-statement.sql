@@ -50,7 +50,7 @@ WITH input AS MATERIALIZED (
           || substr(md5(random()::text), 1, 19))::uuid AS reservation_id,
          make_interval(secs => :ttl_secs) AS ttl,
          :max_active::int AS max_active),
--- Lock the plot (story 2.5's pessimistic lock) and read whether the caller
+-- Lock the plot (the pessimistic lock) and read whether the caller
 -- may act, in one join, as the server's first statement does. After a wait,
 -- PostgreSQL rereads the plot as its last writer left it, so a plot just
 -- taken reads RESERVED. No row: the plot or the caller is missing (the

@@ -1,5 +1,5 @@
 //! What one request did: the operation, and how it ended, read from the
-//! GraphQL error code the way a client program reads it (CONTRACT.md, "Errors").
+//! GraphQL error code the way a client program reads it (docs/API.md, "Error codes").
 
 use std::fmt;
 

@@ -34,7 +34,7 @@ pub enum Scenario {
     Hot,
     /// Reads, reserves, releases and converts in the proportions of a sales day.
     Mixed,
-    /// Story 2.5's load test: 50 users for 30 s, racing for a handful of plots.
+    /// The original load test: 50 users for 30 s, racing for a handful of plots.
     #[value(name = "story-2.5")]
     Story25,
     /// Launch day: every agent at one instant on a small project, each until

@@ -1,4 +1,4 @@
-//! `story-2.5`: the load test of story 2.5 (k6, 50 virtual users, 30 s, no
+//! `story-2.5`: the original load test (k6, 50 virtual users, 30 s, no
 //! double booking). Each user races the others for a handful of plots: when
 //! it wins one it releases it at once, so the plots keep changing hands and
 //! every reserve is a race. The invariant check afterwards is the verdict.
