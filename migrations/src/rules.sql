@@ -308,6 +308,18 @@ BEGIN
 END
 $$;
 
+-- The refusal of a call on a hold that no longer holds at `p_at`, with its
+-- status as of then (a lapsed hold not yet recorded already reads EXPIRED);
+-- NULL while it still holds.
+CREATE FUNCTION rules.no_longer_holds(p_hold reservation, p_at timestamptz) RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE WHEN p_hold.status <> 'ACTIVE' OR rules.lapsed(p_hold.expires_at, p_at)
+    THEN jsonb_build_object('outcome', 'not_active',
+                            'status', CASE WHEN p_hold.status = 'ACTIVE' THEN 'EXPIRED'
+                                           ELSE p_hold.status END)
+  END
+$$;
+
 -- Locks the property of a reservation of the workspace, then reads the
 -- reservation: how release, convert, extend and the delayed jobs start.
 CREATE FUNCTION rules.lock_hold(p_workspace uuid, p_hold uuid) RETURNS SETOF reservation
@@ -607,6 +619,7 @@ DECLARE
   v_hold reservation;
   v_now timestamptz;
   v_done rules.done := ROW('{}', '{}', '{}', '{}')::rules.done;
+  v_refusal jsonb;
 BEGIN
   SELECT * INTO v_hold FROM rules.lock_hold(p_workspace, p_hold);
   IF NOT FOUND THEN
@@ -616,10 +629,9 @@ BEGIN
     RETURN jsonb_build_object('outcome', 'forbidden');
   END IF;
   v_now := rules.now();
-  IF v_hold.status <> 'ACTIVE' OR rules.lapsed(v_hold.expires_at, v_now) THEN
-    -- A lapsed hold not yet recorded already reads EXPIRED.
-    RETURN jsonb_build_object('outcome', 'not_active',
-                              'status', CASE WHEN v_hold.status = 'ACTIVE' THEN 'EXPIRED' ELSE v_hold.status END);
+  v_refusal := rules.no_longer_holds(v_hold, v_now);
+  IF v_refusal IS NOT NULL THEN
+    RETURN v_refusal;
   END IF;
   v_done := rules.end_hold(p_hold, p_status,
                            CASE WHEN v_hold.agent_id = p_person THEN 'agent' ELSE 'manager' END,
@@ -638,15 +650,16 @@ LANGUAGE plpgsql AS $$
 DECLARE
   v_hold reservation;
   v_now timestamptz;
+  v_refusal jsonb;
 BEGIN
   SELECT * INTO v_hold FROM rules.lock_hold(p_workspace, p_hold);
   IF NOT FOUND THEN
     RETURN jsonb_build_object('outcome', 'not_found', 'what', 'reservation');
   END IF;
   v_now := rules.now();
-  IF v_hold.status <> 'ACTIVE' OR rules.lapsed(v_hold.expires_at, v_now) THEN
-    RETURN jsonb_build_object('outcome', 'not_active',
-                              'status', CASE WHEN v_hold.status = 'ACTIVE' THEN 'EXPIRED' ELSE v_hold.status END);
+  v_refusal := rules.no_longer_holds(v_hold, v_now);
+  IF v_refusal IS NOT NULL THEN
+    RETURN v_refusal;
   END IF;
   IF v_hold.extension_count >= p_max_extensions THEN
     RETURN jsonb_build_object('outcome', 'extension_limit', 'limit', p_max_extensions);
@@ -734,15 +747,16 @@ LANGUAGE plpgsql AS $$
 DECLARE
   v_hold reservation;
   v_now timestamptz;
+  v_refusal jsonb;
 BEGIN
   SELECT * INTO v_hold FROM rules.lock_hold(p_workspace, p_hold);
   IF NOT FOUND THEN
     RETURN jsonb_build_object('outcome', 'not_found', 'what', 'reservation');
   END IF;
   v_now := rules.now();
-  IF v_hold.status <> 'ACTIVE' OR rules.lapsed(v_hold.expires_at, v_now) THEN
-    RETURN jsonb_build_object('outcome', 'not_active',
-                              'status', CASE WHEN v_hold.status = 'ACTIVE' THEN 'EXPIRED' ELSE v_hold.status END);
+  v_refusal := rules.no_longer_holds(v_hold, v_now);
+  IF v_refusal IS NOT NULL THEN
+    RETURN v_refusal;
   END IF;
   IF v_hold.version <> p_version THEN
     RETURN jsonb_build_object('outcome', 'stale', 'current', v_hold.version);
