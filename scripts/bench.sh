@@ -67,6 +67,9 @@ want() { [ "$only" = all ] || [[ ",$only," == *",$1,"* ]]; }
 # server's transaction beside it. Variables: see the scripts' headers.
 limit_script="${BENCH_LIMIT_SCRIPT:-crates/bench/pgbench/reserve-one-statement.sql}"
 txn_script="crates/bench/pgbench/reserve-transaction.sql"
+# The server's own statement (rules.reserve in one round trip), for what
+# the rules' PL/pgSQL costs PostgreSQL against the limit's SQL.
+rules_script="crates/bench/pgbench/reserve-server-statement.sql"
 [ -r "$limit_script" ] || { echo "error: BENCH_LIMIT_SCRIPT=$limit_script is not a readable file" >&2; exit 2; }
 # pgbench draws its agents among the first 100; the workspace holds enough
 # for launch and for reads' readers too.
@@ -285,7 +288,7 @@ pgbench_run() { # script, what failed says
   bench check "${target[@]}" --agents 1 || failed+=("invariants after $2")
 }
 
-spread_rates=(); limit_rates=(); txn_rates=(); base_rates=(); floor_rates=()
+spread_rates=(); limit_rates=(); txn_rates=(); rules_rates=(); base_rates=(); floor_rates=()
 pinned_spread_rates=(); pinned_limit_rates=(); pinned_txn_rates=()
 want reserve || rounds=0
 for round in $(seq 1 "$rounds"); do
@@ -315,6 +318,10 @@ for round in $(seq 1 "$rounds"); do
   section "round ${round}/${rounds}: pgbench, the server's transaction (${txn_script}), 16 clients, ${seconds} s"
   pgbench_run "$txn_script" "pgbench transaction round ${round}"
   txn_rates+=("$run_rate")
+
+  section "round ${round}/${rounds}: pgbench, the server's statement (${rules_script}), 16 clients, ${seconds} s"
+  pgbench_run "$rules_script" "pgbench server statement round ${round}"
+  rules_rates+=("$run_rate")
 
   if [ -n "$pin" ]; then
     pin_now
@@ -445,6 +452,11 @@ if want reserve; then
   # shellcheck disable=SC2086
   line "  the same / pgbench, the server's transaction" "(was >= 0.7)" \
     "$(median $txn_per_round) (median of rounds ${txn_per_round% }; $(median "${txn_rates[@]}") /s)" ""
+  rules_per_round="$(ratios_to rules_rates "${spread_rates[@]}")"
+  rules_to_limit="$(ratios_to limit_rates "${rules_rates[@]}")"
+  # shellcheck disable=SC2086
+  line "  the same / pgbench, the server's statement" "" \
+    "$(median $rules_per_round) (median of rounds ${rules_per_round% }; $(median "${rules_rates[@]}") /s, itself $(median $rules_to_limit) of the limit)" ""
   if [ -n "$baseline" ]; then
     base_per_round="$(ratios_to limit_rates "${base_rates[@]}")"
     # shellcheck disable=SC2086

@@ -412,6 +412,29 @@ $$;
 CREATE FUNCTION rules.key_lifetime() RETURNS interval
 LANGUAGE sql IMMUTABLE AS $$ SELECT interval '24 hours' $$;
 
+-- How a call sent in one round trip runs: in autocommit, the statement is a
+-- transaction of its own, which PostgreSQL commits as it ends, whatever
+-- became of its client meanwhile. So such a call must not wait. The client
+-- writes it `SELECT rules.<call> FROM rules.at_once(sent, late_after,
+-- lock_wait)`, and this runs first: a call that arrives more than
+-- `p_late_after` after `p_sent` (the client's clock: held up in a silent
+-- link, its client long gone) is refused with SQLSTATE HF001, and the call
+-- waits at most `p_lock_wait` for any row lock (lock_timeout for this
+-- statement's transaction only; then SQLSTATE 55P03). Either way nothing
+-- was written, and the client sends the call again in a transaction of its
+-- own, whose commit is its to send.
+CREATE FUNCTION rules.at_once(p_sent timestamptz, p_late_after double precision,
+                              p_lock_wait double precision) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF clock_timestamp() > p_sent + make_interval(secs => p_late_after) THEN
+    RAISE EXCEPTION 'a one-round-trip call sent at % arrived at %', p_sent, clock_timestamp()
+      USING ERRCODE = 'HF001';
+  END IF;
+  PERFORM set_config('lock_timeout', ceil(p_lock_wait * 1000)::bigint || 'ms', true);
+END
+$$;
+
 -- reserveProperty: reserves `p_property` for `p_agent` for `p_ttl`, for
 -- `p_buyer` with `p_note`, if the agent may act (an active user of an active
 -- workspace), the plot's project is not archived, the plot is free (not held,

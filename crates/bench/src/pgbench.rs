@@ -3,7 +3,9 @@
 //! `crates/bench/pgbench/`: `reserve-one-statement.sql`, the best one-statement
 //! SQL for reserving a free plot (the limit of the reserve ratio), and
 //! `reserve-transaction.sql`, the server's earlier reserve transaction
-//! statement for statement, for continuity with the earlier figures.
+//! statement for statement, for continuity with the earlier figures, and
+//! `reserve-server-statement.sql`, the server's reserve as it sends it now
+//! (`rules.reserve` in one round trip), for what the rules' PL/pgSQL costs.
 //! `scripts/bench.sh` hands the files to pgbench as they
 //! are; `statement` turns one into plain SQL for the tests.
 
@@ -13,6 +15,8 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 pub const ONE_STATEMENT_SCRIPT: &str = include_str!("../pgbench/reserve-one-statement.sql");
 /// The server's transaction, for continuity with the earlier figures.
 pub const TRANSACTION_SCRIPT: &str = include_str!("../pgbench/reserve-transaction.sql");
+/// The server's own statement, `rules.reserve` in one round trip.
+pub const SERVER_STATEMENT_SCRIPT: &str = include_str!("../pgbench/reserve-server-statement.sql");
 
 /// The count of the one-statement script, in a function of its own: a
 /// VOLATILE function's query takes a fresh snapshot, so the count made after

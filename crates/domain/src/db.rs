@@ -8,10 +8,12 @@ use std::time::Duration;
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 
 /// How long PostgreSQL lets a session sit idle inside a transaction before
-/// it ends the session (rolling back, and freeing its locks). Every write is
-/// BEGIN, one call of the rules, COMMIT, each sent the moment the one before
-/// answers: a healthy client is idle in a transaction for a round trip,
-/// milliseconds. Idle for seconds means the client froze or the link went
+/// it ends the session (rolling back, and freeing its locks). Every write in
+/// a transaction is BEGIN, one call of the rules, COMMIT, each sent the
+/// moment the one before answers: a healthy client is idle in a transaction
+/// for a round trip, milliseconds. (A reserve sent in one round trip has no
+/// idle moment; PostgreSQL refuses it if it arrives this long after it was
+/// sent, `rules::ask_at_once`.) Idle for seconds means the client froze or the link went
 /// silent, and its transaction holds a plot's row lock that every release
 /// and reserve of that plot waits on. Without a bound PostgreSQL keeps that
 /// lock as long as the link is silent, in a real partition until TCP

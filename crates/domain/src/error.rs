@@ -95,8 +95,11 @@ fn unavailable_message(
 }
 
 /// PostgreSQL error codes the domain tells apart.
-mod sqlstate {
+pub(crate) mod sqlstate {
     pub const LOCK_NOT_AVAILABLE: &str = "55P03";
+    /// Raised by `rules.at_once` for a one-round-trip call that reached
+    /// PostgreSQL too long after it was sent (`rules::ask_at_once`).
+    pub const ARRIVED_LATE: &str = "HF001";
     pub const DEADLOCK_DETECTED: &str = "40P01";
     pub const SERIALIZATION_FAILURE: &str = "40001";
     pub const QUERY_CANCELED: &str = "57014";

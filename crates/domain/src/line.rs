@@ -9,7 +9,7 @@ use tracing::instrument;
 use crate::entities::queue_entry::Model as QueueEntry;
 use crate::ids::{PropertyId, QueueEntryId};
 use crate::reservations::{Actor, Buyer, Caller, Policy};
-use crate::rules::{Written, ask, count, secs};
+use crate::rules::{Written, ask, ask_as, count, secs};
 
 /// A joinQueue call: the property, and who the place in line is for.
 #[derive(Debug, Clone)]
@@ -35,20 +35,23 @@ pub async fn join_queue(
         return Written::failed(bad);
     }
     let buyer = request.buyer.as_ref();
-    let answer = ask(
+    let answer = ask_as(
         db,
+        policy,
         "join_queue($1, $2, $3, ROW($4, $5, $6), $7, make_interval(secs => $8), $9)",
-        [
-            caller.workspace_id.0.into(),
-            caller.user_id.0.into(),
-            request.property_id.0.into(),
-            buyer.map(|b| b.name.clone()).into(),
-            buyer.and_then(|b| b.phone.clone()).into(),
-            buyer.and_then(|b| b.email.clone()).into(),
-            count(policy.max_queue_length),
-            secs(policy.ttl),
-            count(policy.max_active_per_agent),
-        ],
+        || {
+            vec![
+                caller.workspace_id.0.into(),
+                caller.user_id.0.into(),
+                request.property_id.0.into(),
+                buyer.map(|b| b.name.clone()).into(),
+                buyer.and_then(|b| b.phone.clone()).into(),
+                buyer.and_then(|b| b.email.clone()).into(),
+                count(policy.max_queue_length),
+                secs(policy.ttl),
+                count(policy.max_active_per_agent),
+            ]
+        },
     )
     .await;
     entry_answer(answer)

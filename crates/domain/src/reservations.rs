@@ -17,7 +17,7 @@ use crate::entities::{PropertyStatus, ReservationStatus, Role, reservation::Mode
 use crate::error::{DomainError, DomainResult, constraint, on_constraint};
 use crate::ids::{ProjectId, PropertyId, ReservationId, UserId, WorkspaceId};
 use crate::input;
-use crate::rules::{Effects, Hold, Verdict, Written, ask, count, key_reused, secs};
+use crate::rules::{Effects, Hold, Verdict, Written, ask, ask_as, count, key_reused, secs};
 
 /// The rules a deployment sets: the hold time, the extensions, the per-agent
 /// limit and the expiry warning. `Default` holds the defaults of every
@@ -35,6 +35,12 @@ pub struct Policy {
     pub expiry_warning: Option<Duration>,
     /// Entries that may wait in line for one property; 0 turns the line off.
     pub max_queue_length: u32,
+    /// Whether a reserve and a join of the line go in one round trip first
+    /// (`rules::ask_at_once`: the call alone, in autocommit, falling back to
+    /// a transaction when it would wait for a lock), or always in a
+    /// transaction of their own (`rules::ask`). Both run the same rules; the
+    /// tests run both ways.
+    pub one_round_trip: bool,
 }
 
 impl Default for Policy {
@@ -45,6 +51,7 @@ impl Default for Policy {
             max_active_per_agent: 10,
             expiry_warning: Some(Duration::from_secs(3600)),
             max_queue_length: 5,
+            one_round_trip: true,
         }
     }
 }
@@ -201,21 +208,24 @@ async fn reserve_as(
     request: &ReserveRequest,
 ) -> Written<Reserved> {
     let buyer = request.buyer.as_ref();
-    let answer = ask(
+    let answer = ask_as(
         db,
+        policy,
         "reserve($1, $2, $3, make_interval(secs => $4), $5, ROW($6, $7, $8), $9, $10)",
-        [
-            caller.workspace_id.0.into(),
-            caller.user_id.0.into(),
-            request.property_id.0.into(),
-            secs(policy.ttl),
-            count(policy.max_active_per_agent),
-            buyer.map(|b| b.name.clone()).into(),
-            buyer.and_then(|b| b.phone.clone()).into(),
-            buyer.and_then(|b| b.email.clone()).into(),
-            request.note.clone().into(),
-            request.idempotency_key.clone().into(),
-        ],
+        || {
+            vec![
+                caller.workspace_id.0.into(),
+                caller.user_id.0.into(),
+                request.property_id.0.into(),
+                secs(policy.ttl),
+                count(policy.max_active_per_agent),
+                buyer.map(|b| b.name.clone()).into(),
+                buyer.and_then(|b| b.phone.clone()).into(),
+                buyer.and_then(|b| b.email.clone()).into(),
+                request.note.clone().into(),
+                request.idempotency_key.clone().into(),
+            ]
+        },
     )
     .await;
     match answer {

@@ -16,7 +16,7 @@ use crate::entities::{
     PropertyStatus, QueueEntryStatus, ReservationStatus, WorkspaceStatus,
     reservation::Model as Reservation,
 };
-use crate::error::{DomainError, DomainResult};
+use crate::error::{DomainError, DomainResult, sqlstate};
 use crate::ids::{ProjectId, PropertyId, QueueEntryId, ReservationId, WorkspaceId};
 
 /// A reservation with its property's project and code, as events and jobs
@@ -347,9 +347,9 @@ impl Answer {
 }
 
 /// Calls one function of the rules, `SELECT rules.<call>` with `values`, in a
-/// transaction of its own, and reads its answer. The commit is the client's
-/// to send: a call whose client dies before it (a server killed while the
-/// call waits for a lock) writes nothing.
+/// transaction of its own, and reads its answer: `BEGIN`, the call, `COMMIT`.
+/// The commit is the client's to send: a call whose client dies before it (a
+/// server killed while the call waits for a lock) writes nothing.
 pub(crate) async fn ask(
     db: &DatabaseConnection,
     call: &str,
@@ -363,9 +363,99 @@ pub(crate) async fn ask(
             sql,
             values,
         ))
-        .await?
-        .ok_or_else(|| DbErr::Custom(format!("rules.{call} answered no row")))?;
+        .await?;
     txn.commit().await?;
+    read_answer(call, row)
+}
+
+/// How long a call sent in one round trip waits for a row lock that another
+/// call holds before it gives way to [`ask`]: a little more than a reserve
+/// keeps a plot's lock on a busy machine (a fraction of a millisecond to a
+/// few), far less than any wait worth a client's commit.
+pub const ONE_ROUND_TRIP_LOCK_WAIT: Duration = Duration::from_millis(10);
+
+/// Calls one function of the rules in one round trip: the statement alone,
+/// in autocommit, where PostgreSQL makes it a transaction of its own and
+/// commits it as it ends. The same function, the same locks and the same
+/// checks as [`ask`], without `BEGIN` and `COMMIT`.
+///
+/// In autocommit the commit is no longer the client's to send: once
+/// PostgreSQL has the statement, it commits whatever becomes of the client.
+/// So such a call never waits (`rules.at_once`): it waits at most
+/// [`ONE_ROUND_TRIP_LOCK_WAIT`] for a row lock, and PostgreSQL refuses it if
+/// it arrives more than [`IDLE_IN_TRANSACTION_TIMEOUT`] after it was sent by
+/// the client's clock (stuck in a silent link while its client gave up).
+/// Either way it wrote nothing, and it is sent again through [`ask`], in a
+/// transaction that may wait as long as `lock_timeout` and whose commit
+/// stays the client's. A free plot nobody else is touching takes one round
+/// trip; a contended one takes the full transaction, as before. What is left
+/// is the one case every commit has: a client that dies, or gives up at its
+/// deadline, while the statement runs (milliseconds, since it cannot wait)
+/// learns nothing of its outcome; a retry with the same idempotency key
+/// answers it.
+///
+/// [`IDLE_IN_TRANSACTION_TIMEOUT`]: crate::db::IDLE_IN_TRANSACTION_TIMEOUT
+pub(crate) async fn ask_at_once(
+    db: &DatabaseConnection,
+    call: &str,
+    values: impl Fn() -> Vec<Value>,
+) -> DomainResult<Answer> {
+    let mut once = values();
+    let n = once.len();
+    let sql = format!(
+        "SELECT rules.{call}::text AS answer FROM rules.at_once(${}, ${}, ${})",
+        n + 1,
+        n + 2,
+        n + 3
+    );
+    once.push(Utc::now().into());
+    once.push(secs(crate::db::IDLE_IN_TRANSACTION_TIMEOUT));
+    once.push(secs(ONE_ROUND_TRIP_LOCK_WAIT));
+    match db
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            once,
+        ))
+        .await
+    {
+        Ok(row) => read_answer(call, row),
+        Err(e) => match sqlstate(&e).as_deref() {
+            Some(sqlstate::LOCK_NOT_AVAILABLE) => {
+                tracing::debug!(call, "contended: sent again in a transaction");
+                ask(db, call, values()).await
+            }
+            Some(sqlstate::ARRIVED_LATE) => {
+                tracing::warn!(
+                    call,
+                    error = %e,
+                    "PostgreSQL received a one-round-trip call late (a slow link, or its clock ahead of this host's): sent again in a transaction"
+                );
+                ask(db, call, values()).await
+            }
+            _ => Err(e.into()),
+        },
+    }
+}
+
+/// Calls one function of the rules the way `policy` says a reserve or a
+/// join is sent (`Policy::one_round_trip`).
+pub(crate) async fn ask_as(
+    db: &DatabaseConnection,
+    policy: &crate::Policy,
+    call: &str,
+    values: impl Fn() -> Vec<Value>,
+) -> DomainResult<Answer> {
+    if policy.one_round_trip {
+        ask_at_once(db, call, values).await
+    } else {
+        ask(db, call, values()).await
+    }
+}
+
+/// Reads the answer of `rules.<call>`.
+fn read_answer(call: &str, row: Option<sea_orm::QueryResult>) -> DomainResult<Answer> {
+    let row = row.ok_or_else(|| DbErr::Custom(format!("rules.{call} answered no row")))?;
     let text: String = row.try_get("", "answer")?;
     serde_json::from_str(&text).map_err(|e| {
         DomainError::Internal(DbErr::Custom(format!(

@@ -133,6 +133,7 @@ impl Rules {
             max_active_per_agent: self.max_active_per_agent,
             expiry_warning: self.expiry_warning.0,
             max_queue_length: self.max_queue_length,
+            one_round_trip: true,
         }
     }
 }

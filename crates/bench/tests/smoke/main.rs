@@ -555,3 +555,58 @@ async fn the_one_statement_limit_reserves_says_why_not_and_keeps_the_limit_under
         before
     );
 }
+
+/// The server's own statement (pgbench/reserve-server-statement.sql), run as
+/// the plain SQL pgbench would send: `rules.reserve` in one round trip
+/// reserves a free plot, and the same plot again is unavailable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_statement_script_reserves_a_free_plot_and_refuses_a_held_one() {
+    let test_db = TestDb::new().await;
+    let db = db::connect(&test_db.url, &PoolSettings::default())
+        .await
+        .expect("connect");
+    let seeded = setup::seed(&db, 5, 2).await.expect("seed");
+    pgbench::prepare(&db, &seeded.project_id, &seeded.agent_ids)
+        .await
+        .expect("prepare");
+    let sql = |agent: u32| {
+        pgbench::statement(
+            pgbench::SERVER_STATEMENT_SCRIPT,
+            &[
+                ("ws", seeded.workspace_id.clone()),
+                ("agent", agent.to_string()),
+                ("ttl_secs", "3600".to_owned()),
+                ("max_active", "0".to_owned()),
+            ],
+        )
+    };
+    let outcome = |answer: String| -> String {
+        let v: serde_json::Value = serde_json::from_str(&answer).expect("json");
+        v["outcome"].as_str().expect("an outcome").to_owned()
+    };
+    let run = |sql: String| {
+        let db = db.clone();
+        async move {
+            db.query_one_raw(Statement::from_string(DbBackend::Postgres, sql))
+                .await
+                .expect("the server's statement runs")
+                .expect("one row")
+                .try_get::<String>("", "answer")
+                .expect("answer")
+        }
+    };
+    assert_eq!(outcome(run(sql(1)).await), "reserved");
+    assert_eq!(
+        count(
+            &db,
+            &format!(
+                "SELECT count(*) AS n FROM property WHERE status = 'RESERVED' AND reserved_by_id = '{}'",
+                seeded.agent_ids[0]
+            )
+        )
+        .await,
+        1
+    );
+    exec(&db, "ALTER SEQUENCE bench_plot_seq RESTART").await;
+    assert_eq!(outcome(run(sql(2)).await), "unavailable");
+}

@@ -49,6 +49,11 @@ impl World {
         }
     }
 
+    /// The URL of the world's database.
+    pub fn url(&self) -> &str {
+        &self._db.url
+    }
+
     pub async fn agents(&self, n: usize) -> Vec<Actor> {
         self.workspace.agents(&self.conn, n).await
     }

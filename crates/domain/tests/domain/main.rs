@@ -11,6 +11,7 @@ mod inventory;
 mod line;
 mod line_races;
 mod model;
+mod one_round_trip;
 mod reserve;
 mod retries;
 mod safety_nets;

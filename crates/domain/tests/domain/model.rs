@@ -1,7 +1,8 @@
 //! Model-based test: random sequences of reserve, join and leave a line,
 //! release, extend, convert, expire, sweep and clock advances by several
 //! agents, checked after every step against a small model of the rules and
-//! against the audit in SQL.
+//! against the audit in SQL. Each reserve and join goes either in one round
+//! trip or in a transaction of its own, at random: the two ways agree.
 
 use holdfast_domain::entities::queue_entry::QueueEntryStatus;
 use holdfast_domain::entities::{PropertyStatus, ReservationStatus};
@@ -27,13 +28,17 @@ const MAX_QUEUE: u32 = 2;
 
 #[derive(Debug, Clone)]
 enum Op {
+    /// Sent in one round trip (falling back to a transaction when the plot
+    /// is locked), or in a transaction of its own: both must agree.
     Reserve {
         agent: usize,
         plot: usize,
+        one_round_trip: bool,
     },
     Join {
         agent: usize,
         plot: usize,
+        one_round_trip: bool,
     },
     /// By its agent, or by the manager, or by another agent (refused).
     Leave {
@@ -75,8 +80,10 @@ enum By {
 fn op() -> impl Strategy<Value = Op> {
     let by = prop_oneof![Just(By::Owner), Just(By::Manager), Just(By::OtherAgent)];
     prop_oneof![
-        4 => (0..AGENTS, 0..PLOTS).prop_map(|(agent, plot)| Op::Reserve { agent, plot }),
-        4 => (0..AGENTS, 0..PLOTS).prop_map(|(agent, plot)| Op::Join { agent, plot }),
+        4 => (0..AGENTS, 0..PLOTS, any::<bool>())
+            .prop_map(|(agent, plot, one_round_trip)| Op::Reserve { agent, plot, one_round_trip }),
+        4 => (0..AGENTS, 0..PLOTS, any::<bool>())
+            .prop_map(|(agent, plot, one_round_trip)| Op::Join { agent, plot, one_round_trip }),
         1 => (0..8usize, by.clone()).prop_map(|(entry, by)| Op::Leave { entry, by }),
         2 => (0..8usize, by.clone()).prop_map(|(res, by)| Op::Release { res, by }),
         2 => (0..8usize, any::<bool>()).prop_map(|(res, by_manager)| Op::Extend { res, by_manager }),
@@ -243,7 +250,11 @@ async fn run(db: Arc<TestDb>, conn: DatabaseConnection, ops: Vec<Op>) {
     for (step, op) in ops.into_iter().enumerate() {
         let ctx = format!("step {step}: {op:?}");
         match op {
-            Op::Reserve { agent, plot } => {
+            Op::Reserve {
+                agent,
+                plot,
+                one_round_trip,
+            } => {
                 let expected = if m.sold[plot] || m.holder(plot).is_some() {
                     "unavailable"
                 } else {
@@ -259,7 +270,11 @@ async fn run(db: Arc<TestDb>, conn: DatabaseConnection, ops: Vec<Op>) {
                         }
                     }
                 };
-                let got = reservations::reserve(&w.conn, &w.policy, &agents[agent], plots[plot])
+                let policy = Policy {
+                    one_round_trip,
+                    ..w.policy.clone()
+                };
+                let got = reservations::reserve(&w.conn, &policy, &agents[agent], plots[plot])
                     .await
                     .result;
                 assert_eq!(kind(&got), expected, "{ctx}");
@@ -269,7 +284,11 @@ async fn run(db: Arc<TestDb>, conn: DatabaseConnection, ops: Vec<Op>) {
                     assert_eq!(m.res[i].id, Some(r.reservation.id), "{ctx}");
                 }
             }
-            Op::Join { agent, plot } => {
+            Op::Join {
+                agent,
+                plot,
+                one_round_trip,
+            } => {
                 let expected = if m.sold[plot] {
                     "unavailable"
                 } else {
@@ -295,7 +314,11 @@ async fn run(db: Arc<TestDb>, conn: DatabaseConnection, ops: Vec<Op>) {
                     property_id: plots[plot],
                     buyer: None,
                 };
-                let got = line::join_queue(&w.conn, &w.policy, (&agents[agent]).into(), &request)
+                let policy = Policy {
+                    one_round_trip,
+                    ..w.policy.clone()
+                };
+                let got = line::join_queue(&w.conn, &policy, (&agents[agent]).into(), &request)
                     .await
                     .result;
                 let expected_kind = if matches!(expected, "promoted" | "waiting") {
