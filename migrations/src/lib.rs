@@ -12,6 +12,7 @@ mod m20261125_000001_hold_details;
 mod m20261125_000002_queue;
 mod m20261125_000003_team;
 mod m20261125_000004_inventory;
+mod m20261126_000001_plot_count;
 
 /// The hold rules: what "now" is, when a hold lapsed, how holds begin and end,
 /// and the reads as of now. See the top of the file.
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000002_queue::Migration),
             Box::new(m20261125_000003_team::Migration),
             Box::new(m20261125_000004_inventory::Migration),
+            Box::new(m20261126_000001_plot_count::Migration),
         ]
     }
 }
@@ -51,6 +53,7 @@ pub fn schema_sql() -> Vec<&'static str> {
         m20261125_000002_queue::UP,
         m20261125_000003_team::UP,
         m20261125_000004_inventory::UP,
+        m20261126_000001_plot_count::UP,
         RULES,
     ]
 }

@@ -75,22 +75,28 @@ CROSS JOIN LATERAL (
          AND NOT rules.line_waits(p.id) AS lapsed) l;
 
 -- A workspace's projects' plots counted by status as property_now reads
--- them, without reading every plot through it: the stored statuses are
--- counted from the index on (project_id, status, reserved_until), and only
--- the lapsed RESERVED plots nobody waits for (few: the job and the sweep end
--- them within moments) move from RESERVED to AVAILABLE. Projects of another
--- workspace count nothing (a project's plots are of its workspace: the
--- composite foreign key).
+-- them, without reading every plot: a project keeps how many plots it has
+-- (project.plot_count, kept by the triggers of the versioned migrations),
+-- the plots that are not AVAILABLE are counted from the index on
+-- (project_id, status, reserved_until), and the AVAILABLE ones are the
+-- rest. Only the lapsed RESERVED plots nobody waits for (few: the job and
+-- the sweep end them within moments) move from RESERVED to AVAILABLE.
+-- Projects of another workspace count nothing (a project's plots are of its
+-- workspace: the composite foreign key).
 CREATE FUNCTION rules.plot_counts(p_workspace uuid, p_projects uuid[])
 RETURNS TABLE (project_id uuid, total bigint, available bigint, reserved bigint,
                sold bigint, withdrawn bigint)
 LANGUAGE sql STABLE AS $$
   WITH mine AS (
-    SELECT id FROM project WHERE workspace_id = p_workspace AND id = ANY (p_projects)
+    SELECT id, plot_count FROM project WHERE workspace_id = p_workspace AND id = ANY (p_projects)
   ), stored AS (
-    SELECT p.project_id, p.status, count(*) AS n
-    FROM property p WHERE p.project_id IN (SELECT id FROM mine)
-    GROUP BY p.project_id, p.status
+    SELECT p.project_id,
+           count(*) FILTER (WHERE p.status = 'RESERVED') AS reserved,
+           count(*) FILTER (WHERE p.status = 'SOLD') AS sold,
+           count(*) FILTER (WHERE p.status = 'WITHDRAWN') AS withdrawn
+    FROM property p
+    WHERE p.project_id IN (SELECT id FROM mine) AND p.status IN ('RESERVED', 'SOLD', 'WITHDRAWN')
+    GROUP BY p.project_id
   ), lapsed AS (
     SELECT p.project_id, count(*) AS n
     FROM property p, (SELECT rules.now() AS at) now
@@ -98,14 +104,15 @@ LANGUAGE sql STABLE AS $$
       AND rules.lapsed(p.reserved_until, now.at) AND NOT rules.line_waits(p.id)
     GROUP BY p.project_id
   )
-  SELECT s.project_id,
-         sum(s.n)::bigint,
-         (coalesce(sum(s.n) FILTER (WHERE s.status = 'AVAILABLE'), 0) + coalesce(max(l.n), 0))::bigint,
-         (coalesce(sum(s.n) FILTER (WHERE s.status = 'RESERVED'), 0) - coalesce(max(l.n), 0))::bigint,
-         coalesce(sum(s.n) FILTER (WHERE s.status = 'SOLD'), 0)::bigint,
-         coalesce(sum(s.n) FILTER (WHERE s.status = 'WITHDRAWN'), 0)::bigint
-  FROM stored s LEFT JOIN lapsed l ON l.project_id = s.project_id
-  GROUP BY s.project_id
+  SELECT m.id,
+         m.plot_count,
+         m.plot_count - coalesce(s.reserved + s.sold + s.withdrawn, 0) + coalesce(l.n, 0),
+         coalesce(s.reserved, 0) - coalesce(l.n, 0),
+         coalesce(s.sold, 0),
+         coalesce(s.withdrawn, 0)
+  FROM mine m
+  LEFT JOIN stored s ON s.project_id = m.id
+  LEFT JOIN lapsed l ON l.project_id = m.id
 $$;
 
 -- Reservations as of now: an ACTIVE reservation past its end reads EXPIRED.

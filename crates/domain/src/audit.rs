@@ -112,6 +112,11 @@ const CHECKS: &[(&str, &str)] = &[
          WHERE p.workspace_id <> r.workspace_id OR u.workspace_id <> r.workspace_id",
     ),
     (
+        "a project's plot_count is the number of its plots",
+        "SELECT 'project ' || pr.id::text AS row FROM project pr \
+         WHERE pr.plot_count <> (SELECT count(*) FROM property p WHERE p.project_id = pr.id)",
+    ),
+    (
         "every workspace has an ADMIN (its last active admin may be deactivated by an operator, never demoted)",
         "SELECT 'workspace ' || w.id::text AS row FROM workspace w \
          WHERE NOT EXISTS (SELECT 1 FROM app_user u WHERE u.workspace_id = w.id AND u.role = 'ADMIN')",

@@ -256,9 +256,13 @@ pub async fn active_reservations_of_properties(
         .await?)
 }
 
-/// A project's plots by their status as of now. Computed on every read, never
-/// stored: a stored counter drifts, and would make every reservation of a
-/// project queue on one row. A withdrawn plot counts in `total` only.
+/// A project's plots by their status as of now. The statuses are counted on
+/// every read, never stored: a stored count of holds would make every
+/// reservation of a project queue on one row. Only how many plots a project
+/// has is stored (`project.plot_count`, kept by triggers when plots are
+/// added or removed, which a reserve never does), so that the AVAILABLE
+/// ones are the rest and no read counts them one by one. A withdrawn plot
+/// counts in `total` only.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromQueryResult)]
 pub struct PlotCounts {
     pub total: i64,

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod concurrency;
+mod counts;
 mod directory;
 mod errors;
 mod expiry;
