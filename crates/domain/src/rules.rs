@@ -369,10 +369,13 @@ pub(crate) async fn ask(
 }
 
 /// How long a call sent in one round trip waits for a row lock that another
-/// call holds before it gives way to [`ask`]: a little more than a reserve
-/// keeps a plot's lock on a busy machine (a fraction of a millisecond to a
-/// few), far less than any wait worth a client's commit.
-pub const ONE_ROUND_TRIP_LOCK_WAIT: Duration = Duration::from_millis(10);
+/// call holds before it gives way to [`ask`]. A reserve keeps a plot's lock
+/// for a fraction of a millisecond, but on busy cores the wait for it, or for
+/// the brief lock PostgreSQL takes on a row that many inserts reference at
+/// once (the workspace's, through the reservation's foreign key), reaches
+/// tens of milliseconds; 10 ms sent too many calls round again under load.
+/// Still far less than any wait worth a client's commit.
+pub const ONE_ROUND_TRIP_LOCK_WAIT: Duration = Duration::from_millis(50);
 
 /// Calls one function of the rules in one round trip: the statement alone,
 /// in autocommit, where PostgreSQL makes it a transaction of its own and

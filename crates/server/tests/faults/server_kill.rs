@@ -111,7 +111,7 @@ async fn a_reserve_in_flight_when_the_server_is_killed_is_not_half_written_and_i
 
     // Hold the plot's row, so that the reserve waits inside the server's
     // transaction; kill the server there. (Its first try, the statement
-    // alone in one round trip, gives way after 10 ms of waiting, and the
+    // alone in one round trip, gives way after 50 ms of waiting, and the
     // server sends it again inside BEGIN ... COMMIT, without rules.at_once.)
     let blocker = conn.begin().await.expect("begin");
     blocker
