@@ -98,10 +98,13 @@ LANGUAGE sql STABLE AS $$
     WHERE p.project_id IN (SELECT id FROM mine) AND p.status IN ('RESERVED', 'SOLD', 'WITHDRAWN')
     GROUP BY p.project_id
   ), lapsed AS (
+    -- "Now" as a sub-select, evaluated once before the scan, so that the
+    -- lapse is a bound of the index scan and the line is looked up only for
+    -- the lapsed holds, not for every held plot.
     SELECT p.project_id, count(*) AS n
-    FROM property p, (SELECT rules.now() AS at) now
+    FROM property p
     WHERE p.project_id IN (SELECT id FROM mine) AND p.status = 'RESERVED'
-      AND rules.lapsed(p.reserved_until, now.at) AND NOT rules.line_waits(p.id)
+      AND rules.lapsed(p.reserved_until, (SELECT rules.now())) AND NOT rules.line_waits(p.id)
     GROUP BY p.project_id
   )
   SELECT m.id,
