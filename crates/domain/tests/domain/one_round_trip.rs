@@ -9,14 +9,26 @@ use holdfast_domain::db::{PoolSettings, connect};
 use holdfast_domain::entities::PropertyStatus;
 use holdfast_domain::line::{self, JoinRequest};
 use holdfast_domain::reservations::reserve;
-use holdfast_domain::{DomainError, Policy};
-use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
+use holdfast_domain::{DomainError, Policy, PropertyId};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, Statement, TransactionTrait};
 
 use crate::helpers::World;
 
 /// How long the other transaction keeps the plot locked: many times the
 /// one-round-trip call's own wait for a lock.
 const HELD: Duration = Duration::from_millis(400);
+
+/// The plot's row lock, taken by a transaction left open.
+async fn lock_in_another_transaction(w: &World, plot: PropertyId) -> DatabaseTransaction {
+    let other = w.conn.begin().await.expect("begin");
+    other
+        .execute_unprepared(&format!(
+            "SELECT 1 FROM property WHERE id = '{plot}' FOR UPDATE"
+        ))
+        .await
+        .expect("lock the plot");
+    other
+}
 
 fn one_round_trip() -> Policy {
     Policy {
@@ -30,13 +42,7 @@ async fn a_reserve_of_a_plot_another_transaction_has_locked_waits_for_it_in_a_tr
     let w = World::new().await;
     let agent = w.agent().await;
     let plot = w.plot().await;
-    let other = w.conn.begin().await.expect("begin");
-    other
-        .execute_unprepared(&format!(
-            "SELECT 1 FROM property WHERE id = '{plot}' FOR UPDATE"
-        ))
-        .await
-        .expect("lock the plot");
+    let other = lock_in_another_transaction(&w, plot).await;
 
     let started = Instant::now();
     let (conn, policy) = (w.conn.clone(), one_round_trip());
@@ -104,13 +110,7 @@ async fn a_join_of_a_locked_free_plot_waits_for_it_in_a_transaction() {
     let w = World::new().await;
     let agent = w.agent().await;
     let plot = w.plot().await;
-    let other = w.conn.begin().await.expect("begin");
-    other
-        .execute_unprepared(&format!(
-            "SELECT 1 FROM property WHERE id = '{plot}' FOR UPDATE"
-        ))
-        .await
-        .expect("lock the plot");
+    let other = lock_in_another_transaction(&w, plot).await;
     let (conn, policy) = (w.conn.clone(), one_round_trip());
     let call = tokio::spawn(async move {
         let request = JoinRequest {
@@ -203,13 +203,7 @@ async fn a_client_gone_while_its_one_round_trip_call_would_wait_leaves_nothing_b
     let w = World::new().await;
     let agent = w.agent().await;
     let plot = w.plot().await;
-    let other = w.conn.begin().await.expect("begin");
-    other
-        .execute_unprepared(&format!(
-            "SELECT 1 FROM property WHERE id = '{plot}' FOR UPDATE"
-        ))
-        .await
-        .expect("lock the plot");
+    let other = lock_in_another_transaction(&w, plot).await;
     let url = w.url().to_owned();
     let call = tokio::spawn(async move {
         let conn = connect(&url, &PoolSettings::default())
