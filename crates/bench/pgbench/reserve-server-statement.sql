@@ -1,5 +1,6 @@
--- The server's own reserve statement, as it sends a reserve of a free plot
--- in one round trip (`rules::ask_at_once` in crates/domain/src/rules.rs):
+-- The server's own reserve statement, as its one-round-trip way sends a
+-- reserve of a free plot (`rules::ask_at_once` in crates/domain/src/rules.rs;
+-- off in the server, which sends the same call between BEGIN and COMMIT):
 -- `rules.reserve` of migrations/src/rules.sql, in autocommit, after
 -- `rules.at_once` (sent now, refused if it arrives 5 s late). The server
 -- gives the statement 50 ms for any lock and then sends it again in a

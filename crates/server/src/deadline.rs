@@ -13,12 +13,7 @@
 //! for). A write whose commit has not answered by then is abandoned and
 //! answered `SERVICE_UNAVAILABLE`: rolled back, unless the link failed
 //! while its COMMIT was on its way, the one case where the outcome is
-//! unknown to the client, as with any answer lost in transit. A reserve or
-//! a join sent in one round trip is its own commit: it never waits for a
-//! lock (it gives way to a transaction instead, which is dropped as above)
-//! and PostgreSQL refuses it if it arrives seconds late, so its unknown
-//! case is the same: cut while the statement itself ran, milliseconds
-//! (`holdfast_domain::rules::ask_at_once`).
+//! unknown to the client, as with any answer lost in transit.
 //!
 //! Everything else (the caller's session, the reads of the answer) runs
 //! under the deadline itself, and the whole request is cut there.

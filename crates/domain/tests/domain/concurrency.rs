@@ -12,7 +12,15 @@ use crate::helpers::World;
 
 /// `n` agents reserve one plot at the same instant: exactly one wins, every
 /// other one is told the property is unavailable, and the winner holds it.
+/// Each call in a transaction of its own, and again with each call in one
+/// round trip first (`Policy::one_round_trip`).
 async fn race_for_one_plot(n: usize) {
+    for one_round_trip in [false, true] {
+        race_for_one_plot_sent(n, one_round_trip).await;
+    }
+}
+
+async fn race_for_one_plot_sent(n: usize, one_round_trip: bool) {
     let w = World::with_pool(PoolSettings {
         // Enough connections that many transactions queue on the row lock at
         // once, few enough to leave PostgreSQL room for the tests beside this one.
@@ -23,9 +31,13 @@ async fn race_for_one_plot(n: usize) {
     let agents = w.agents(n).await;
     let plot = w.plot().await;
     let start = Arc::new(Barrier::new(n));
+    let policy = Policy {
+        one_round_trip,
+        ..w.policy.clone()
+    };
 
     let results = join_all(agents.iter().map(|agent| {
-        let (conn, policy, start) = (w.conn.clone(), w.policy.clone(), start.clone());
+        let (conn, policy, start) = (w.conn.clone(), policy.clone(), start.clone());
         let agent = *agent;
         tokio::spawn(async move {
             start.wait().await;
@@ -92,6 +104,10 @@ async fn many_agents_racing_over_many_plots_never_double_book_or_exceed_the_limi
     .await;
     w.policy = Policy {
         max_active_per_agent: 2,
+        // The limit under one-round-trip calls: the agent's row lock and the
+        // count are in the one statement (the transaction path is the
+        // default, raced in the tests beside this one).
+        one_round_trip: true,
         ..Policy::default()
     };
     let agents = w.agents(AGENTS).await;

@@ -1,6 +1,5 @@
-//! A reserve whose commit reached PostgreSQL but whose answer was lost on
-//! the way back (a free plot's reserve is one statement in autocommit, its
-//! own commit): the client was told SERVICE_UNAVAILABLE and cannot know
+//! A reserve whose COMMIT reached PostgreSQL but whose answer was lost on
+//! the way back: the client was told SERVICE_UNAVAILABLE and cannot know
 //! whether it holds the plot. Its retry with the same idempotency key
 //! answers the reservation that committed, and makes no second one.
 
@@ -30,9 +29,8 @@ async fn a_retry_with_the_key_after_a_lost_commit_answers_the_reservation_that_c
         .and_then(|rest| rest.split('/').next())
         .expect("host:port in HOLDFAST_TEST_PG")
         .to_owned();
-    // Without TLS, so that the proxy sees the reserve go by: its key travels
-    // in the message that binds the statement's values, sent with the one
-    // that runs it. One connection, as in the smallest deployment.
+    // Without TLS, so that the proxy sees the COMMIT go by; one connection,
+    // so that the only COMMIT is the reserve's.
     let through_link = db.url.replacen(&host_port, &link.addr.to_string(), 1);
     let separator = if through_link.contains('?') { '&' } else { '?' };
     let through_link = format!("{through_link}{separator}sslmode=disable");
@@ -53,7 +51,7 @@ async fn a_retry_with_the_key_after_a_lost_commit_answers_the_reservation_that_c
     let plot = scene.plots[0].to_string();
     let call = json!({ "p": plot, "k": "click-7f3a" });
 
-    link.hold_replies_after(b"click-7f3a");
+    link.hold_replies_after(b"COMMIT");
     let lost = server
         .gql(token, RESERVE, call.clone())
         .await
@@ -61,7 +59,7 @@ async fn a_retry_with_the_key_after_a_lost_commit_answers_the_reservation_that_c
     assert_eq!(code_of(&lost), Some("SERVICE_UNAVAILABLE"), "{lost}");
     assert!(
         link.replies_held(),
-        "the reserve went through; its answer did not"
+        "the COMMIT went through; its answer did not"
     );
     let committed = count(
         &conn,
