@@ -5,7 +5,10 @@
 
 use std::time::Duration;
 
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use sea_orm::{
+    AccessMode, ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbErr,
+    IsolationLevel, TransactionTrait,
+};
 
 /// How long PostgreSQL lets a session sit idle inside a transaction before
 /// it ends the session (rolling back, and freeing its locks). Every write in
@@ -133,4 +136,34 @@ pub async fn connect(url: &str, settings: &PoolSettings) -> Result<DatabaseConne
                 .options(session.iter().map(|(k, v)| (*k, v.as_str())))
         });
     Database::connect(opts).await
+}
+
+/// Begins a transaction that a caller dropped half-way cannot leave open.
+///
+/// sqlx's `BEGIN` is not safe to cancel: it sends `BEGIN` and waits for the
+/// answer, and a caller dropped during that wait (a request cut at its
+/// deadline on a slow or silent link) leaves no `ROLLBACK` behind, since
+/// sqlx queues one only for a `BEGIN` it has seen answered. The pooled
+/// connection then goes back inside an open transaction. The next
+/// `BEGIN` ... `COMMIT` on it absorbs that (PostgreSQL only warns), but a
+/// statement sent on it in autocommit (creating a user or a project, say)
+/// would be answered and never committed, and rolled back when PostgreSQL
+/// ends the idle session. Here `BEGIN` (and `SET TRANSACTION`) run in a task
+/// of their own, which finishes whatever becomes of the caller; a
+/// transaction nobody takes is dropped there, and sqlx rolls it back.
+/// Every transaction of holdfast begins here.
+pub async fn begin(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    begin_with(db, None, None).await
+}
+
+/// [`begin`], with an isolation level and an access mode.
+pub async fn begin_with(
+    db: &DatabaseConnection,
+    isolation: Option<IsolationLevel>,
+    access: Option<AccessMode>,
+) -> Result<DatabaseTransaction, DbErr> {
+    let db = db.clone();
+    tokio::spawn(async move { db.begin_with_config(isolation, access).await })
+        .await
+        .map_err(|e| DbErr::Custom(format!("the task that began a transaction failed: {e}")))?
 }

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QuerySelect, TransactionTrait,
+    QuerySelect,
 };
 use tracing::instrument;
 
@@ -74,7 +74,7 @@ pub async fn create_workspace(
     check_text("workspace name", name, MAX_NAME_CHARS)?;
     check_email(admin_email)?;
     check_text("admin name", admin_name, MAX_NAME_CHARS)?;
-    let txn = db.begin().await?;
+    let txn = crate::db::begin(db).await?;
     let ws = workspace::Entity::insert(workspace::ActiveModel {
         id: Set(WorkspaceId::new()),
         name: Set(name.to_owned()),
@@ -206,7 +206,7 @@ pub async fn add_properties(
         )));
     }
 
-    let txn = db.begin().await?;
+    let txn = crate::db::begin(db).await?;
     let project_exists = project::Entity::find_by_id(project_id)
         .filter(project::Column::WorkspaceId.eq(actor.workspace_id))
         .lock_shared()

@@ -7,9 +7,7 @@
 use std::collections::HashMap;
 use std::io::Read;
 
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait, Value,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, Value};
 use tracing::instrument;
 
 use crate::directory::require_manager;
@@ -137,7 +135,7 @@ async fn update_property_now(
     if let Some(code) = &update.code {
         check_text("a code", code, MAX_CODE_CHARS)?;
     }
-    let txn = db.begin().await?;
+    let txn = crate::db::begin(db).await?;
     let row = txn
         .query_one_raw(statement(
             "SELECT project_id, code FROM property WHERE id = $1 AND workspace_id = $2 FOR UPDATE",
@@ -563,7 +561,7 @@ async fn import_text(
         }
         rows.push(row);
     }
-    let txn = db.begin().await?;
+    let txn = crate::db::begin(db).await?;
     let target = import_target(&txn, project_id, Some(actor.workspace_id)).await?;
     let mut imported = Imported::default();
     for batch in rows.chunks(IMPORT_BATCH_ROWS) {

@@ -41,15 +41,12 @@ pub struct Policy {
     /// transaction of their own (`rules::ask`). Both run the same rules; the
     /// tests run both ways.
     ///
-    /// Off by default, and off in the server: sqlx's `BEGIN` is not safe to
-    /// cancel. A request dropped at its deadline while its `BEGIN` is on the
-    /// way leaves its pooled connection inside that transaction (sqlx
-    /// queues no `ROLLBACK` for a `BEGIN` it has not seen answered), and a
-    /// statement sent later on that connection in autocommit runs inside
-    /// it: answered as a reservation, never committed, rolled back when
-    /// PostgreSQL ends the idle session. A later `BEGIN` … `COMMIT` on such
-    /// a connection commits, so the transaction path is safe. Measured, the
-    /// one round trip gained nothing beyond the noise either.
+    /// Off by default, and off in the server: measured side by side, the
+    /// one round trip gained nothing beyond the noise, and a call in
+    /// autocommit leaves cases the transaction does not (a client that dies
+    /// while the statement runs learns nothing of its outcome; the check of
+    /// a late arrival trusts two clocks). It relies on no pooled connection
+    /// being left inside a transaction, which `db::begin` sees to.
     pub one_round_trip: bool,
 }
 

@@ -6,9 +6,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, TransactionTrait, Value,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, Value};
 use serde::Deserialize;
 
 use crate::entities::queue_entry::Model as QueueEntry;
@@ -356,7 +354,7 @@ pub(crate) async fn ask(
     values: impl IntoIterator<Item = Value>,
 ) -> DomainResult<Answer> {
     let sql = format!("SELECT rules.{call}::text AS answer");
-    let txn = db.begin().await?;
+    let txn = crate::db::begin(db).await?;
     let row = txn
         .query_one_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,

@@ -13,7 +13,6 @@ use sea_orm::sea_query::{Expr, LockType};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
     DatabaseTransaction, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QuerySelect,
-    TransactionTrait,
 };
 use tracing::instrument;
 
@@ -77,7 +76,7 @@ pub async fn update_user(
     if let Some(name) = &change.name {
         check_text("name", name, MAX_NAME_CHARS)?;
     }
-    let txn = db.begin().await?;
+    let txn = crate::db::begin(db).await?;
     let ws = lock_workspace(&txn, actor.workspace_id).await?;
     // The caller again, under the lock: another admin may have demoted or
     // deactivated them since their request was let in.
@@ -160,7 +159,7 @@ pub async fn switch_workspace(
     id: WorkspaceId,
     status: WorkspaceStatus,
 ) -> DomainResult<WorkspaceSwitch> {
-    let txn = db.begin().await?;
+    let txn = crate::db::begin(db).await?;
     let before = lock_workspace(&txn, id).await?;
     if before.status != status {
         directory::set_workspace_status(&txn, id, status).await?;
@@ -182,7 +181,7 @@ pub async fn switch_user(
     id: UserId,
     active: bool,
 ) -> DomainResult<UserSwitch> {
-    let txn = db.begin().await?;
+    let txn = crate::db::begin(db).await?;
     let workspace_id = user::Entity::find_by_id(id)
         .one(&txn)
         .await?

@@ -18,7 +18,7 @@ use holdfast_domain::ProjectId;
 use holdfast_domain::inventory::{
     CsvRows, IMPORT_BATCH_ROWS, Imported, import_batch, import_target,
 };
-use sea_orm::{DatabaseConnection, TransactionTrait};
+use sea_orm::DatabaseConnection;
 
 /// What the command prints on stdout.
 #[derive(serde::Serialize)]
@@ -40,7 +40,7 @@ pub async fn import_file(
     let mut progress = Progress::new(size);
     let started = Instant::now();
 
-    let txn = db.begin().await?;
+    let txn = holdfast_domain::db::begin(db).await?;
     let target = import_target(&txn, project, None).await?;
     let mut imported = Imported::default();
     loop {

@@ -5,6 +5,7 @@ mod helpers;
 
 mod concurrency;
 mod counts;
+mod cut_begin;
 mod directory;
 mod errors;
 mod expiry;

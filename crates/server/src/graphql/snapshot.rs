@@ -19,7 +19,7 @@ use std::sync::Arc;
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
 use sea_orm::{
     AccessMode, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    ExecResult, IsolationLevel, QueryResult, Statement, TransactionTrait,
+    ExecResult, IsolationLevel, QueryResult, Statement,
 };
 use tokio::sync::OnceCell;
 
@@ -68,7 +68,8 @@ impl Reads {
                 let txn = snapshot
                     .txn
                     .get_or_try_init(|| {
-                        snapshot.db.begin_with_config(
+                        holdfast_domain::db::begin_with(
+                            &snapshot.db,
                             Some(IsolationLevel::RepeatableRead),
                             Some(AccessMode::ReadOnly),
                         )
