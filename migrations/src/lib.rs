@@ -18,18 +18,48 @@ mod m20261126_000001_plot_count;
 /// and the reads as of now. See the top of the file.
 pub const RULES: &str = include_str!("rules.sql");
 
+/// A migration written as plain SQL: `up` applies it, `down` undoes it.
+/// Every migration of holdfast is one; each module names its own.
+pub struct SqlMigration {
+    pub name: &'static str,
+    pub up: &'static str,
+    pub down: &'static str,
+}
+
+impl MigrationName for SqlMigration {
+    fn name(&self) -> &str {
+        self.name
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for SqlMigration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.get_connection().execute_unprepared(self.up).await?;
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .get_connection()
+            .execute_unprepared(self.down)
+            .await?;
+        Ok(())
+    }
+}
+
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         vec![
-            Box::new(m20261121_000001_core::Migration),
-            Box::new(m20261125_000001_hold_details::Migration),
-            Box::new(m20261125_000002_queue::Migration),
-            Box::new(m20261125_000003_team::Migration),
-            Box::new(m20261125_000004_inventory::Migration),
-            Box::new(m20261126_000001_plot_count::Migration),
+            Box::new(m20261121_000001_core::MIGRATION),
+            Box::new(m20261125_000001_hold_details::MIGRATION),
+            Box::new(m20261125_000002_queue::MIGRATION),
+            Box::new(m20261125_000003_team::MIGRATION),
+            Box::new(m20261125_000004_inventory::MIGRATION),
+            Box::new(m20261126_000001_plot_count::MIGRATION),
         ]
     }
 }

@@ -1,15 +1,7 @@
 //! Workspaces, users, projects, properties and reservations, with the safety
 //! nets: no bug in the code above can double-book a property.
 
-use sea_orm_migration::prelude::*;
-
-pub struct Migration;
-
-impl MigrationName for Migration {
-    fn name(&self) -> &str {
-        "m20261121_000001_core"
-    }
-}
+use crate::SqlMigration;
 
 pub const UP: &str = r#"
 CREATE TABLE workspace (
@@ -130,15 +122,8 @@ DROP TABLE IF EXISTS app_user;
 DROP TABLE IF EXISTS workspace;
 "#;
 
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(UP).await?;
-        Ok(())
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(DOWN).await?;
-        Ok(())
-    }
-}
+pub const MIGRATION: SqlMigration = SqlMigration {
+    name: "m20261121_000001_core",
+    up: UP,
+    down: DOWN,
+};

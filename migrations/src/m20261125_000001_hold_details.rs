@@ -4,15 +4,7 @@
 //! call made), and the version of the hold its expiry warning was sent for
 //! (so a warning job that runs twice warns once).
 
-use sea_orm_migration::prelude::*;
-
-pub struct Migration;
-
-impl MigrationName for Migration {
-    fn name(&self) -> &str {
-        "m20261125_000001_hold_details"
-    }
-}
+use crate::SqlMigration;
 
 pub const UP: &str = r#"
 ALTER TABLE reservation
@@ -45,15 +37,8 @@ ALTER TABLE reservation
     DROP COLUMN IF EXISTS buyer_name;
 "#;
 
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(UP).await?;
-        Ok(())
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(DOWN).await?;
-        Ok(())
-    }
-}
+pub const MIGRATION: SqlMigration = SqlMigration {
+    name: "m20261125_000001_hold_details",
+    up: UP,
+    down: DOWN,
+};

@@ -4,15 +4,7 @@
 //! or a manager takes it out (LEFT), it is passed over because its agent
 //! cannot hold (SKIPPED), or the plot is sold or withdrawn (CLOSED).
 
-use sea_orm_migration::prelude::*;
-
-pub struct Migration;
-
-impl MigrationName for Migration {
-    fn name(&self) -> &str {
-        "m20261125_000002_queue"
-    }
-}
+use crate::SqlMigration;
 
 pub const UP: &str = r#"
 -- target of the composite foreign key below: an entry can only name a hold
@@ -68,15 +60,8 @@ DROP TABLE IF EXISTS queue_entry;
 ALTER TABLE reservation DROP CONSTRAINT IF EXISTS reservation_workspace_id;
 "#;
 
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(UP).await?;
-        Ok(())
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(DOWN).await?;
-        Ok(())
-    }
-}
+pub const MIGRATION: SqlMigration = SqlMigration {
+    name: "m20261125_000002_queue",
+    up: UP,
+    down: DOWN,
+};

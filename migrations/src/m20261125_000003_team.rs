@@ -2,15 +2,7 @@
 //! none) and whether it is archived (left out of project lists; its plots
 //! cannot be reserved).
 
-use sea_orm_migration::prelude::*;
-
-pub struct Migration;
-
-impl MigrationName for Migration {
-    fn name(&self) -> &str {
-        "m20261125_000003_team"
-    }
-}
+use crate::SqlMigration;
 
 pub const UP: &str = r#"
 ALTER TABLE project
@@ -24,15 +16,8 @@ ALTER TABLE project
     DROP COLUMN IF EXISTS currency;
 "#;
 
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(UP).await?;
-        Ok(())
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(DOWN).await?;
-        Ok(())
-    }
-}
+pub const MIGRATION: SqlMigration = SqlMigration {
+    name: "m20261125_000003_team",
+    up: UP,
+    down: DOWN,
+};

@@ -10,15 +10,7 @@
 //! refused (the oldest of each group stands in the index for the group;
 //! when its code changes, the next oldest takes its place).
 
-use sea_orm_migration::prelude::*;
-
-pub struct Migration;
-
-impl MigrationName for Migration {
-    fn name(&self) -> &str {
-        "m20261125_000004_inventory"
-    }
-}
+use crate::SqlMigration;
 
 pub const UP: &str = r#"
 ALTER TABLE property
@@ -88,15 +80,8 @@ ALTER TABLE property
     DROP COLUMN IF EXISTS price;
 "#;
 
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(UP).await?;
-        Ok(())
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(DOWN).await?;
-        Ok(())
-    }
-}
+pub const MIGRATION: SqlMigration = SqlMigration {
+    name: "m20261125_000004_inventory",
+    up: UP,
+    down: DOWN,
+};

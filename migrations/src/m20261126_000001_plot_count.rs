@@ -8,15 +8,7 @@
 //! Plots are added by one statement per import (a statement-level trigger:
 //! one update of the project per statement, however many rows).
 
-use sea_orm_migration::prelude::*;
-
-pub struct Migration;
-
-impl MigrationName for Migration {
-    fn name(&self) -> &str {
-        "m20261126_000001_plot_count"
-    }
-}
+use crate::SqlMigration;
 
 pub const UP: &str = r#"
 ALTER TABLE project ADD COLUMN plot_count bigint NOT NULL DEFAULT 0
@@ -75,15 +67,8 @@ DROP FUNCTION IF EXISTS project_plots_added();
 ALTER TABLE project DROP COLUMN IF EXISTS plot_count;
 "#;
 
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(UP).await?;
-        Ok(())
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(DOWN).await?;
-        Ok(())
-    }
-}
+pub const MIGRATION: SqlMigration = SqlMigration {
+    name: "m20261126_000001_plot_count",
+    up: UP,
+    down: DOWN,
+};

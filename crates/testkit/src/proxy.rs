@@ -126,6 +126,17 @@ impl TcpProxy {
         format!("redis://{}", self.addr)
     }
 
+    /// The PostgreSQL URL `url` (`...@host:port/database`) with its host and
+    /// port replaced by this proxy's: the same database, through the link.
+    pub fn postgres_url(&self, url: &str) -> String {
+        let host_port = url
+            .rsplit('@')
+            .next()
+            .and_then(|rest| rest.split('/').next())
+            .expect("host:port in the PostgreSQL URL");
+        url.replacen(host_port, &self.addr.to_string(), 1)
+    }
+
     /// Drops every connection, and refuses new ones until `restore`.
     pub fn cut(&self) {
         let mut open = self.connections.lock().expect("connections");

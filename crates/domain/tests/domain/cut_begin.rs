@@ -12,14 +12,7 @@ use sea_orm::{ConnectionTrait, DbBackend, Statement};
 async fn a_begin_cut_half_way_leaves_no_transaction_open_on_its_connection() {
     let test_db = TestDb::new().await;
     let link = TcpProxy::postgres().await;
-    let host_port = test_db
-        .url
-        .rsplit('@')
-        .next()
-        .and_then(|rest| rest.split('/').next())
-        .expect("host:port in the database URL")
-        .to_owned();
-    let through_link = test_db.url.replacen(&host_port, &link.addr.to_string(), 1);
+    let through_link = link.postgres_url(&test_db.url);
     // One connection, so that the write below goes where the BEGIN went.
     let pool = db::connect(
         &through_link,

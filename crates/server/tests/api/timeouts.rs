@@ -81,8 +81,7 @@ async fn a_reserve_that_cannot_commit_in_time_answers_service_unavailable_and_wr
 async fn on_a_silent_link_to_postgres_every_request_answers_within_the_request_timeout() {
     let link = TcpProxy::postgres().await;
     let test_db = TestDb::new().await;
-    let host_port = link_target(&test_db.url);
-    let through_link = test_db.url.replacen(&host_port, &link.addr.to_string(), 1);
+    let through_link = link.postgres_url(&test_db.url);
     let app = spawn_app_on(test_db, |c| {
         c.deployment.database_url = through_link;
         c.request_timeout = TIMEOUT.into();
@@ -129,13 +128,4 @@ async fn on_a_silent_link_to_postgres_every_request_answers_within_the_request_t
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     app.assert_consistent().await;
-}
-
-/// The `host:port` of a PostgreSQL URL.
-fn link_target(url: &str) -> String {
-    url.rsplit('@')
-        .next()
-        .and_then(|rest| rest.split('/').next())
-        .expect("host:port in the database URL")
-        .to_owned()
 }

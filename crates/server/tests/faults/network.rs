@@ -24,17 +24,8 @@ async fn connections_to_postgres_cut_under_load_answer_service_unavailable_and_n
     // Sixty plots for the load, one more for the end.
     let scene = Scene::new(&conn, 6, 61).await;
     let keys = QueueKeys::new();
-    let server_url = holdfast_testkit::server_url();
-    let host_port = server_url
-        .rsplit('@')
-        .next()
-        .and_then(|rest| rest.split('/').next())
-        .expect("host:port in HOLDFAST_TEST_PG")
-        .to_owned();
-    let link = TcpProxy::to(host_port.clone()).await;
-    let through_link = db
-        .url
-        .replacen(&host_port, &format!("127.0.0.1:{}", link.addr.port()), 1);
+    let link = TcpProxy::postgres().await;
+    let through_link = link.postgres_url(&db.url);
     let server = Arc::new(
         Server::start(
             &Target {

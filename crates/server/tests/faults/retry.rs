@@ -22,16 +22,9 @@ async fn a_retry_with_the_key_after_a_lost_commit_answers_the_reservation_that_c
     let scene = Scene::new(&conn, 1, 1).await;
     let keys = QueueKeys::new();
     let link = TcpProxy::postgres().await;
-    let host_port = db
-        .url
-        .rsplit('@')
-        .next()
-        .and_then(|rest| rest.split('/').next())
-        .expect("host:port in HOLDFAST_TEST_PG")
-        .to_owned();
     // Without TLS, so that the proxy sees the COMMIT go by; one connection,
     // so that the only COMMIT is the reserve's.
-    let through_link = db.url.replacen(&host_port, &link.addr.to_string(), 1);
+    let through_link = link.postgres_url(&db.url);
     let separator = if through_link.contains('?') { '&' } else { '?' };
     let through_link = format!("{through_link}{separator}sslmode=disable");
     let server = Server::start(

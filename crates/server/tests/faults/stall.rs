@@ -72,14 +72,7 @@ async fn a_silent_link_to_postgres_bounds_every_answer_and_frees_every_plot_a_fr
     let scene = Scene::new(&conn, 7, 62).await;
     let keys = QueueKeys::new();
     let link = TcpProxy::postgres().await;
-    let host_port = db
-        .url
-        .rsplit('@')
-        .next()
-        .and_then(|rest| rest.split('/').next())
-        .expect("host:port in HOLDFAST_TEST_PG")
-        .to_owned();
-    let through_link = db.url.replacen(&host_port, &link.addr.to_string(), 1);
+    let through_link = link.postgres_url(&db.url);
     let timeout = format!("{}s", REQUEST_TIMEOUT.as_secs());
     let server = Arc::new(
         Server::start(
