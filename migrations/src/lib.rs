@@ -13,17 +13,19 @@ mod m20261125_000002_queue;
 mod m20261125_000003_team;
 mod m20261125_000004_inventory;
 mod m20261126_000001_plot_count;
+mod m20261126_000002_plot_tally;
 
 /// The hold rules: what "now" is, when a hold lapsed, how holds begin and end,
 /// and the reads as of now. See the top of the file.
 pub const RULES: &str = include_str!("rules.sql");
 
-/// A migration written as plain SQL: `up` applies it, `down` undoes it.
-/// Every migration of holdfast is one; each module names its own.
+/// A migration written as plain SQL: `up` applies it, `down` (its scripts
+/// in order) undoes it. Every migration of holdfast is one; each module names
+/// its own.
 pub struct SqlMigration {
     pub name: &'static str,
     pub up: &'static str,
-    pub down: &'static str,
+    pub down: &'static [&'static str],
 }
 
 impl MigrationName for SqlMigration {
@@ -40,10 +42,9 @@ impl MigrationTrait for SqlMigration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .get_connection()
-            .execute_unprepared(self.down)
-            .await?;
+        for script in self.down {
+            manager.get_connection().execute_unprepared(script).await?;
+        }
         Ok(())
     }
 }
@@ -60,6 +61,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000003_team::MIGRATION),
             Box::new(m20261125_000004_inventory::MIGRATION),
             Box::new(m20261126_000001_plot_count::MIGRATION),
+            Box::new(m20261126_000002_plot_tally::MIGRATION),
         ]
     }
 }
@@ -84,6 +86,7 @@ pub fn schema_sql() -> Vec<&'static str> {
         m20261125_000003_team::UP,
         m20261125_000004_inventory::UP,
         m20261126_000001_plot_count::UP,
+        m20261126_000002_plot_tally::UP,
         RULES,
     ]
 }

@@ -125,5 +125,5 @@ DROP TABLE IF EXISTS workspace;
 pub const MIGRATION: SqlMigration = SqlMigration {
     name: "m20261121_000001_core",
     up: UP,
-    down: DOWN,
+    down: &[DOWN],
 };

@@ -40,5 +40,5 @@ ALTER TABLE reservation
 pub const MIGRATION: SqlMigration = SqlMigration {
     name: "m20261125_000001_hold_details",
     up: UP,
-    down: DOWN,
+    down: &[DOWN],
 };

@@ -63,5 +63,5 @@ ALTER TABLE reservation DROP CONSTRAINT IF EXISTS reservation_workspace_id;
 pub const MIGRATION: SqlMigration = SqlMigration {
     name: "m20261125_000002_queue",
     up: UP,
-    down: DOWN,
+    down: &[DOWN],
 };

@@ -19,5 +19,5 @@ ALTER TABLE project
 pub const MIGRATION: SqlMigration = SqlMigration {
     name: "m20261125_000003_team",
     up: UP,
-    down: DOWN,
+    down: &[DOWN],
 };

@@ -83,5 +83,5 @@ ALTER TABLE property
 pub const MIGRATION: SqlMigration = SqlMigration {
     name: "m20261125_000004_inventory",
     up: UP,
-    down: DOWN,
+    down: &[DOWN],
 };

@@ -70,5 +70,5 @@ ALTER TABLE project DROP COLUMN IF EXISTS plot_count;
 pub const MIGRATION: SqlMigration = SqlMigration {
     name: "m20261126_000001_plot_count",
     up: UP,
-    down: DOWN,
+    down: &[DOWN],
 };

@@ -12,10 +12,14 @@
 -- Every function that changes a hold or a line takes the property's row lock
 -- first (FOR UPDATE): everything that touches a plot is serialised on that row.
 -- Lock order, everywhere: property rows, then agents' rows (to count an agent's
--- holds), then reservation and queue entry rows. Only a call that locks two
--- agents' rows (its caller's, and the next in line's when it hands a lapsed
--- plot on) can meet another doing the same the other way round; PostgreSQL
--- detects that, and one of the two answers BUSY: safe to retry.
+-- holds), then the project's tally row (plot_tally, written by a trigger when
+-- a statement changes plots' statuses), then reservation and queue entry rows.
+-- Two calls meet on a tally row only when their PostgreSQL sessions share a
+-- shard (the pid modulo 64), and then the second waits for the first's commit.
+-- Only a call that locks a second agent's row (the next in line's, when it
+-- hands a lapsed plot on) can meet another the other way round (around two
+-- agents' rows, or an agent's row and a shared tally row); PostgreSQL detects
+-- that, and one of the two answers BUSY: safe to retry.
 --
 -- The functions that write answer one jsonb object: "outcome" (what happened, for
 -- the caller), the fields that outcome needs, and the effects that were committed,
@@ -75,32 +79,29 @@ CROSS JOIN LATERAL (
          AND NOT rules.line_waits(p.id) AS lapsed) l;
 
 -- A workspace's projects' plots counted by status as property_now reads
--- them, without reading every plot: a project keeps how many plots it has
--- (project.plot_count, kept by the triggers of the versioned migrations),
--- the plots that are not AVAILABLE are counted from the index on
--- (project_id, status, reserved_until), and the AVAILABLE ones are the
--- rest. Only the lapsed RESERVED plots nobody waits for (few: the job and
--- the sweep end them within moments) move from RESERVED to AVAILABLE.
--- Projects of another workspace count nothing (a project's plots are of its
--- workspace: the composite foreign key).
+-- them, without reading every plot: the versioned migrations keep each
+-- project's plots counted by status in plot_tally (in shards, written by
+-- triggers in the transaction that changes the plots; a project's counts are
+-- the sums of its shards). Only the lapsed RESERVED plots nobody waits for
+-- (few: the job and the sweep end them within moments) move from RESERVED to
+-- AVAILABLE, found through the index on (project_id, status, reserved_until).
+-- Projects of another workspace count nothing.
 CREATE FUNCTION rules.plot_counts(p_workspace uuid, p_projects uuid[])
 RETURNS TABLE (project_id uuid, total bigint, available bigint, reserved bigint,
                sold bigint, withdrawn bigint)
 LANGUAGE sql STABLE AS $$
   WITH mine AS (
-    SELECT id, plot_count FROM project WHERE workspace_id = p_workspace AND id = ANY (p_projects)
-  ), stored AS (
-    SELECT p.project_id,
-           count(*) FILTER (WHERE p.status = 'RESERVED') AS reserved,
-           count(*) FILTER (WHERE p.status = 'SOLD') AS sold,
-           count(*) FILTER (WHERE p.status = 'WITHDRAWN') AS withdrawn
-    FROM property p
-    WHERE p.project_id IN (SELECT id FROM mine) AND p.status IN ('RESERVED', 'SOLD', 'WITHDRAWN')
-    GROUP BY p.project_id
+    SELECT id FROM project WHERE workspace_id = p_workspace AND id = ANY (p_projects)
+  ), tally AS (
+    SELECT t.project_id, sum(t.plots) AS plots, sum(t.reserved) AS reserved,
+           sum(t.sold) AS sold, sum(t.withdrawn) AS withdrawn
+    FROM plot_tally t
+    WHERE t.project_id IN (SELECT id FROM mine)
+    GROUP BY t.project_id
   ), lapsed AS (
     -- "Now" as a sub-select, evaluated once before the scan, so that the
     -- lapse is a bound of the index scan and the line is looked up only for
-    -- the lapsed holds, not for every held plot.
+    -- the lapsed holds.
     SELECT p.project_id, count(*) AS n
     FROM property p
     WHERE p.project_id IN (SELECT id FROM mine) AND p.status = 'RESERVED'
@@ -108,13 +109,13 @@ LANGUAGE sql STABLE AS $$
     GROUP BY p.project_id
   )
   SELECT m.id,
-         m.plot_count,
-         m.plot_count - coalesce(s.reserved + s.sold + s.withdrawn, 0) + coalesce(l.n, 0),
-         coalesce(s.reserved, 0) - coalesce(l.n, 0),
-         coalesce(s.sold, 0),
-         coalesce(s.withdrawn, 0)
+         coalesce(t.plots, 0)::bigint,
+         (coalesce(t.plots - t.reserved - t.sold - t.withdrawn, 0) + coalesce(l.n, 0))::bigint,
+         (coalesce(t.reserved, 0) - coalesce(l.n, 0))::bigint,
+         coalesce(t.sold, 0)::bigint,
+         coalesce(t.withdrawn, 0)::bigint
   FROM mine m
-  LEFT JOIN stored s ON s.project_id = m.id
+  LEFT JOIN tally t ON t.project_id = m.id
   LEFT JOIN lapsed l ON l.project_id = m.id
 $$;
 

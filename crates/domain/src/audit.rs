@@ -112,9 +112,18 @@ const CHECKS: &[(&str, &str)] = &[
          WHERE p.workspace_id <> r.workspace_id OR u.workspace_id <> r.workspace_id",
     ),
     (
-        "a project's plot_count is the number of its plots",
+        "a project's tally (the sums of its shards) is its plots counted by status",
         "SELECT 'project ' || pr.id::text AS row FROM project pr \
-         WHERE pr.plot_count <> (SELECT count(*) FROM property p WHERE p.project_id = pr.id)",
+         LEFT JOIN (SELECT project_id, sum(plots) AS plots, sum(reserved) AS reserved, \
+                           sum(sold) AS sold, sum(withdrawn) AS withdrawn \
+                    FROM plot_tally GROUP BY project_id) t ON t.project_id = pr.id \
+         LEFT JOIN (SELECT project_id, count(*) AS plots, \
+                           count(*) FILTER (WHERE status = 'RESERVED') AS reserved, \
+                           count(*) FILTER (WHERE status = 'SOLD') AS sold, \
+                           count(*) FILTER (WHERE status = 'WITHDRAWN') AS withdrawn \
+                    FROM property GROUP BY project_id) p ON p.project_id = pr.id \
+         WHERE (coalesce(t.plots, 0), coalesce(t.reserved, 0), coalesce(t.sold, 0), coalesce(t.withdrawn, 0)) \
+               <> (coalesce(p.plots, 0), coalesce(p.reserved, 0), coalesce(p.sold, 0), coalesce(p.withdrawn, 0))",
     ),
     (
         "every workspace has an ADMIN (its last active admin may be deactivated by an operator, never demoted)",

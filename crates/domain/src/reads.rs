@@ -256,13 +256,12 @@ pub async fn active_reservations_of_properties(
         .await?)
 }
 
-/// A project's plots by their status as of now. The statuses are counted on
-/// every read, never stored: a stored count of holds would make every
-/// reservation of a project queue on one row. Only how many plots a project
-/// has is stored (`project.plot_count`, kept by triggers when plots are
-/// added or removed, which a reserve never does), so that the AVAILABLE
-/// ones are the rest and no read counts them one by one. A withdrawn plot
-/// counts in `total` only.
+/// A project's plots by their status as of now. They come from the project's
+/// tally, kept by triggers in the transaction that changes its plots, in
+/// shards (one per PostgreSQL session, so that concurrent reserves of a
+/// project do not queue on one row); a hold that has lapsed counts as
+/// AVAILABLE, as `rules.property_now` reads it. No read counts the plots one
+/// by one. A withdrawn plot counts in `total` only.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromQueryResult)]
 pub struct PlotCounts {
     pub total: i64,
