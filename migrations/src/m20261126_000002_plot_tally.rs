@@ -24,7 +24,6 @@
 
 use crate::SqlMigration;
 
-
 pub const UP: &str = r#"
 CREATE TABLE plot_tally (
     project_id uuid NOT NULL REFERENCES project (id) ON DELETE CASCADE,

@@ -41,12 +41,16 @@ pub struct Policy {
     /// transaction of their own (`rules::ask`). Both run the same rules; the
     /// tests run both ways.
     ///
-    /// Off by default, and off in the server: measured side by side, the
-    /// one round trip gained nothing beyond the noise, and a call in
-    /// autocommit leaves cases the transaction does not (a client that dies
-    /// while the statement runs learns nothing of its outcome; the check of
-    /// a late arrival trusts two clocks). It relies on no pooled connection
-    /// being left inside a transaction, which `db::begin` sees to.
+    /// On in the server (its settings); off in `Policy::default()`, so that
+    /// a test that wants the one round trip says so. On a machine where
+    /// PostgreSQL is on the loopback it measured no faster than the
+    /// transaction (PostgreSQL's own work dominates there); where PostgreSQL
+    /// is across a network, a free plot costs one round trip instead of
+    /// three, and a pooled connection is held a third as long. It relies on
+    /// no pooled connection being left inside a transaction, which
+    /// `db::begin` sees to, and on the clocks of this host and PostgreSQL's
+    /// agreeing within seconds (a call that seems late goes again in a
+    /// transaction).
     pub one_round_trip: bool,
 }
 

@@ -409,6 +409,9 @@ pub(crate) async fn ask_at_once(
         n + 2,
         n + 3
     );
+    // Sent now, before the wait for a pooled connection: a long wait for one
+    // counts as lateness too, on the safe side (such a call goes again in a
+    // transaction).
     once.push(Utc::now().into());
     once.push(secs(crate::db::IDLE_IN_TRANSACTION_TIMEOUT));
     once.push(secs(ONE_ROUND_TRIP_LOCK_WAIT));

@@ -133,8 +133,8 @@ impl Rules {
             max_active_per_agent: self.max_active_per_agent,
             expiry_warning: self.expiry_warning.0,
             max_queue_length: self.max_queue_length,
-            // Off: see `Policy::one_round_trip`.
-            one_round_trip: false,
+            // On in the server: see `Policy::one_round_trip`.
+            one_round_trip: true,
         }
     }
 }

@@ -1,5 +1,6 @@
-//! A reserve whose COMMIT reached PostgreSQL but whose answer was lost on
-//! the way back: the client was told SERVICE_UNAVAILABLE and cannot know
+//! A reserve whose commit reached PostgreSQL but whose answer was lost on
+//! the way back (a free plot's reserve is one statement in autocommit, its
+//! own commit): the client was told SERVICE_UNAVAILABLE and cannot know
 //! whether it holds the plot. Its retry with the same idempotency key
 //! answers the reservation that committed, and makes no second one.
 
@@ -22,8 +23,9 @@ async fn a_retry_with_the_key_after_a_lost_commit_answers_the_reservation_that_c
     let scene = Scene::new(&conn, 1, 1).await;
     let keys = QueueKeys::new();
     let link = TcpProxy::postgres().await;
-    // Without TLS, so that the proxy sees the COMMIT go by; one connection,
-    // so that the only COMMIT is the reserve's.
+    // Without TLS, so that the proxy sees the reserve go by: its key travels
+    // in the message that binds the statement's values, sent with the one
+    // that runs it. One connection, as in the smallest deployment.
     let through_link = link.postgres_url(&db.url);
     let separator = if through_link.contains('?') { '&' } else { '?' };
     let through_link = format!("{through_link}{separator}sslmode=disable");
@@ -44,7 +46,7 @@ async fn a_retry_with_the_key_after_a_lost_commit_answers_the_reservation_that_c
     let plot = scene.plots[0].to_string();
     let call = json!({ "p": plot, "k": "click-7f3a" });
 
-    link.hold_replies_after(b"COMMIT");
+    link.hold_replies_after(b"click-7f3a");
     let lost = server
         .gql(token, RESERVE, call.clone())
         .await
@@ -52,7 +54,7 @@ async fn a_retry_with_the_key_after_a_lost_commit_answers_the_reservation_that_c
     assert_eq!(code_of(&lost), Some("SERVICE_UNAVAILABLE"), "{lost}");
     assert!(
         link.replies_held(),
-        "the COMMIT went through; its answer did not"
+        "the reserve went through; its answer did not"
     );
     let committed = count(
         &conn,
