@@ -12,13 +12,11 @@
 -- Every function that changes a hold or a line takes the property's row lock
 -- first (FOR UPDATE): everything that touches a plot is serialised on that row.
 -- Lock order, everywhere: property rows, then agents' rows (to count an agent's
--- holds), then the project's tally row (plot_tally, written by a trigger when
--- a statement changes plots' statuses), then reservation and queue entry rows.
--- Two calls meet on a tally row only when their PostgreSQL sessions share a
--- shard (the pid modulo 64), and then the second waits for the first's commit.
--- Only a call that locks a second agent's row (the next in line's, when it
--- hands a lapsed plot on) can meet another the other way round (around two
--- agents' rows, or an agent's row and a shared tally row); PostgreSQL detects
+-- holds), then reservation and queue entry rows, and last, at the commit, the
+-- project's tally rows (plot_tally, written by deferred triggers; a sweep ends
+-- its batch in the order of those rows). Only a call that locks two agents'
+-- rows (its caller's, and the next in line's when it hands a lapsed plot on)
+-- can meet another doing the same the other way round; PostgreSQL detects
 -- that, and one of the two answers BUSY: safe to retry.
 --
 -- The functions that write answer one jsonb object: "outcome" (what happened, for
@@ -797,12 +795,19 @@ DECLARE
   v_hold uuid;
   v_done rules.done := ROW('{}', '{}', '{}', '{}')::rules.done;
 BEGIN
+  -- The batch: the longest lapsed first. Ended in the order of the tally
+  -- rows their plots count in, which the commit then locks in that order
+  -- (plot_tally's triggers run at the commit, in the order the plots
+  -- changed): two sweeps at once never take two tally rows the other way
+  -- round.
   FOR v_plot IN
-    SELECT p.id FROM property p
-     WHERE p.status = 'RESERVED' AND rules.lapsed(p.reserved_until, v_now)
-     ORDER BY p.reserved_until
-     LIMIT p_limit
-       FOR UPDATE SKIP LOCKED
+    SELECT b.id FROM (
+      SELECT p.id, p.project_id FROM property p
+       WHERE p.status = 'RESERVED' AND rules.lapsed(p.reserved_until, v_now)
+       ORDER BY p.reserved_until
+       LIMIT p_limit
+         FOR UPDATE SKIP LOCKED) b
+     ORDER BY b.project_id, plot_tally_shard(b.id)
   LOOP
     SELECT id INTO v_hold FROM reservation
      WHERE property_id = v_plot AND status = 'ACTIVE' AND rules.lapsed(expires_at, v_now);

@@ -7,7 +7,9 @@
 use std::collections::HashMap;
 use std::io::Read;
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, Value};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, Statement, Value,
+};
 use tracing::instrument;
 
 use crate::directory::require_manager;
@@ -425,10 +427,46 @@ pub struct ImportTarget {
     pub project_id: ProjectId,
 }
 
+/// An import in progress: one transaction, whatever its number of batches,
+/// that counts the project's plots once when it commits (`crate::tally`)
+/// rather than row by row.
+pub struct Import {
+    txn: DatabaseTransaction,
+    target: ImportTarget,
+}
+
+impl Import {
+    /// Begins an import into the project `project`: in `workspace` when
+    /// given (a person's import), else wherever it is (an operator's, from
+    /// the command line).
+    pub async fn begin(
+        db: &DatabaseConnection,
+        project: ProjectId,
+        workspace: Option<WorkspaceId>,
+    ) -> DomainResult<Import> {
+        let txn = crate::db::begin(db).await?;
+        let target = import_target(&txn, project, workspace).await?;
+        crate::tally::count_in_bulk(&txn).await?;
+        Ok(Import { txn, target })
+    }
+
+    /// Imports one batch of checked rows.
+    pub async fn batch(&self, rows: &[ImportRow]) -> DomainResult<Imported> {
+        import_batch(&self.txn, &self.target, rows).await
+    }
+
+    /// Counts the project's plots, and commits every batch.
+    pub async fn commit(self) -> DomainResult<()> {
+        crate::tally::recount(&self.txn, self.target.project_id).await?;
+        self.txn.commit().await?;
+        Ok(())
+    }
+}
+
 /// The project `id` as an import's target: in `workspace` when given (a
 /// person's import), else wherever it is (an operator's, from the command
 /// line).
-pub async fn import_target(
+async fn import_target(
     conn: &impl ConnectionTrait,
     id: ProjectId,
     workspace: Option<WorkspaceId>,
@@ -470,7 +508,9 @@ created AS (
   INSERT INTO property (id, workspace_id, project_id, code, price)
   SELECT i.id, $1, $2, i.code, i.price FROM input i
    WHERE NOT EXISTS (SELECT 1 FROM found f WHERE f.ord = i.ord)
-   ORDER BY i.ord
+   -- in the order of the project's tally rows, which the commit locks in
+   -- the order the plots were added (as a sweep's commit does)
+   ORDER BY plot_tally_shard(i.id), i.ord
   RETURNING id
 )
 SELECT (SELECT count(*) FROM created) AS created, (SELECT count(*) FROM updated) AS updated
@@ -478,7 +518,7 @@ SELECT (SELECT count(*) FROM created) AS created, (SELECT count(*) FROM updated)
 
 /// Imports one batch of checked rows into `target`, in the caller's
 /// transaction.
-pub async fn import_batch(
+async fn import_batch(
     conn: &impl ConnectionTrait,
     target: &ImportTarget,
     rows: &[ImportRow],
@@ -561,13 +601,12 @@ async fn import_text(
         }
         rows.push(row);
     }
-    let txn = crate::db::begin(db).await?;
-    let target = import_target(&txn, project_id, Some(actor.workspace_id)).await?;
+    let import = Import::begin(db, project_id, Some(actor.workspace_id)).await?;
     let mut imported = Imported::default();
     for batch in rows.chunks(IMPORT_BATCH_ROWS) {
-        imported += import_batch(&txn, &target, batch).await?;
+        imported += import.batch(batch).await?;
     }
-    txn.commit().await?;
+    import.commit().await?;
     tracing::info!(
         created = imported.created,
         updated = imported.updated,

@@ -15,6 +15,7 @@ pub mod line;
 pub mod reads;
 pub mod reservations;
 pub mod rules;
+pub mod tally;
 pub mod team;
 
 pub use error::{DomainError, DomainResult};

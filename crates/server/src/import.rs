@@ -15,9 +15,7 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use holdfast_domain::ProjectId;
-use holdfast_domain::inventory::{
-    CsvRows, IMPORT_BATCH_ROWS, Imported, import_batch, import_target,
-};
+use holdfast_domain::inventory::{CsvRows, IMPORT_BATCH_ROWS, Import, Imported};
 use sea_orm::DatabaseConnection;
 
 /// What the command prints on stdout.
@@ -40,18 +38,17 @@ pub async fn import_file(
     let mut progress = Progress::new(size);
     let started = Instant::now();
 
-    let txn = holdfast_domain::db::begin(db).await?;
-    let target = import_target(&txn, project, None).await?;
+    let import = Import::begin(db, project, None).await?;
     let mut imported = Imported::default();
     loop {
         let batch = rows.next_batch(IMPORT_BATCH_ROWS)?;
         if batch.is_empty() {
             break;
         }
-        imported += import_batch(&txn, &target, &batch).await?;
+        imported += import.batch(&batch).await?;
         progress.show(rows.rows(), rows.bytes());
     }
-    txn.commit().await?;
+    import.commit().await?;
     progress.done(rows.rows(), started);
     tracing::info!(
         project.id = %project,

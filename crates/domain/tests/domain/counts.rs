@@ -1,17 +1,15 @@
 //! A project's counts come from its tally (`plot_tally`, in shards kept by
-//! triggers), whichever way plots come, change and go; the counts agree
-//! with the plots one by one, and concurrent changes of one project's plots
-//! in different sessions write different rows.
+//! triggers at each commit), whichever way plots come, change and go; the
+//! counts agree with the plots one by one, and concurrent changes of one
+//! project's plots in different shards write different rows.
 
 use std::time::Duration;
 
 use holdfast_domain::db::{PoolSettings, connect};
 use holdfast_domain::reads::PlotCounts;
 use holdfast_domain::reservations::{convert, release, reserve};
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, Statement,
-    TransactionTrait,
-};
+use holdfast_domain::{PropertyId, tally};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, TransactionTrait};
 
 use crate::helpers::World;
 
@@ -35,18 +33,6 @@ async fn session(w: &World) -> DatabaseConnection {
     connect(w.url(), &settings).await.expect("connect")
 }
 
-async fn shard_of(db: &impl ConnectionTrait) -> i32 {
-    db.query_one_raw(Statement::from_string(
-        DbBackend::Postgres,
-        "SELECT pg_backend_pid() % 64",
-    ))
-    .await
-    .expect("pid")
-    .expect("a row")
-    .try_get_by_index::<i32>(0)
-    .expect("a shard")
-}
-
 #[tokio::test]
 async fn a_project_counts_its_plots_however_they_are_added_changed_moved_or_removed() {
     let w = World::new().await;
@@ -66,8 +52,7 @@ async fn a_project_counts_its_plots_however_they_are_added_changed_moved_or_remo
     assert_eq!(w.counts().await, counts(50, 45, 0, 0, 5));
     w.check().await;
 
-    // Holds begin in one session and end in others: the shards differ, the
-    // sums do not.
+    // Holds begin in one session and end in another.
     let agent = w.agent().await;
     let mut holds = Vec::new();
     for plot in &plots[..4] {
@@ -123,49 +108,145 @@ async fn a_project_without_plots_counts_zero_everywhere() {
     assert_eq!(w.counts().await, PlotCounts::default());
 }
 
-/// The reason the tally has shards: four sessions of different shards each
-/// change a plot of one project in a transaction left open, and none waits
-/// for another (each would fail after its 2 s lock wait if it did).
+/// The shard each of `plots` counts in.
+async fn shards(w: &World, plots: &[PropertyId]) -> Vec<i32> {
+    let mut out = Vec::new();
+    for plot in plots {
+        out.push(
+            w.count(&format!("SELECT plot_tally_shard('{plot}')::bigint"))
+                .await as i32,
+        );
+    }
+    out
+}
+
+/// A transaction that changed `plot` to WITHDRAWN, left open, with its
+/// tally written (the deferred trigger fired now rather than at its commit).
+async fn withdrawn_and_counted(
+    s: &DatabaseConnection,
+    plot: PropertyId,
+) -> Result<DatabaseTransaction, sea_orm::DbErr> {
+    let txn = s.begin().await?;
+    txn.execute_unprepared(&format!(
+        "UPDATE property SET status = 'WITHDRAWN' WHERE id = '{plot}'"
+    ))
+    .await?;
+    txn.execute_unprepared("SET CONSTRAINTS ALL IMMEDIATE")
+        .await?;
+    Ok(txn)
+}
+
+/// The reason the tally has shards: four transactions change plots of one
+/// project in four shards and write the tally, left open, and none waits for
+/// another (each would fail after its 2 s lock wait if it did). Two plots
+/// of one shard do wait: the shard is what two changes share.
 #[tokio::test]
-async fn sessions_of_different_shards_change_one_project_without_waiting_for_each_other() {
+async fn plots_of_different_shards_change_at_once_and_plots_of_one_shard_wait() {
     let w = World::new().await;
-    let plots = w.plots(4).await;
-    let mut sessions = Vec::new();
-    let mut shards = Vec::new();
-    while sessions.len() < 4 {
-        let s = session(&w).await;
-        let shard = shard_of(&s).await;
-        if !shards.contains(&shard) {
-            shards.push(shard);
-            sessions.push(s);
+    let plots = w.plots(65).await;
+    let shard_of_plot = shards(&w, &plots).await;
+    // 65 plots in 64 shards: two share one.
+    let (a, b) = (0..plots.len())
+        .flat_map(|i| (i + 1..plots.len()).map(move |j| (i, j)))
+        .find(|&(i, j)| shard_of_plot[i] == shard_of_plot[j])
+        .expect("two plots of one shard");
+    let first_session = session(&w).await;
+    let first = withdrawn_and_counted(&first_session, plots[a])
+        .await
+        .expect("the first");
+    let second_session = session(&w).await;
+    let second = withdrawn_and_counted(&second_session, plots[b]).await;
+    assert!(
+        second.is_err(),
+        "the second waits for the first's shard row"
+    );
+    drop(second);
+    first.rollback().await.expect("rollback");
+
+    let mut apart = Vec::new();
+    let mut seen = Vec::new();
+    for (plot, shard) in plots.iter().zip(&shard_of_plot) {
+        if !seen.contains(shard) && apart.len() < 4 {
+            seen.push(*shard);
+            apart.push(*plot);
         }
     }
-    let mut open: Vec<DatabaseTransaction> = Vec::new();
-    for (s, plot) in sessions.iter().zip(&plots) {
-        let txn = s.begin().await.expect("begin");
-        txn.execute_unprepared(&format!(
-            "UPDATE property SET status = 'WITHDRAWN' WHERE id = '{plot}'"
-        ))
-        .await
-        .expect("no wait for another session's shard");
-        open.push(txn);
+    let mut open = Vec::new();
+    for plot in &apart {
+        let s = session(&w).await;
+        let txn = withdrawn_and_counted(&s, *plot)
+            .await
+            .expect("no wait for another shard's row");
+        open.push((s, txn));
     }
     // Nothing is counted before the commits, everything after.
-    assert_eq!(w.counts().await, counts(4, 4, 0, 0, 0));
-    for txn in open {
+    assert_eq!(w.counts().await, counts(65, 65, 0, 0, 0));
+    for (_, txn) in open {
         txn.commit().await.expect("commit");
     }
-    assert_eq!(w.counts().await, counts(4, 0, 0, 0, 4));
-    let shards: Vec<String> = shards.iter().map(i32::to_string).collect();
-    assert_eq!(
-        w.count(&format!(
-            "SELECT count(*) FROM plot_tally WHERE project_id = '{}' AND shard IN ({})",
-            w.project,
-            shards.join(", ")
-        ))
-        .await,
-        4,
-        "one row for each session's shard"
-    );
+    assert_eq!(w.counts().await, counts(65, 61, 0, 0, 4));
+
+    w.check().await;
+}
+
+/// The tally is written at the commit, after every other lock a transaction
+/// takes: a transaction that changed a plot and has not committed holds no
+/// tally row (a release that hands a plot on locks the next agent's row
+/// after the plot changed; holding a tally row then could deadlock with
+/// that agent's own reserve).
+#[tokio::test]
+async fn an_open_transaction_that_changed_a_plot_holds_no_tally_row() {
+    let w = World::new().await;
+    let plot = w.plot().await;
+    let s = session(&w).await;
+    let txn = s.begin().await.expect("begin");
+    txn.execute_unprepared(&format!(
+        "UPDATE property SET status = 'WITHDRAWN' WHERE id = '{plot}'"
+    ))
+    .await
+    .expect("update");
+    w.sql(&format!(
+        "SELECT 1 FROM plot_tally WHERE project_id = '{}' FOR UPDATE NOWAIT",
+        w.project
+    ))
+    .await;
+    txn.commit().await.expect("commit");
+    assert_eq!(w.counts().await, counts(1, 0, 0, 0, 1));
+}
+
+/// A bulk change skips the row-by-row count and counts the project once
+/// before it commits; a change made meanwhile by another transaction is
+/// neither lost nor counted twice.
+#[tokio::test]
+async fn a_bulk_change_counts_the_project_once_before_it_commits() {
+    let w = World::new().await;
+    let plots = w.plots(10).await;
+    let bulk = w.conn.begin().await.expect("begin");
+    tally::count_in_bulk(&bulk).await.expect("bulk");
+    bulk.execute_unprepared(&format!(
+        "INSERT INTO property (id, workspace_id, project_id, code, status, updated_at) \
+         SELECT rules.uuid7(), '{ws}', '{pr}', 'BULK-' || n, 'WITHDRAWN', now() \
+         FROM generate_series(1, 500) n",
+        ws = w.admin.workspace_id,
+        pr = w.project,
+    ))
+    .await
+    .expect("insert");
+    // Meanwhile a reserve commits.
+    let agent = w.agent().await;
+    reserve(&w.conn, &w.policy, &agent, plots[0])
+        .await
+        .result
+        .expect("reserved");
+    tally::recount(&bulk, w.project).await.expect("recount");
+    bulk.commit().await.expect("commit");
+    assert_eq!(w.counts().await, counts(510, 9, 1, 0, 500));
+    // The bulk mode ended with its transaction: the next change counts.
+    let other = w.agent().await;
+    reserve(&w.conn, &w.policy, &other, plots[1])
+        .await
+        .result
+        .expect("reserved");
+    assert_eq!(w.counts().await, counts(510, 8, 2, 0, 500));
     w.check().await;
 }
