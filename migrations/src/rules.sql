@@ -79,8 +79,8 @@ CROSS JOIN LATERAL (
 -- A workspace's projects' plots counted by status as property_now reads
 -- them, without reading every plot: the versioned migrations keep each
 -- project's plots counted by status in plot_tally (in shards, written by
--- triggers in the transaction that changes the plots; a project's counts are
--- the sums of its shards). Only the lapsed RESERVED plots nobody waits for
+-- deferred triggers as the transaction that changes the plots commits; a
+-- project's counts are the sums of its shards). Only the lapsed RESERVED plots nobody waits for
 -- (few: the job and the sweep end them within moments) move from RESERVED to
 -- AVAILABLE, found through the index on (project_id, status, reserved_until).
 -- Projects of another workspace count nothing.

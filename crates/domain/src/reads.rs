@@ -257,11 +257,11 @@ pub async fn active_reservations_of_properties(
 }
 
 /// A project's plots by their status as of now. They come from the project's
-/// tally, kept by triggers in the transaction that changes its plots, in
-/// shards (one per PostgreSQL session, so that concurrent reserves of a
-/// project do not queue on one row); a hold that has lapsed counts as
-/// AVAILABLE, as `rules.property_now` reads it. No read counts the plots one
-/// by one. A withdrawn plot counts in `total` only.
+/// tally, written as each transaction that changes its plots commits, in 64
+/// shards (by plot, so that concurrent reserves of a project do not queue on
+/// one row); a hold that has lapsed counts as AVAILABLE, as
+/// `rules.property_now` reads it. No read counts the plots one by one. A
+/// withdrawn plot counts in `total` only.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromQueryResult)]
 pub struct PlotCounts {
     pub total: i64,
