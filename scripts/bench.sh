@@ -338,6 +338,12 @@ for round in $(seq 1 "$rounds"); do
   fi
 done
 
+# The baseline and floor servers are done: each holds a pool of up to 32
+# PostgreSQL connections, and with the lag, line and promotions servers
+# still to come they would take PostgreSQL past its 100 connections (a full
+# run with BENCH_BASELINE failed so: holdfast-bench's own pool timed out).
+for pid in ${base_pid:-} ${floor_pid:-}; do kill "$pid" 2>/dev/null || true; done
+
 if [ "$only" = all ]; then
 section "hot: 100 agents, one plot, one instant"
 bench reset --workspace-file "$work/ws.json"
