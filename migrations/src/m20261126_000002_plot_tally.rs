@@ -155,10 +155,7 @@ CREATE CONSTRAINT TRIGGER property_tally_delete AFTER DELETE ON property
     WHEN (current_setting('holdfast.tally', true) IS DISTINCT FROM 'recount')
     EXECUTE FUNCTION plot_tally_plot_changed();
 
-INSERT INTO plot_tally (project_id, shard, plots, reserved, sold, withdrawn)
-SELECT project_id, plot_tally_shard(id), count(*), count(*) FILTER (WHERE status = 'RESERVED'),
-       count(*) FILTER (WHERE status = 'SOLD'), count(*) FILTER (WHERE status = 'WITHDRAWN')
-FROM property GROUP BY 1, 2;
+SELECT plot_tally_recount(id) FROM project;
 "#;
 
 // Back to the stored number of plots: the tally goes, and the earlier

@@ -80,9 +80,10 @@ CROSS JOIN LATERAL (
 -- them, without reading every plot: the versioned migrations keep each
 -- project's plots counted by status in plot_tally (in shards, written by
 -- deferred triggers as the transaction that changes the plots commits; a
--- project's counts are the sums of its shards). Only the lapsed RESERVED plots nobody waits for
--- (few: the job and the sweep end them within moments) move from RESERVED to
--- AVAILABLE, found through the index on (project_id, status, reserved_until).
+-- project's counts are the sums of its shards). Only the lapsed RESERVED
+-- plots nobody waits for (few: the job and the sweep end them within
+-- moments) move from RESERVED to AVAILABLE, found through the index on
+-- (project_id, status, reserved_until).
 -- Projects of another workspace count nothing.
 CREATE FUNCTION rules.plot_counts(p_workspace uuid, p_projects uuid[])
 RETURNS TABLE (project_id uuid, total bigint, available bigint, reserved bigint,

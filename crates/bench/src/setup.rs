@@ -4,8 +4,9 @@
 //! which takes seconds where 100 `addProperties` calls would take minutes.
 
 use holdfast_domain::entities::Role;
-use holdfast_domain::{Actor, ProjectId, directory, tally};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, Statement};
+use holdfast_domain::tally::Bulk;
+use holdfast_domain::{Actor, ProjectId, directory};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
 /// What `seed` made: ids only; tokens are minted separately.
 #[derive(Debug, Clone)]
@@ -104,19 +105,10 @@ pub async fn add_project(
     Ok(project_id)
 }
 
-/// A transaction for a bulk change of one project's plots: the project's
-/// tally is counted once, by [`commit_bulk`], not row by row.
-pub async fn begin_bulk(db: &DatabaseConnection) -> anyhow::Result<DatabaseTransaction> {
-    let txn = holdfast_domain::db::begin(db).await?;
-    tally::count_in_bulk(&txn).await?;
-    Ok(txn)
-}
-
-/// Counts the plots of `project_id` and commits.
-pub async fn commit_bulk(txn: DatabaseTransaction, project_id: &str) -> anyhow::Result<()> {
-    tally::recount(&txn, ProjectId(project_id.parse()?)).await?;
-    txn.commit().await?;
-    Ok(())
+/// A transaction for a bulk change of the plots of `project_id`: the
+/// project's tally is counted once, as it commits, not row by row.
+pub async fn bulk(db: &DatabaseConnection, project_id: &str) -> anyhow::Result<Bulk> {
+    Ok(Bulk::begin(db, ProjectId(project_id.parse()?)).await?)
 }
 
 /// `plots` AVAILABLE plots, P-000001 on, in one statement.
@@ -126,20 +118,21 @@ async fn add_plots(
     project_id: &str,
     plots: u64,
 ) -> anyhow::Result<()> {
-    let txn = begin_bulk(db).await?;
-    txn.execute_raw(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "INSERT INTO property (id, workspace_id, project_id, code) \
+    let bulk = bulk(db, project_id).await?;
+    bulk.txn()
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "INSERT INTO property (id, workspace_id, project_id, code) \
          SELECT gen_random_uuid(), $1::uuid, $2::uuid, 'P-' || lpad(g::text, 6, '0') \
          FROM generate_series(1, $3::bigint) g",
-        [
-            workspace_id.to_owned().into(),
-            project_id.to_owned().into(),
-            i64::try_from(plots)?.into(),
-        ],
-    ))
-    .await?;
-    commit_bulk(txn, project_id).await?;
+            [
+                workspace_id.to_owned().into(),
+                project_id.to_owned().into(),
+                i64::try_from(plots)?.into(),
+            ],
+        ))
+        .await?;
+    bulk.commit().await?;
     db.execute_unprepared("ANALYZE property").await?;
     Ok(())
 }
@@ -169,21 +162,21 @@ pub async fn available_plots(
 /// for the throw-away bench database: the history is deleted.
 pub async fn reset_project(db: &DatabaseConnection, project_id: &str) -> anyhow::Result<()> {
     let project = project_id.to_owned();
-    let txn = begin_bulk(db).await?;
-    txn.execute_raw(Statement::from_sql_and_values(
+    let bulk = bulk(db, project_id).await?;
+    bulk.txn().execute_raw(Statement::from_sql_and_values(
         DbBackend::Postgres,
         "DELETE FROM reservation WHERE property_id IN (SELECT id FROM property WHERE project_id = $1::uuid)",
         [project.clone().into()],
     ))
     .await?;
-    txn.execute_raw(Statement::from_sql_and_values(
+    bulk.txn().execute_raw(Statement::from_sql_and_values(
         DbBackend::Postgres,
         "UPDATE property SET status = 'AVAILABLE', reserved_by_id = NULL, reserved_until = NULL \
          WHERE project_id = $1::uuid AND status <> 'AVAILABLE'",
         [project.into()],
     ))
     .await?;
-    commit_bulk(txn, project_id).await?;
+    bulk.commit().await?;
     // Dead rows of the last run would slow the next one down, and a
     // checkpoint falling inside one run (full-page writes after it) would
     // tax that run alone: start each run from the same clean state.

@@ -164,19 +164,20 @@ async fn make_lapsed(db: &DatabaseConnection, project_id: &str, count: u64) -> a
 /// starts from the same clean tables and an empty write-ahead backlog.
 async fn restore_lapsed(db: &DatabaseConnection, project_id: &str) -> anyhow::Result<()> {
     setup::reset_project(db, project_id).await?;
-    let txn = setup::begin_bulk(db).await?;
-    txn.execute_unprepared(&format!(
+    let bulk = setup::bulk(db, project_id).await?;
+    bulk.txn().execute_unprepared(&format!(
         "INSERT INTO reservation (id, workspace_id, property_id, agent_id, status, created_at, expires_at) \
          SELECT gen_random_uuid(), workspace_id, property_id, agent_id, 'ACTIVE', created_at, expires_at \
          FROM {LAPSED_TABLE}"
     ))
     .await?;
-    txn.execute_unprepared(&format!(
-        "UPDATE property p SET status = 'RESERVED', reserved_by_id = l.agent_id, \
+    bulk.txn()
+        .execute_unprepared(&format!(
+            "UPDATE property p SET status = 'RESERVED', reserved_by_id = l.agent_id, \
            reserved_until = l.expires_at FROM {LAPSED_TABLE} l WHERE p.id = l.property_id"
-    ))
-    .await?;
-    setup::commit_bulk(txn, project_id).await?;
+        ))
+        .await?;
+    bulk.commit().await?;
     setup::vacuum(db).await?;
     db.execute_unprepared("CHECKPOINT").await?;
     Ok(())

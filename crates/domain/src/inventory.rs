@@ -7,9 +7,7 @@
 use std::collections::HashMap;
 use std::io::Read;
 
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, Statement, Value,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement, Value};
 use tracing::instrument;
 
 use crate::directory::require_manager;
@@ -20,6 +18,7 @@ use crate::input::{MAX_CODE_CHARS, check_text};
 use crate::reads;
 use crate::reservations::{Actor, Policy};
 use crate::rules::{Verdict, Written, ask, count, secs};
+use crate::tally::Bulk;
 
 /// The most digits a price may have before its point: PostgreSQL's
 /// `numeric(14, 2)` keeps 14 digits, 2 of them decimals.
@@ -422,16 +421,16 @@ fn csv_error(err: csv::Error, line: u64) -> DomainError {
 /// The project an import goes into, found by its id (and, for a person,
 /// in their workspace).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ImportTarget {
-    pub workspace_id: WorkspaceId,
-    pub project_id: ProjectId,
+struct ImportTarget {
+    workspace_id: WorkspaceId,
+    project_id: ProjectId,
 }
 
 /// An import in progress: one transaction, whatever its number of batches,
 /// that counts the project's plots once when it commits (`crate::tally`)
 /// rather than row by row.
 pub struct Import {
-    txn: DatabaseTransaction,
+    bulk: Bulk,
     target: ImportTarget,
 }
 
@@ -444,22 +443,19 @@ impl Import {
         project: ProjectId,
         workspace: Option<WorkspaceId>,
     ) -> DomainResult<Import> {
-        let txn = crate::db::begin(db).await?;
-        let target = import_target(&txn, project, workspace).await?;
-        crate::tally::count_in_bulk(&txn).await?;
-        Ok(Import { txn, target })
+        let bulk = Bulk::begin(db, project).await?;
+        let target = import_target(bulk.txn(), project, workspace).await?;
+        Ok(Import { bulk, target })
     }
 
     /// Imports one batch of checked rows.
     pub async fn batch(&self, rows: &[ImportRow]) -> DomainResult<Imported> {
-        import_batch(&self.txn, &self.target, rows).await
+        import_batch(self.bulk.txn(), &self.target, rows).await
     }
 
     /// Counts the project's plots, and commits every batch.
     pub async fn commit(self) -> DomainResult<()> {
-        crate::tally::recount(&self.txn, self.target.project_id).await?;
-        self.txn.commit().await?;
-        Ok(())
+        Ok(self.bulk.commit().await?)
     }
 }
 

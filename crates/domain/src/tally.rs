@@ -5,28 +5,44 @@
 //! the project once before it commits: tens of milliseconds, where row by
 //! row 100,000 plots cost half a minute at the commit.
 
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, Statement,
+};
 
 use crate::ProjectId;
 
-/// Makes the rest of the transaction `txn` skip the tally's triggers. Every
-/// project whose plots it adds, removes or changes must then be
-/// [`recount`]ed before it commits.
-pub async fn count_in_bulk(txn: &impl ConnectionTrait) -> Result<(), DbErr> {
-    txn.execute_unprepared("SET LOCAL holdfast.tally = 'recount'")
-        .await?;
-    Ok(())
+/// A transaction that changes many plots of one project: the tally's
+/// triggers skip it (`holdfast.tally` set to `recount` for it alone), and
+/// [`Bulk::commit`] counts the project's plots again before it commits
+/// (`plot_tally_recount`, which first locks the project's tally rows, so
+/// that no other transaction's change is lost or counted twice).
+pub struct Bulk {
+    txn: DatabaseTransaction,
+    project: ProjectId,
 }
 
-/// Counts the plots of `project` again, as the transaction `txn` sees them,
-/// into its tally (`plot_tally_recount`: it first locks the project's tally
-/// rows, so that no other transaction's change is lost or counted twice).
-pub async fn recount(txn: &impl ConnectionTrait, project: ProjectId) -> Result<(), DbErr> {
-    txn.execute_raw(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "SELECT plot_tally_recount($1)",
-        [project.0.into()],
-    ))
-    .await?;
-    Ok(())
+impl Bulk {
+    pub async fn begin(db: &DatabaseConnection, project: ProjectId) -> Result<Bulk, DbErr> {
+        let txn = crate::db::begin(db).await?;
+        txn.execute_unprepared("SET LOCAL holdfast.tally = 'recount'")
+            .await?;
+        Ok(Bulk { txn, project })
+    }
+
+    /// The transaction, for the changes.
+    pub fn txn(&self) -> &DatabaseTransaction {
+        &self.txn
+    }
+
+    /// Counts the project's plots as the transaction sees them, and commits.
+    pub async fn commit(self) -> Result<(), DbErr> {
+        self.txn
+            .execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT plot_tally_recount($1)",
+                [self.project.0.into()],
+            ))
+            .await?;
+        self.txn.commit().await
+    }
 }

@@ -5,10 +5,11 @@
 
 use std::time::Duration;
 
+use holdfast_domain::PropertyId;
 use holdfast_domain::db::{PoolSettings, connect};
 use holdfast_domain::reads::PlotCounts;
 use holdfast_domain::reservations::{convert, release, reserve};
-use holdfast_domain::{PropertyId, tally};
+use holdfast_domain::tally::Bulk;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, TransactionTrait};
 
 use crate::helpers::World;
@@ -221,25 +222,24 @@ async fn an_open_transaction_that_changed_a_plot_holds_no_tally_row() {
 async fn a_bulk_change_counts_the_project_once_before_it_commits() {
     let w = World::new().await;
     let plots = w.plots(10).await;
-    let bulk = w.conn.begin().await.expect("begin");
-    tally::count_in_bulk(&bulk).await.expect("bulk");
-    bulk.execute_unprepared(&format!(
-        "INSERT INTO property (id, workspace_id, project_id, code, status, updated_at) \
+    let bulk = Bulk::begin(&w.conn, w.project).await.expect("begin");
+    bulk.txn()
+        .execute_unprepared(&format!(
+            "INSERT INTO property (id, workspace_id, project_id, code, status, updated_at) \
          SELECT rules.uuid7(), '{ws}', '{pr}', 'BULK-' || n, 'WITHDRAWN', now() \
          FROM generate_series(1, 500) n",
-        ws = w.admin.workspace_id,
-        pr = w.project,
-    ))
-    .await
-    .expect("insert");
+            ws = w.admin.workspace_id,
+            pr = w.project,
+        ))
+        .await
+        .expect("insert");
     // Meanwhile a reserve commits.
     let agent = w.agent().await;
     reserve(&w.conn, &w.policy, &agent, plots[0])
         .await
         .result
         .expect("reserved");
-    tally::recount(&bulk, w.project).await.expect("recount");
-    bulk.commit().await.expect("commit");
+    bulk.commit().await.expect("recount and commit");
     assert_eq!(w.counts().await, counts(510, 9, 1, 0, 500));
     // The bulk mode ended with its transaction: the next change counts.
     let other = w.agent().await;
