@@ -13,11 +13,11 @@
 -- first (FOR UPDATE): everything that touches a plot is serialised on that row.
 -- Lock order, everywhere: property rows, then agents' rows (to count an agent's
 -- holds), then reservation and queue entry rows, and last, at the commit, the
--- project's tally rows (plot_tally, written by deferred triggers; a sweep ends
--- its batch in the order of those rows). Only a call that locks two agents'
--- rows (its caller's, and the next in line's when it hands a lapsed plot on)
--- can meet another doing the same the other way round; PostgreSQL detects
--- that, and one of the two answers BUSY: safe to retry.
+-- project's tally rows (plot_tally, written by deferred triggers; a sweep locks
+-- its batch's tally rows in their order as its last step). Only a call that
+-- locks two agents' rows (its caller's, and the next in line's when it hands a
+-- lapsed plot on) can meet another doing the same the other way round;
+-- PostgreSQL detects that, and one of the two answers BUSY: safe to retry.
 --
 -- The functions that write answer one jsonb object: "outcome" (what happened, for
 -- the caller), the fields that outcome needs, and the effects that were committed,
@@ -313,50 +313,67 @@ BEGIN
 END
 $$;
 
--- Ends an ACTIVE hold: the one path by which every hold ends, released or
+-- Ends ACTIVE holds: the one path by which every hold ends, released or
 -- converted by a person, or expired by its job, the sweep or a takeover. The
--- caller holds the property's row lock. A conversion sells the plot and closes
--- its line; any other end hands the plot to the next in line who can hold
--- (rules.promote, with the hold time `ttl` and the per-agent limit
--- `max_active`), in this same transaction, so the plot never reads AVAILABLE
--- while anyone waits; if nobody can, it is AVAILABLE. Adds what it did to
--- `done`.
-CREATE FUNCTION rules.end_hold(p_hold uuid, p_status text, p_source text, p_by uuid,
-                               p_at timestamptz, p_ttl interval, p_max_active integer,
-                               INOUT p_done rules.done)
+-- caller holds the properties' row locks. Holds in `holds` that are no longer
+-- ACTIVE are left alone. A conversion sells the plot and closes its line; any
+-- other end hands the plot to the next in line who can hold (rules.promote,
+-- with the hold time `ttl` and the per-agent limit `max_active`), in this same
+-- transaction, so the plot never reads AVAILABLE while anyone waits; if nobody
+-- can, it is AVAILABLE. Adds what it did to `done`.
+--
+-- Set-based, so that a batch of the sweep ends its thousand holds in one
+-- statement and looks for lines in one more, rather than a thousand of each:
+-- one hold, from a person, a job or a takeover, goes the same way as a list
+-- of one. The plots are handed on in the order of their ids.
+CREATE FUNCTION rules.end_holds(p_holds uuid[], p_status text, p_source text, p_by uuid,
+                                p_at timestamptz, p_ttl interval, p_max_active integer,
+                                INOUT p_done rules.done)
 LANGUAGE plpgsql AS $$
 DECLARE
-  v_property uuid;
+  v_ended uuid[];
+  v_plots uuid[];
+  v_plot uuid;
 BEGIN
-  UPDATE reservation
-     SET status = p_status, ended_at = p_at, ended_by_id = p_by, end_source = p_source
-   WHERE id = p_hold AND status = 'ACTIVE'
-  RETURNING property_id INTO v_property;
-  IF NOT FOUND THEN
+  WITH ended AS (
+    UPDATE reservation
+       SET status = p_status, ended_at = p_at, ended_by_id = p_by, end_source = p_source
+     WHERE id = ANY (p_holds) AND status = 'ACTIVE'
+    RETURNING id, property_id),
+  freed AS (
+    UPDATE property p
+       SET reserved_by_id = NULL, reserved_until = NULL, updated_at = p_at,
+           status = CASE WHEN p_status = 'CONVERTED' THEN 'SOLD' ELSE 'AVAILABLE' END
+      FROM ended WHERE p.id = ended.property_id)
+  SELECT array_agg(id), array_agg(property_id) INTO v_ended, v_plots FROM ended;
+  IF v_ended IS NULL THEN
     RETURN;
   END IF;
-  p_done.ended := p_done.ended || p_hold;
-  UPDATE property SET reserved_by_id = NULL, reserved_until = NULL, updated_at = p_at,
-                      status = CASE WHEN p_status = 'CONVERTED' THEN 'SOLD' ELSE 'AVAILABLE' END
-   WHERE id = v_property;
+  p_done.ended := p_done.ended || v_ended;
   IF p_status = 'CONVERTED' THEN
-    p_done := rules.close_line(v_property, p_at, p_done);
-  ELSE
-    p_done := rules.promote(v_property, p_at, p_ttl, p_max_active, p_done);
+    p_done := rules.close_lines(v_plots, p_at, p_done);
+    RETURN;
   END IF;
+  FOR v_plot IN
+    SELECT DISTINCT property_id FROM queue_entry
+     WHERE property_id = ANY (v_plots) AND status = 'WAITING'
+     ORDER BY property_id
+  LOOP
+    p_done := rules.promote(v_plot, p_at, p_ttl, p_max_active, p_done);
+  END LOOP;
 END
 $$;
 
--- Ends the line of a plot that was sold (or withdrawn): every waiting entry
+-- Ends the lines of plots that were sold (or withdrawn): every waiting entry
 -- is CLOSED. Adds them to `done`.
-CREATE FUNCTION rules.close_line(p_property uuid, p_at timestamptz, p_done rules.done)
+CREATE FUNCTION rules.close_lines(p_properties uuid[], p_at timestamptz, p_done rules.done)
 RETURNS rules.done LANGUAGE plpgsql AS $$
 DECLARE
   v_closed uuid[];
 BEGIN
   WITH closed AS (
     UPDATE queue_entry SET status = 'CLOSED', ended_at = p_at
-     WHERE property_id = p_property AND status = 'WAITING'
+     WHERE property_id = ANY (p_properties) AND status = 'WAITING'
     RETURNING id)
   SELECT COALESCE(array_agg(id), '{}') INTO v_closed FROM closed;
   p_done.entries := p_done.entries || v_closed;
@@ -457,8 +474,8 @@ BEGIN
   SELECT id INTO v_lapsed FROM reservation
    WHERE property_id = p_property AND status = 'ACTIVE' AND rules.lapsed(expires_at, p_at);
   IF FOUND THEN
-    p_done := rules.end_hold(v_lapsed, 'EXPIRED', 'takeover', NULL, p_at, p_ttl, p_max_active,
-                             p_done);
+    p_done := rules.end_holds(ARRAY[v_lapsed], 'EXPIRED', 'takeover', NULL, p_at, p_ttl,
+                              p_max_active, p_done);
   END IF;
 END
 $$;
@@ -712,9 +729,9 @@ BEGIN
   IF v_refusal IS NOT NULL THEN
     RETURN v_refusal;
   END IF;
-  v_done := rules.end_hold(p_hold, p_status,
-                           CASE WHEN v_hold.agent_id = p_person THEN 'agent' ELSE 'manager' END,
-                           p_person, v_now, p_ttl, p_max_active, v_done);
+  v_done := rules.end_holds(ARRAY[p_hold], p_status,
+                            CASE WHEN v_hold.agent_id = p_person THEN 'agent' ELSE 'manager' END,
+                            p_person, v_now, p_ttl, p_max_active, v_done);
   RETURN jsonb_build_object('outcome', 'ended', 'reservation', p_hold) || rules.effects(v_done);
 END
 $$;
@@ -779,7 +796,8 @@ BEGIN
   IF NOT rules.lapsed(v_hold.expires_at, v_now) THEN
     RETURN jsonb_build_object('outcome', 'not_due', 'expires_at', v_hold.expires_at);
   END IF;
-  v_done := rules.end_hold(p_hold, 'EXPIRED', 'job', NULL, v_now, p_ttl, p_max_active, v_done);
+  v_done := rules.end_holds(ARRAY[p_hold], 'EXPIRED', 'job', NULL, v_now, p_ttl, p_max_active,
+                            v_done);
   RETURN jsonb_build_object('outcome', 'expired', 'reservation', p_hold) || rules.effects(v_done);
 END
 $$;
@@ -792,31 +810,36 @@ CREATE FUNCTION rules.sweep(p_limit integer, p_ttl interval, p_max_active intege
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
   v_now timestamptz := rules.now();
-  v_plot uuid;
-  v_hold uuid;
+  v_plots uuid[];
+  v_holds uuid[];
   v_done rules.done := ROW('{}', '{}', '{}', '{}')::rules.done;
 BEGIN
-  -- The batch: the longest lapsed first. Ended in the order of the tally
-  -- rows their plots count in, which the commit then locks in that order
-  -- (plot_tally's triggers run at the commit, in the order the plots
-  -- changed): two sweeps at once never take two tally rows the other way
-  -- round.
-  FOR v_plot IN
-    SELECT b.id FROM (
-      SELECT p.id, p.project_id FROM property p
-       WHERE p.status = 'RESERVED' AND rules.lapsed(p.reserved_until, v_now)
-       ORDER BY p.reserved_until
-       LIMIT p_limit
-         FOR UPDATE SKIP LOCKED) b
-     ORDER BY b.project_id, plot_tally_shard(b.id)
-  LOOP
-    SELECT id INTO v_hold FROM reservation
-     WHERE property_id = v_plot AND status = 'ACTIVE' AND rules.lapsed(expires_at, v_now);
-    IF FOUND THEN
-      v_done := rules.end_hold(v_hold, 'EXPIRED', 'sweep', NULL, rules.now(), p_ttl,
-                               p_max_active, v_done);
-    END IF;
-  END LOOP;
+  -- The batch: the longest lapsed first.
+  SELECT array_agg(b.id) INTO v_plots FROM (
+    SELECT p.id FROM property p
+     WHERE p.status = 'RESERVED' AND rules.lapsed(p.reserved_until, v_now)
+     ORDER BY p.reserved_until
+     LIMIT p_limit
+       FOR UPDATE SKIP LOCKED) b;
+  IF v_plots IS NULL THEN
+    RETURN jsonb_build_object('outcome', 'swept') || rules.effects(v_done);
+  END IF;
+  SELECT array_agg(r.id) INTO v_holds FROM reservation r
+   WHERE r.property_id = ANY (v_plots) AND r.status = 'ACTIVE'
+     AND rules.lapsed(r.expires_at, v_now);
+  v_done := rules.end_holds(v_holds, 'EXPIRED', 'sweep', NULL, rules.now(), p_ttl,
+                            p_max_active, v_done);
+  -- Last, the tally rows the batch's plots count in, locked in their order:
+  -- plot_tally's triggers write them at the commit in the order the plots
+  -- changed, which a set-based update does not fix, so two batches (two
+  -- sweeps, or a sweep and an import, which counts its project in the same
+  -- order) could otherwise take two of them the other way round. Nothing is
+  -- locked after them.
+  PERFORM 1 FROM plot_tally t
+   WHERE (t.project_id, t.shard) IN (
+     SELECT p.project_id, plot_tally_shard(p.id) FROM property p WHERE p.id = ANY (v_plots))
+   ORDER BY t.project_id, t.shard
+     FOR UPDATE;
   RETURN jsonb_build_object('outcome', 'swept') || rules.effects(v_done);
 END
 $$;
@@ -907,7 +930,7 @@ BEGIN
         || rules.effects(v_done);
   END IF;
   UPDATE property SET status = 'WITHDRAWN', updated_at = v_now WHERE id = p_property;
-  v_done := rules.close_line(p_property, v_now, v_done);
+  v_done := rules.close_lines(ARRAY[p_property], v_now, v_done);
   RETURN jsonb_build_object('outcome', 'withdrawn', 'property', p_property,
                             'changed', rules.plot_changed(p_property, 'AVAILABLE'))
       || rules.effects(v_done);

@@ -298,6 +298,74 @@ async fn every_path_that_ends_a_hold_moves_the_line() {
     w.check().await;
 }
 
+/// The sweep ends a batch's holds together, then hands on the plots that
+/// have a line: in one batch, plots with a line go to their first in line
+/// and the others are freed, each hold ended once.
+#[tokio::test]
+async fn one_batch_of_the_sweep_hands_on_the_plots_with_a_line_and_frees_the_others() {
+    let w = World::new().await;
+    let mut lined = Vec::new();
+    for _ in 0..3 {
+        lined.push(held_with_line(&w, 2).await);
+    }
+    let mut alone = Vec::new();
+    for _ in 0..3 {
+        let (plot, agent) = (w.plot().await, w.agent().await);
+        alone.push((plot, hold(&w, &agent, plot).await));
+    }
+    for held in lined
+        .iter()
+        .map(|h| h.held)
+        .chain(alone.iter().map(|a| a.1))
+    {
+        w.lapse(held).await;
+    }
+
+    let (mut ended, mut started) = (Vec::new(), Vec::new());
+    let report = reservations::sweep(&w.conn, &w.policy, 10, |batch| {
+        ended.extend(batch.ended.iter().map(|h| h.reservation.id));
+        started.extend(batch.started.iter().map(|h| h.reservation.agent_id));
+    })
+    .await
+    .expect("sweep");
+
+    assert_eq!((report.released, report.batches), (6, 1));
+    ended.sort();
+    let mut expected: Vec<_> = lined.iter().map(|h| h.held).collect();
+    expected.extend(alone.iter().map(|a| a.1));
+    expected.sort();
+    assert_eq!(ended, expected, "every lapsed hold ended, once");
+    started.sort();
+    let mut firsts: Vec<_> = lined.iter().map(|h| h.line[0].0.user_id).collect();
+    firsts.sort();
+    assert_eq!(started, firsts, "each line moved once, to its first");
+    for h in &lined {
+        let p = w.stored_property(h.plot).await;
+        assert_eq!(
+            (p.status, p.reserved_by_id),
+            (PropertyStatus::Reserved, Some(h.line[0].0.user_id))
+        );
+        assert_eq!(
+            entry_now(&w, h.line[1].1).await.entry.status,
+            QueueEntryStatus::Waiting,
+            "the second stays in line"
+        );
+    }
+    for (plot, held) in &alone {
+        let p = w.stored_property(*plot).await;
+        assert_eq!(
+            (p.status, p.reserved_by_id),
+            (PropertyStatus::Available, None)
+        );
+        let r = w.stored_reservation(*held).await;
+        assert_eq!(
+            (r.status, r.end_source),
+            (ReservationStatus::Expired, Some(EndSource::Sweep))
+        );
+    }
+    w.check().await;
+}
+
 #[tokio::test]
 async fn agents_who_cannot_hold_are_passed_over_and_the_plot_is_free_when_nobody_can() {
     let mut w = World::new().await;
