@@ -10,16 +10,20 @@
 //!
 //! When: at the commit. The triggers are deferred constraint triggers, so a
 //! transaction takes its tally rows' locks last, after every plot and agent
-//! row it locks, and holds them only while it commits. Taken earlier, a
+//! row it locks, and holds them only while it commits (a sweep's batch takes
+//! them in their order as the last step of its one statement). Taken earlier, a
 //! release that hands the plot on (it locks the next agent's row after the
 //! plot's status changed) or an import (it inserts plots, then updates
 //! others' prices) would hold a tally row while waiting for a row that a
 //! reserve of the same shard holds while waiting for that tally row: a
 //! deadlock. Two reserves of one project meet on a row only when their plots
-//! share a shard and they commit at the same moment. Two transactions that
-//! change many plots (a sweep's batch, an import) may take shared rows in
-//! another order at their commits; PostgreSQL detects that, and one of them
-//! answers BUSY.
+//! share a shard and they commit at the same moment. Transactions that change
+//! many plots take shared rows in one order: a sweep's batch locks its rows
+//! in (project, shard) order, and a bulk change recounts its project, locking
+//! its 64 rows in shard order. Plots added in one call of `add_properties`
+//! (up to 1,000) are counted at its commit in the order they were added,
+//! which can meet a sweep's batch the other way round; PostgreSQL detects
+//! that, and one of them answers BUSY.
 //!
 //! How: row by row, +1 for the plot as it is after and -1 as it was before;
 //! a change of status within a project is one UPDATE of one row. An update

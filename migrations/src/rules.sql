@@ -11,13 +11,19 @@
 --
 -- Every function that changes a hold or a line takes the property's row lock
 -- first (FOR UPDATE): everything that touches a plot is serialised on that row.
--- Lock order, everywhere: property rows, then agents' rows (to count an agent's
--- holds), then reservation and queue entry rows, and last, at the commit, the
--- project's tally rows (plot_tally, written by deferred triggers; a sweep locks
--- its batch's tally rows in their order as its last step). Only a call that
--- locks two agents' rows (its caller's, and the next in line's when it hands a
--- lapsed plot on) can meet another doing the same the other way round;
--- PostgreSQL detects that, and one of the two answers BUSY: safe to retry.
+-- Then the rows of those plots and of agents: a call that begins a hold locks
+-- its agent's row (to count the agent's holds) before it writes reservations;
+-- a call that ends holds locks their reservations and their lines' entries
+-- before the row of the next in line it hands a plot to. Last, at the commit,
+-- the project's tally rows (plot_tally, written by deferred triggers; a
+-- sweep's batch locks its tally rows in their order as its last step). Two
+-- pairs of calls can meet the other way round: two calls that each lock their
+-- caller's row and, handing a lapsed plot on, the next in line's; and a
+-- reserve that frees an expired idempotency key (locking that key's old
+-- reservation after its caller's row) against the end of that old hold when
+-- the same transaction hands another plot to the same agent (a sweep's
+-- batch). PostgreSQL detects either, and one of the two answers BUSY: safe to
+-- retry (a sweep's batch is tried again at its next tick).
 --
 -- The functions that write answer one jsonb object: "outcome" (what happened, for
 -- the caller), the fields that outcome needs, and the effects that were committed,
@@ -551,8 +557,9 @@ BEGIN
                                 'replayed', rules.holds_json(ARRAY[v_prior.id]));
     ELSIF FOUND THEN
       -- The key's day is over: it is free for this call. (This locks a row of
-      -- another plot's history, which no operation on that plot waits for
-      -- while it holds anything this call needs: no deadlock.)
+      -- another plot's history, which only the end of that old hold can be
+      -- holding; if that end also hands a plot to this agent, as a sweep's
+      -- batch may, the two meet the other way round and one answers BUSY.)
       UPDATE reservation SET idempotency_key = NULL WHERE id = v_prior.id;
     END IF;
   END IF;
@@ -813,6 +820,7 @@ DECLARE
   v_plots uuid[];
   v_holds uuid[];
   v_done rules.done := ROW('{}', '{}', '{}', '{}')::rules.done;
+  v_answer jsonb;
 BEGIN
   -- The batch: the longest lapsed first.
   SELECT array_agg(b.id) INTO v_plots FROM (
@@ -829,18 +837,21 @@ BEGIN
      AND rules.lapsed(r.expires_at, v_now);
   v_done := rules.end_holds(v_holds, 'EXPIRED', 'sweep', NULL, rules.now(), p_ttl,
                             p_max_active, v_done);
-  -- Last, the tally rows the batch's plots count in, locked in their order:
-  -- plot_tally's triggers write them at the commit in the order the plots
-  -- changed, which a set-based update does not fix, so two batches (two
-  -- sweeps, or a sweep and an import, which counts its project in the same
-  -- order) could otherwise take two of them the other way round. Nothing is
-  -- locked after them.
+  v_answer := jsonb_build_object('outcome', 'swept') || rules.effects(v_done);
+  -- Last, once the answer is made, the tally rows the batch's plots count
+  -- in, locked in their order: plot_tally's triggers write them at the
+  -- commit in the order the plots changed, which a set-based update does
+  -- not fix, so two batches (two sweeps, or a sweep and an import, which
+  -- counts its project in the same order) could otherwise take two of them
+  -- the other way round. Nothing is locked after them, and they are held
+  -- from here to the commit: the answer's way to the client and its COMMIT,
+  -- while every other commit in the project waits for them.
   PERFORM 1 FROM plot_tally t
    WHERE (t.project_id, t.shard) IN (
      SELECT p.project_id, plot_tally_shard(p.id) FROM property p WHERE p.id = ANY (v_plots))
    ORDER BY t.project_id, t.shard
      FOR UPDATE;
-  RETURN jsonb_build_object('outcome', 'swept') || rules.effects(v_done);
+  RETURN v_answer;
 END
 $$;
 

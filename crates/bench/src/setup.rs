@@ -185,10 +185,22 @@ pub async fn reset_project(db: &DatabaseConnection, project_id: &str) -> anyhow:
     Ok(())
 }
 
-/// `VACUUM ANALYZE` of the two tables a run writes; one statement per call,
-/// as VACUUM refuses to run inside the implicit transaction of a multi-statement string.
+/// `VACUUM ANALYZE` of the tables a run writes: the reservations, the plots,
+/// the tally rows every change of a plot's status updates (64 rows of a
+/// project, updated tens of thousands of times a run), and the workspace and
+/// agents' rows that every insert of a reservation locks through its foreign
+/// keys. One statement per call, as VACUUM refuses to run inside the
+/// implicit transaction of a multi-statement string.
 pub async fn vacuum(db: &DatabaseConnection) -> anyhow::Result<()> {
-    db.execute_unprepared("VACUUM ANALYZE reservation").await?;
-    db.execute_unprepared("VACUUM ANALYZE property").await?;
+    for table in [
+        "reservation",
+        "property",
+        "plot_tally",
+        "workspace",
+        "app_user",
+    ] {
+        db.execute_unprepared(&format!("VACUUM ANALYZE {table}"))
+            .await?;
+    }
     Ok(())
 }

@@ -504,9 +504,6 @@ created AS (
   INSERT INTO property (id, workspace_id, project_id, code, price)
   SELECT i.id, $1, $2, i.code, i.price FROM input i
    WHERE NOT EXISTS (SELECT 1 FROM found f WHERE f.ord = i.ord)
-   -- in the order of the project's tally rows, which the commit locks in
-   -- the order the plots were added (as a sweep's commit does)
-   ORDER BY plot_tally_shard(i.id), i.ord
   RETURNING id
 )
 SELECT (SELECT count(*) FROM created) AS created, (SELECT count(*) FROM updated) AS updated

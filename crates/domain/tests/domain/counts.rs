@@ -194,7 +194,8 @@ async fn plots_of_different_shards_change_at_once_and_plots_of_one_shard_wait() 
 /// takes: a transaction that changed a plot and has not committed holds no
 /// tally row (a release that hands a plot on locks the next agent's row
 /// after the plot changed; holding a tally row then could deadlock with
-/// that agent's own reserve).
+/// that agent's own reserve). Only a sweep's batch takes them earlier, as
+/// the last step of the statement its commit follows.
 #[tokio::test]
 async fn an_open_transaction_that_changed_a_plot_holds_no_tally_row() {
     let w = World::new().await;
