@@ -68,6 +68,31 @@ async fn the_sweep_releases_only_expired_reservations() {
     assert_eq!(again.released, 0, "a second sweep finds nothing");
 }
 
+/// Two sweeps started at one barrier, in batches of 50: how many holds they
+/// ended in all, and how many distinct ones.
+async fn two_sweeps_at_once(w: &World) -> (usize, usize) {
+    let start = Arc::new(Barrier::new(2));
+    let sweeps = (0..2).map(|_| {
+        let (conn, start) = (w.conn.clone(), start.clone());
+        tokio::spawn(async move {
+            start.wait().await;
+            let mut ids = Vec::new();
+            reservations::sweep(&conn, &Policy::default(), 50, |batch| {
+                ids.extend(batch.ended.iter().map(|h| h.reservation.id))
+            })
+            .await
+            .expect("sweep");
+            ids
+        })
+    });
+    let results: Vec<_> = futures::future::join_all(sweeps).await;
+    let mut all: Vec<_> = results.into_iter().flat_map(|r| r.expect("task")).collect();
+    let total = all.len();
+    all.sort();
+    all.dedup();
+    (total, all.len())
+}
+
 /// Makes `n` lapsed holds directly in SQL (fast), spread over `agents` agents.
 async fn lapsed_holds(w: &World, n: usize, agents: usize) {
     let agents = w.agents(agents).await;
@@ -99,35 +124,52 @@ async fn two_sweeps_at_once_release_each_reservation_exactly_once() {
     })
     .await;
     lapsed_holds(&w, 2000, 10).await;
-    let start = Arc::new(Barrier::new(2));
-
-    let sweeps = (0..2).map(|_| {
-        let (conn, start) = (w.conn.clone(), start.clone());
-        tokio::spawn(async move {
-            start.wait().await;
-            let mut ids = Vec::new();
-            reservations::sweep(&conn, &holdfast_domain::Policy::default(), 50, |batch| {
-                ids.extend(batch.ended.iter().map(|h| h.reservation.id))
-            })
-            .await
-            .expect("sweep");
-            ids
-        })
-    });
-    let results: Vec<_> = futures::future::join_all(sweeps).await;
-    let mut all: Vec<_> = results.into_iter().flat_map(|r| r.expect("task")).collect();
-    let total = all.len();
-    all.sort();
-    all.dedup();
+    let (total, distinct) = two_sweeps_at_once(&w).await;
 
     assert_eq!(total, 2000, "every hold released");
-    assert_eq!(all.len(), 2000, "none released twice");
+    assert_eq!(distinct, 2000, "none released twice");
     assert_eq!(
         w.count("SELECT count(*) FROM reservation WHERE status = 'ACTIVE'")
             .await,
         0
     );
     assert_eq!(w.counts().await.available, 2000);
+    w.check().await;
+}
+
+/// Two sweeps at once over two projects whose holds lapsed interleaved:
+/// each batch mixes both projects' plots, and locks their tally rows in one
+/// order (project, then shard) as its last step, so the two never wait on
+/// each other the other way round (PostgreSQL would then fail one with a
+/// deadlock: BUSY).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_sweeps_at_once_over_two_projects_end_each_hold_once() {
+    let w = World::with_pool(PoolSettings {
+        max_connections: 8,
+        ..PoolSettings::default()
+    })
+    .await;
+    let other = w.workspace.add_project(&w.conn, "Riverside").await;
+    w.workspace.plots(&w.conn, other, "B", 1000).await;
+    lapsed_holds(&w, 1000, 10).await;
+    w.sql(
+        "WITH r AS ( \
+           UPDATE reservation SET expires_at = expires_at - random() * interval '30 seconds' \
+           WHERE status = 'ACTIVE' RETURNING property_id, expires_at) \
+         UPDATE property p SET reserved_until = r.expires_at FROM r WHERE p.id = r.property_id",
+    )
+    .await;
+    let (total, distinct) = two_sweeps_at_once(&w).await;
+
+    assert_eq!((total, distinct), (2000, 2000), "each hold ended once");
+    let counts =
+        holdfast_domain::reads::plot_counts(&w.conn, w.admin.workspace_id, &[w.project, other])
+            .await
+            .expect("counts");
+    for project in [w.project, other] {
+        let c = &counts[&project];
+        assert_eq!((c.available, c.reserved), (1000, 0), "{project:?}");
+    }
     w.check().await;
 }
 
