@@ -1,6 +1,7 @@
 //! The query limits hold over `/graphql/ws` too: a subscription (or a query
-//! sent over the socket) that is too deep or asks for too long a page is
-//! refused before it starts, with the same error as over HTTP.
+//! sent over the socket) that is too deep or asks for too long a page, or
+//! that does not parse or validate, is refused before it starts, with the
+//! same error as over HTTP.
 
 use std::time::Duration;
 
@@ -47,4 +48,26 @@ async fn a_subscription_over_the_query_limits_is_refused_before_it_starts_in_bot
     server.reserve(&acme.agent, acme.plot(0, 0)).await;
     let change: Value = client.change(WITHIN).await;
     assert_eq!(change["status"], "RESERVED");
+}
+
+#[tokio::test]
+async fn a_subscription_that_does_not_parse_or_validate_is_refused_as_bad_user_input_in_both_protocols()
+ {
+    let world = World::new().await;
+    let acme = world.workspace("Acme", 1).await;
+    let server = world.server().await;
+    for protocol in [Protocol::TransportWs, Protocol::LegacyWs] {
+        for (query, refusal) in [
+            ("subscription { propertyChanged { nope } }", "nope"),
+            (
+                "subscription { propertyChanged(projectId: 7, color: RED) { status } }",
+                "color",
+            ),
+            ("subscription { propertyChanged {", "expected"),
+        ] {
+            let mut client =
+                Client::subscribe_with(&server, protocol, &acme.agent, query, None).await;
+            assert_bad_user_input(client.next(WITHIN).await, refusal);
+        }
+    }
 }
