@@ -11,12 +11,11 @@
 //! When: at the commit. The triggers are deferred constraint triggers, so a
 //! transaction takes its tally rows' locks last, after every plot and agent
 //! row it locks, and holds them only while it commits (a sweep's batch takes
-//! them in their order as the last step of its one statement). Taken earlier, a
-//! release that hands the plot on (it locks the next agent's row after the
-//! plot's status changed) or an import (it inserts plots, then updates
-//! others' prices) would hold a tally row while waiting for a row that a
-//! reserve of the same shard holds while waiting for that tally row: a
-//! deadlock. Two reserves of one project meet on a row only when their plots
+//! them in their order as the last step of its one statement). Taken
+//! earlier, a release that hands the plot on (it locks the next agent's row
+//! after the plot's status changed) would hold a tally row while waiting for
+//! a row that a reserve of the same shard holds while waiting for that tally
+//! row: a deadlock. Two reserves of one project meet on a row only when their plots
 //! share a shard and they commit at the same moment. Transactions that change
 //! many plots take shared rows in one order: a sweep's batch locks its rows
 //! in (project, shard) order, and a bulk change recounts its project, locking

@@ -829,9 +829,8 @@ BEGIN
      ORDER BY p.reserved_until
      LIMIT p_limit
        FOR UPDATE SKIP LOCKED) b;
-  IF v_plots IS NULL THEN
-    RETURN jsonb_build_object('outcome', 'swept') || rules.effects(v_done);
-  END IF;
+  -- (An empty batch leaves both arrays NULL, which every step below takes
+  -- as no rows.)
   SELECT array_agg(r.id) INTO v_holds FROM reservation r
    WHERE r.property_id = ANY (v_plots) AND r.status = 'ACTIVE'
      AND rules.lapsed(r.expires_at, v_now);
